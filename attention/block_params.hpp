@@ -1,0 +1,83 @@
+#pragma once
+// The local block kernel contract (see DESIGN.md): one call computes attention of a block of
+// queries against a block of keys/values. Every backend (CPU now, CUDA later) takes these
+// params; the runtime never writes its own mask logic.
+//
+// Layouts (row-major, contiguous):
+//   q, dout, out, dq      (B, Sq, Hq, D)
+//   k, v, dk, dv          (B, Sk, Hkv, D)
+//   lse, delta            (B, Hq, Sq) fp32, natural log
+// GQA/MQA: query head h reads kv head h / (Hq / Hkv); K/V are never replicated.
+// Positions: absolute token positions of the block's rows, so causal keeps (i, j) iff
+// k_pos(j) <= q_pos(i) for ring, striped, zigzag and tree alike.
+#include <cstdint>
+
+#include "core/dtype.hpp"
+
+namespace seqpar {
+
+enum class MaskKind : int { kFull = 0, kCausal };
+const char* mask_name(MaskKind mask);
+
+// pos(i) = offset + stride * i, or index[i] when an index array is given.
+struct PositionMap {
+  int64_t offset = 0;
+  int64_t stride = 1;
+  const int64_t* index = nullptr;  // overrides the affine map; not owned
+
+  static PositionMap affine(int64_t offset, int64_t stride = 1) { return {offset, stride, nullptr}; }
+  static PositionMap indexed(const int64_t* index) { return {0, 1, index}; }
+  int64_t at(int64_t i) const { return index != nullptr ? index[i] : offset + stride * i; }
+};
+
+// The one masking rule. A later sliding window or per-token document id adds its clause here
+// and in block_may_have_work(); no scheme and no kernel has mask logic of its own.
+inline bool attention_pair_kept(MaskKind mask, int64_t q_pos, int64_t k_pos) {
+  return mask == MaskKind::kFull || k_pos <= q_pos;
+}
+
+struct BlockShape {
+  int64_t batch = 0;
+  int64_t seq_q = 0;
+  int64_t seq_k = 0;
+  int64_t heads_q = 0;
+  int64_t heads_kv = 0;
+  int64_t head_dim = 0;
+};
+
+struct BlockForwardParams {
+  BlockShape shape;
+  DType dtype = DType::kF32;  // storage type of q, k, v
+  const void* q = nullptr;    // (B, Sq, Hq, D)
+  const void* k = nullptr;    // (B, Sk, Hkv, D)
+  const void* v = nullptr;    // (B, Sk, Hkv, D)
+  float* out = nullptr;       // (B, Sq, Hq, D) fp32, normalised
+  float* lse = nullptr;       // (B, Hq, Sq) fp32
+  PositionMap q_pos;
+  PositionMap k_pos;
+  MaskKind mask = MaskKind::kFull;
+  float softmax_scale = 1.0f;
+  // false: overwrite (out, lse) with this block's result (fully masked rows: out 0, lse -inf).
+  // true: merge this block into the running (out, lse) in fp32.
+  bool accumulate = false;
+};
+
+struct BlockBackwardParams {
+  BlockShape shape;
+  DType dtype = DType::kF32;   // storage type of q, k, v, dout
+  const void* q = nullptr;     // (B, Sq, Hq, D)
+  const void* k = nullptr;     // (B, Sk, Hkv, D)
+  const void* v = nullptr;     // (B, Sk, Hkv, D)
+  const void* dout = nullptr;  // (B, Sq, Hq, D)
+  const float* lse = nullptr;    // (B, Hq, Sq) FINAL merged LSE over all keys
+  const float* delta = nullptr;  // (B, Hq, Sq) rowsum(dout * out_final)
+  float* dq = nullptr;  // (B, Sq, Hq, D) fp32, accumulated (+=); may be null
+  float* dk = nullptr;  // (B, Sk, Hkv, D) fp32, accumulated (+=), summed over a group's q heads
+  float* dv = nullptr;  // (B, Sk, Hkv, D) fp32, accumulated (+=)
+  PositionMap q_pos;
+  PositionMap k_pos;
+  MaskKind mask = MaskKind::kFull;
+  float softmax_scale = 1.0f;
+};
+
+}  // namespace seqpar

@@ -1,0 +1,59 @@
+#pragma once
+// Token layouts: which global token positions each rank holds.
+//   contiguous  rank r holds [r*S/P, (r+1)*S/P)                       needs S % P == 0
+//   striped     rank r holds r, r+P, r+2P, ...                         needs S % P == 0
+//   zigzag      2P chunks of S/(2P); rank r holds chunks r and 2P-1-r   needs S % (2P) == 0
+// A rank's tokens are a list of affine segments (contiguous, striped: 1; zigzag: 2), which is
+// what the block kernel's PositionMap takes. Local order = segment order, then position.
+#include <cstdint>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.hpp"
+
+namespace seqpar {
+
+enum class LayoutKind : int { kContiguous = 0, kStriped, kZigzag };
+const char* layout_name(LayoutKind kind);
+
+// Local tokens [local_begin, local_begin + length) are global positions
+// global_offset + global_stride * i for i in [0, length).
+struct Segment {
+  int64_t local_begin = 0;
+  int64_t length = 0;
+  int64_t global_offset = 0;
+  int64_t global_stride = 1;
+};
+
+class Layout {
+ public:
+  // Fails with kInvalidArgument naming the rule when `seq` does not split as the layout needs,
+  // or when ranks < 1 or ranks > seq.
+  static StatusOr<Layout> make(LayoutKind kind, int64_t seq, int ranks);
+
+  LayoutKind kind() const { return kind_; }
+  int64_t seq() const { return seq_; }
+  int ranks() const { return ranks_; }
+  int64_t local_seq() const { return seq_ / ranks_; }
+
+  std::vector<Segment> segments(int rank) const;
+  int64_t global_position(int rank, int64_t local) const;
+  std::pair<int, int64_t> owner(int64_t global) const;  // (rank, local index)
+  void positions(int rank, int64_t* out) const;  // local_seq() absolute positions
+
+ private:
+  Layout(LayoutKind kind, int64_t seq, int ranks) : kind_(kind), seq_(seq), ranks_(ranks) {}
+  LayoutKind kind_;
+  int64_t seq_;
+  int ranks_;
+};
+
+// Copies a rank's rows of a global (B, S, row_bytes) tensor into its shard (B, S_local,
+// row_bytes), and back. row_bytes is H * D * element size.
+void scatter_to_shard(const Layout& layout, int rank, const void* global, void* shard,
+                      int64_t batch, size_t row_bytes);
+void gather_from_shard(const Layout& layout, int rank, const void* shard, void* global,
+                       int64_t batch, size_t row_bytes);
+
+}  // namespace seqpar
