@@ -1,0 +1,15 @@
+#pragma once
+// seqpar's C++ entry point for code that embeds it as its attention backend.
+//
+//   auto comm = seqpar::make_mpi_communicator(MPI_COMM_WORLD);      // or run_threads / nccl
+//   seqpar::PlanConfig config;                                      // problem + scheme
+//   auto plan = seqpar::Plan::create(config, *comm.value());        // collective, once
+//   plan.value()->forward({q, k, v, out, lse});                    // many times
+//   plan.value()->backward({q, k, v, out, lse, dout, dq, dk, dv});
+//
+// Tensors are each rank's shard in the plan's layout (plan->layout()); see runtime/problem.hpp.
+// A C ABI with opaque handles (seqpar.h) comes with the public API issue, as a thin layer over
+// this. This header includes no device code.
+#include "comm/communicator.hpp"
+#include "comm/threads_communicator.hpp"
+#include "runtime/plan.hpp"

@@ -1,0 +1,92 @@
+// JSON and table rendering of a StepReport.
+#include "launch/report.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+#include "core/log.hpp"
+
+namespace seqpar {
+namespace {
+
+std::string number(double x) {
+  if (!std::isfinite(x)) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.6g", x);
+  return buf;
+}
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+const char* device_label(const RunOptions& o) { return o.plan.device == Device::kCuda ? "cuda" : "cpu"; }
+
+}  // namespace
+
+std::string report_json(const RunOptions& o, const StepReport& r) {
+  const AttentionProblem& p = r.problem;
+  std::string s = "{";
+  auto field = [&s](const char* key, const std::string& value) {
+    if (s.size() > 1) s += ", ";
+    s += quoted(key) + ": " + value;
+  };
+  field("scheme", quoted(scheme_name(o.plan.scheme)));
+  field("backend", quoted(backend_name(o.backend)));
+  field("device", quoted(device_label(o)));
+  field("host", quoted(host_name()));
+  field("ranks", std::to_string(r.ranks));
+  field("batch", std::to_string(p.batch));
+  field("seq", std::to_string(p.seq));
+  field("seq_per_rank", std::to_string(r.local_seq));
+  field("heads", std::to_string(p.heads_q));
+  field("kv_heads", std::to_string(p.heads_kv));
+  field("head_dim", std::to_string(p.head_dim));
+  field("mask", quoted(mask_name(p.mask)));
+  field("dtype", quoted(dtype_name(p.dtype)));
+  field("backward", o.backward ? "true" : "false");
+  field("iters", std::to_string(o.iters));
+  field("time_ms", number(r.time_ms));
+  field("time_ms_min", number(r.time_ms_min));
+  field("tflops", number(r.tflops));
+  field("bytes_sent_per_rank", std::to_string(r.bytes_sent_per_rank));
+  field("bytes_expected_per_rank", std::to_string(r.bytes_expected_per_rank));
+  field("exchanges_per_rank", std::to_string(r.exchanges_per_rank));
+  field("exchanges_expected", std::to_string(r.exchanges_expected));
+  field("comm_check", quoted(r.comm_matches_formula ? "pass" : "fail"));
+  field("workspace_bytes_per_rank", std::to_string(r.workspace_bytes));
+  if (r.errors) {
+    const CheckErrors& e = *r.errors;
+    std::string err = "{\"out\": " + number(e.out) + ", \"lse\": " + number(e.lse);
+    if (e.backward) {
+      err += ", \"dq\": " + number(e.dq) + ", \"dk\": " + number(e.dk) + ", \"dv\": " + number(e.dv);
+    }
+    field("err", err + "}");
+    field("tolerance", number(e.tolerance));
+  }
+  field("check", quoted(r.passed() ? "pass" : "fail"));
+  return s + "}\n";
+}
+
+std::string report_table(const RunOptions& o, const StepReport& r) {
+  const AttentionProblem& p = r.problem;
+  std::string s;
+  s += str_cat("seqpar-run  ", scheme_name(o.plan.scheme), " on ", r.ranks, " ranks (", backend_name(o.backend),
+               ", ", device_label(o), ")\n");
+  s += str_cat("  problem    B=", p.batch, " S=", p.seq, " (", r.local_seq, " per rank) Hq=", p.heads_q,
+               " Hkv=", p.heads_kv, " D=", p.head_dim, " ", mask_name(p.mask), " ", dtype_name(p.dtype),
+               o.backward ? " forward+backward\n" : " forward\n");
+  s += str_cat("  step time  ", number(r.time_ms), " ms median, ", number(r.time_ms_min), " ms best of ", o.iters,
+               "  (", number(r.tflops * 1e3), " GFLOP/s)\n");
+  s += str_cat("  comm/rank  ", r.bytes_sent_per_rank, " bytes in ", r.exchanges_per_rank,
+               " exchanges; formula ", r.bytes_expected_per_rank, " bytes in ", r.exchanges_expected, ": ",
+               r.comm_matches_formula ? "match" : "MISMATCH", "\n");
+  if (r.errors) {
+    const CheckErrors& e = *r.errors;
+    s += str_cat("  rel. L2    out ", number(e.out), "  lse ", number(e.lse));
+    if (e.backward) s += str_cat("  dq ", number(e.dq), "  dk ", number(e.dk), "  dv ", number(e.dv));
+    s += str_cat("  (tolerance ", number(e.tolerance), ")\n");
+  }
+  s += str_cat("  check      ", r.passed() ? "pass" : "FAIL", "\n");
+  return s;
+}
+
+}  // namespace seqpar

@@ -1,0 +1,94 @@
+// seqpar-run option parsing.
+#include "launch/run_options.hpp"
+
+#include <boost/program_options.hpp>
+#include <cstdlib>
+#include <iostream>
+
+namespace seqpar {
+namespace po = boost::program_options;
+
+namespace {
+
+bool launched_by_mpirun() {
+  return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr || std::getenv("PMI_SIZE") != nullptr ||
+         std::getenv("PMIX_RANK") != nullptr;
+}
+
+}  // namespace
+
+StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
+  *exit_now = false;
+  RunOptions o;
+  AttentionProblem& p = o.plan.problem;
+  p = AttentionProblem{1, 4096, 8, 2, 64, MaskKind::kCausal, DType::kBF16, 0.0f};
+  std::string backend = launched_by_mpirun() ? "mpi" : "threads";
+  std::string scheme = "zigzag", mask = "causal", dtype = "bf16";
+
+  po::options_description desc(
+      "seqpar-run: one attention training step across ranks.\n"
+      "  mpirun -np 4 seqpar-run --backend mpi ...   or   seqpar-run --backend threads --ranks 4 ...\n"
+      "Options");
+  desc.add_options()
+      ("help,h", "print this help")
+      ("backend", po::value(&backend)->default_value(backend),
+       "threads | mpi | nccl (default: mpi under mpirun, else threads)")
+      ("ranks", po::value(&o.ranks)->default_value(o.ranks), "ranks for the threads backend")
+      ("scheme", po::value(&scheme)->default_value(scheme), "ring | striped | zigzag")
+      ("batch", po::value(&p.batch)->default_value(p.batch), "batch size B")
+      ("seq", po::value(&p.seq)->default_value(p.seq), "global sequence length S")
+      ("heads", po::value(&p.heads_q)->default_value(p.heads_q), "query heads Hq")
+      ("kv-heads", po::value(&p.heads_kv)->default_value(p.heads_kv), "key/value heads Hkv (GQA)")
+      ("head-dim", po::value(&p.head_dim)->default_value(p.head_dim), "head dimension D")
+      ("mask", po::value(&mask)->default_value(mask), "causal | full")
+      ("dtype", po::value(&dtype)->default_value(dtype), "fp32 | bf16 | fp16")
+      ("backward", po::bool_switch(&o.backward), "run backward too (a training step)")
+      ("iters", po::value(&o.iters)->default_value(o.iters), "timed steps")
+      ("warmup", po::value(&o.warmup)->default_value(o.warmup), "untimed steps first")
+      ("seed", po::value(&o.seed)->default_value(o.seed), "seed of the inputs")
+      ("check", po::bool_switch(&o.check), "compare with the fp64 reference; exit 1 on failure")
+      ("json", po::bool_switch(&o.json), "rank 0 prints one JSON object on stdout")
+      ("timeout", po::value(&o.timeout_s)->default_value(0.0),
+       "seconds any communication wait may take (0: SEQPAR_TIMEOUT_S or 300)");
+
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return SEQPAR_FAIL(StatusCode::kInvalidArgument, e.what(), " (see --help)");
+  }
+  if (vm.count("help") != 0) {
+    std::cout << desc << "\n";
+    *exit_now = true;
+    return o;
+  }
+  if (backend == "threads") {
+    o.backend = BackendKind::kThreads;
+  } else if (backend == "mpi") {
+    o.backend = BackendKind::kMpi;
+  } else if (backend == "nccl") {
+    o.backend = BackendKind::kNccl;
+    o.plan.device = Device::kCuda;
+  } else {
+    return SEQPAR_FAIL(StatusCode::kInvalidArgument, "unknown backend '", backend,
+                       "' (expected threads, mpi or nccl)");
+  }
+  SEQPAR_ASSIGN_OR_RETURN(o.plan.scheme, parse_scheme(scheme));
+  SEQPAR_ASSIGN_OR_RETURN(p.dtype, parse_dtype(dtype));
+  SEQPAR_REQUIRE(is_storage_dtype(p.dtype), StatusCode::kInvalidArgument, "--dtype must be fp32, bf16 or fp16");
+  if (mask == "causal") {
+    p.mask = MaskKind::kCausal;
+  } else if (mask == "full") {
+    p.mask = MaskKind::kFull;
+  } else {
+    return SEQPAR_FAIL(StatusCode::kInvalidArgument, "unknown mask '", mask, "' (expected causal or full)");
+  }
+  SEQPAR_REQUIRE(o.ranks >= 1, StatusCode::kInvalidArgument, "--ranks must be at least 1");
+  SEQPAR_REQUIRE(o.iters >= 1 && o.warmup >= 0, StatusCode::kInvalidArgument,
+                 "--iters must be >= 1 and --warmup >= 0");
+  SEQPAR_REQUIRE(o.timeout_s >= 0.0, StatusCode::kInvalidArgument, "--timeout must be >= 0");
+  return o;
+}
+
+}  // namespace seqpar

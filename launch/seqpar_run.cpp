@@ -1,0 +1,116 @@
+// seqpar-run: one attention training step across ranks, under mpirun (--backend mpi|nccl) or as
+// threads of one process (--backend threads --ranks P); prints a table or one JSON object.
+// Exit codes: 0 pass, 1 error or failed check, 2 bad command line.
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <optional>
+
+#include "comm/threads_communicator.hpp"
+#include "core/log.hpp"
+#include "launch/report.hpp"
+#include "launch/run_options.hpp"
+#include "launch/training_step.hpp"
+#ifdef SEQPAR_HAVE_MPI
+#include <mpi.h>
+
+#include "comm/mpi_communicator.hpp"
+#endif
+#ifdef SEQPAR_HAVE_NCCL
+#include "comm/nccl_communicator.hpp"
+#endif
+
+namespace seqpar {
+namespace {
+
+int print_report(const RunOptions& options, const StepReport& report) {
+  std::cout << (options.json ? report_json(options, report) : report_table(options, report)) << std::flush;
+  return report.passed() ? 0 : 1;
+}
+
+int run_with_threads(const RunOptions& options) {
+  std::optional<StepReport> report;
+  std::mutex report_mutex;
+  const Status status = run_threads(options.ranks, [&](Communicator& comm) -> Status {
+    StatusOr<StepReport> result = run_training_step(options, comm);
+    if (!result.is_ok()) {
+      SEQPAR_LOG_ERROR(result.status().to_string());
+      return result.status();
+    }
+    if (comm.rank() == 0) {
+      std::lock_guard<std::mutex> lock(report_mutex);
+      report = std::move(result).value();
+    }
+    return Status::ok();
+  });
+  if (!status.is_ok() || !report) return 1;
+  return print_report(options, *report);
+}
+
+#ifdef SEQPAR_HAVE_MPI
+StatusOr<std::unique_ptr<Communicator>> make_world_communicator(const RunOptions& options) {
+  if (options.backend == BackendKind::kMpi) return make_mpi_communicator(MPI_COMM_WORLD);
+#ifdef SEQPAR_HAVE_NCCL
+  MPI_Comm node;  // ranks sharing this host pick GPUs by their rank within the host
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int local_rank = 0;
+  MPI_Comm_rank(node, &local_rank);
+  MPI_Comm_free(&node);
+  const int devices = cuda_device_count();
+  SEQPAR_REQUIRE(devices > 0, StatusCode::kUnsupported, "the nccl backend needs a CUDA device; none is visible");
+  return bootstrap_nccl_communicator(MPI_COMM_WORLD, local_rank % devices);
+#else
+  return SEQPAR_FAIL(StatusCode::kUnsupported, "this build has no NCCL (it needs the CUDA toolkit with NCCL)");
+#endif
+}
+
+int run_with_mpi(int argc, char** argv, const RunOptions& options) {
+  MPI_Init(&argc, &argv);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  set_log_rank(rank);
+  int exit_code = 1;
+  {
+    StatusOr<std::unique_ptr<Communicator>> comm = make_world_communicator(options);
+    if (!comm.is_ok()) {
+      SEQPAR_LOG_ERROR(comm.status().to_string());
+      MPI_Abort(MPI_COMM_WORLD, 1);  // a rank without a communicator cannot agree on anything
+    }
+    StatusOr<StepReport> result = run_training_step(options, *comm.value());
+    if (!result.is_ok()) SEQPAR_LOG_ERROR(result.status().to_string());
+    // Every rank learns whether any rank failed, so all exit alike (bounded by the timeout).
+    int32_t failed = result.is_ok() ? 0 : 1;
+    const Status agreed = comm.value()->all_reduce(&failed, &failed, 1, DType::kI32, ReduceOp::kMax);
+    if (!agreed.is_ok()) {
+      SEQPAR_LOG_ERROR(agreed.to_string());
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    if (failed == 0) {
+      exit_code = rank == 0 ? print_report(options, result.value()) : (result.value().passed() ? 0 : 1);
+    }
+  }
+  MPI_Finalize();
+  return exit_code;
+}
+#endif
+
+}  // namespace
+}  // namespace seqpar
+
+int main(int argc, char** argv) {
+  using namespace seqpar;
+  bool exit_now = false;
+  StatusOr<RunOptions> options = parse_run_options(argc, argv, &exit_now);
+  if (!options.is_ok()) {
+    std::fprintf(stderr, "seqpar-run: %s\n", options.status().to_string().c_str());
+    return 2;
+  }
+  if (exit_now) return 0;
+  if (options.value().backend == BackendKind::kThreads) return run_with_threads(options.value());
+#ifdef SEQPAR_HAVE_MPI
+  return run_with_mpi(argc, argv, options.value());
+#else
+  std::fprintf(stderr, "seqpar-run: this build has no MPI; use --backend threads --ranks P\n");
+  return 2;
+#endif
+}

@@ -1,0 +1,35 @@
+#pragma once
+// One rank's part of seqpar-run: make the plan, fill the inputs, time warmup + iters steps
+// (forward, and backward with --backward), measure communication, and check against the
+// reference with --check. Collective; every rank returns the same report.
+#include <cstdint>
+#include <optional>
+
+#include "comm/communicator.hpp"
+#include "launch/reference_check.hpp"
+#include "launch/run_options.hpp"
+
+namespace seqpar {
+
+struct StepReport {
+  AttentionProblem problem;  // softmax scale resolved
+  int ranks = 0;
+  int64_t local_seq = 0;
+  size_t workspace_bytes = 0;
+  double time_ms = 0;      // median over iterations of the slowest rank's step
+  double time_ms_min = 0;  // fastest iteration (slowest rank)
+  double tflops = 0;       // whole-problem FLOPs (ANCHORS.md convention) / time_ms
+  int64_t bytes_sent_per_rank = 0;      // measured, per step, the largest over ranks
+  int64_t bytes_sent_min_rank = 0;      // measured, per step, the smallest over ranks
+  int64_t bytes_expected_per_rank = 0;  // the scheme's formula (runtime/comm_formula.hpp)
+  int64_t exchanges_per_rank = 0;       // measured grouped send/recv calls per step (largest)
+  int64_t exchanges_expected = 0;
+  bool comm_matches_formula = false;
+  std::optional<CheckErrors> errors;  // with --check
+
+  bool passed() const { return comm_matches_formula && (!errors || errors->passed); }
+};
+
+StatusOr<StepReport> run_training_step(const RunOptions& options, Communicator& comm);
+
+}  // namespace seqpar

@@ -1,0 +1,49 @@
+#pragma once
+// Plan: made once per (problem, scheme, communicator), then forward/backward run many times.
+// create() is collective: every rank of `comm` calls it with its config. It checks that all
+// ranks agree (a small fingerprint of the config, exchanged once), validates the problem
+// against the scheme's rules, and allocates all workspace; any failure, on any rank, fails
+// create() on every rank with a message naming the rank and the rule.
+//
+// The communicator is the caller's (adopted, not owned): a threads group, an MPI_Comm wrapped by
+// make_mpi_communicator, or an ncclComm_t wrapped by make_nccl_communicator. It must outlive the
+// plan. forward() and backward() are collective too, and allocate nothing.
+#include <memory>
+
+#include "comm/communicator.hpp"
+#include "partition/layout.hpp"
+#include "runtime/comm_formula.hpp"
+#include "runtime/problem.hpp"
+#include "runtime/scheme.hpp"
+
+namespace seqpar {
+
+class Plan {
+ public:
+  static StatusOr<std::unique_ptr<Plan>> create(const PlanConfig& config, Communicator& comm);
+
+  const AttentionProblem& problem() const { return context_.problem; }  // scale resolved
+  SchemeKind scheme() const { return context_.kind; }
+  const Layout& layout() const { return context_.layout; }
+  int64_t local_seq() const { return context_.layout.local_seq(); }
+  size_t workspace_bytes() const { return scheme_->workspace_bytes(); }
+  Communicator& comm() const { return *context_.comm; }
+  CommVolume expected_forward_comm() const;
+  CommVolume expected_backward_comm() const;
+
+  // Collective. On a failure after communication started, the group is aborted (a partial
+  // step cannot be resumed), so no rank is left waiting.
+  Status forward(const ForwardArgs& args);
+  Status backward(const BackwardArgs& args);
+
+ private:
+  Plan(SchemeContext context, std::unique_ptr<Scheme> scheme)
+      : context_(std::move(context)), scheme_(std::move(scheme)) {}
+  SchemeContext context_;
+  std::unique_ptr<Scheme> scheme_;
+};
+
+// The rules a problem must meet for a scheme on `ranks` ranks (no communication).
+Status validate_problem(const PlanConfig& config, int ranks);
+
+}  // namespace seqpar

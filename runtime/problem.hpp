@@ -1,0 +1,56 @@
+#pragma once
+// The attention problem a Plan is made for (global, identical on every rank), and the per-rank
+// tensors that forward and backward take, in the rank's layout.
+#include <cstdint>
+
+#include "attention/block_params.hpp"
+#include "core/dtype.hpp"
+#include "core/tensor.hpp"
+#include "runtime/scheme_kind.hpp"
+
+namespace seqpar {
+
+struct AttentionProblem {
+  int64_t batch = 1;
+  int64_t seq = 0;       // global sequence length S
+  int64_t heads_q = 0;   // Hq
+  int64_t heads_kv = 0;  // Hkv; Hq % Hkv == 0
+  int64_t head_dim = 0;  // D
+  MaskKind mask = MaskKind::kCausal;
+  DType dtype = DType::kBF16;  // storage type of q, k, v, out, dout and the gradients
+  float softmax_scale = 0.0f;  // 0: 1 / sqrt(D)
+};
+
+struct PlanConfig {
+  AttentionProblem problem;
+  SchemeKind scheme = SchemeKind::kZigzag;
+  Device device = Device::kHost;  // where the tensors live and the kernels run
+  void* stream = nullptr;         // the caller's cudaStream_t (device plans); not owned
+};
+
+// Shards are (B, S_local, H, D) in the plan's layout; lse is (B, Hq, S_local) fp32.
+struct ForwardArgs {
+  const void* q = nullptr;  // (B, S_local, Hq, D)
+  const void* k = nullptr;  // (B, S_local, Hkv, D)
+  const void* v = nullptr;  // (B, S_local, Hkv, D)
+  void* out = nullptr;      // (B, S_local, Hq, D)
+  float* lse = nullptr;     // (B, Hq, S_local)
+};
+
+struct BackwardArgs {
+  const void* q = nullptr;     // (B, S_local, Hq, D)
+  const void* k = nullptr;     // (B, S_local, Hkv, D)
+  const void* v = nullptr;     // (B, S_local, Hkv, D)
+  const void* out = nullptr;   // (B, S_local, Hq, D) forward output
+  const float* lse = nullptr;  // (B, Hq, S_local) forward LSE
+  const void* dout = nullptr;  // (B, S_local, Hq, D)
+  void* dq = nullptr;          // (B, S_local, Hq, D)
+  void* dk = nullptr;          // (B, S_local, Hkv, D)
+  void* dv = nullptr;          // (B, S_local, Hkv, D)
+};
+
+// Forward FLOPs of the whole problem: 4 * B * Hq * S * S * D, halved for causal.
+// Backward is 2.5x forward (the FlashAttention convention, ANCHORS.md).
+double attention_forward_flops(const AttentionProblem& p);
+
+}  // namespace seqpar

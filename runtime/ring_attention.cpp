@@ -1,0 +1,207 @@
+// Ring attention engine (ring, striped, zigzag): forward and backward step loops.
+#include "runtime/ring_attention.hpp"
+
+#include <cstring>
+
+#include "attention/dispatch.hpp"
+
+namespace seqpar {
+namespace {
+
+constexpr size_t kAlign = 64;
+
+size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// total[i] += share[i], the share arriving in the storage dtype; sums stay in fp32.
+void add_share(float* total, const void* share, size_t n, DType dtype) {
+  for (size_t i = 0; i < n; ++i) total[i] += load_float(share, dtype, i);
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Scheme>> RingAttention::create(const SchemeContext& context) {
+  SEQPAR_REQUIRE(context.device == Device::kHost, StatusCode::kUnsupported,
+                 scheme_name(context.kind), " on ", device_name(context.device),
+                 " memory needs the CUDA block kernels, which this build does not have yet");
+  std::unique_ptr<RingAttention> scheme(new RingAttention(context));
+  const Layout& layout = context.layout;
+  scheme->all_positions_.resize(static_cast<size_t>(layout.ranks() * layout.local_seq()));
+  for (int r = 0; r < layout.ranks(); ++r) {
+    int64_t* positions = scheme->all_positions_.data() + r * layout.local_seq();
+    layout.positions(r, positions);
+    const std::vector<Segment> segments = layout.segments(r);
+    scheme->positions_of_.push_back(
+        segments.size() == 1 ? PositionMap::affine(segments[0].global_offset, segments[0].global_stride)
+                             : PositionMap::indexed(positions));
+  }
+  SEQPAR_RETURN_IF_ERROR(scheme->allocate_workspace());
+  return std::unique_ptr<Scheme>(std::move(scheme));
+}
+
+BlockShape RingAttention::block_shape() const {
+  const AttentionProblem& p = ctx_.problem;
+  const int64_t local = ctx_.layout.local_seq();
+  return {p.batch, local, local, p.heads_q, p.heads_kv, p.head_dim};
+}
+
+Status RingAttention::allocate_workspace() {
+  const AttentionProblem& p = ctx_.problem;
+  const bool ring = ctx_.layout.ranks() > 1;
+  const size_t local = static_cast<size_t>(ctx_.layout.local_seq());
+  const size_t kv_elems = static_cast<size_t>(p.batch * p.heads_kv * p.head_dim) * local;
+  const size_t q_elems = static_cast<size_t>(p.batch * p.heads_q * p.head_dim) * local;
+  const size_t kv_bytes = kv_elems * dtype_size(p.dtype);
+
+  // Offsets of every region in one arena; buffers only a multi-rank ring needs are empty at P=1.
+  size_t offset = 0;
+  auto carve = [&offset](size_t bytes) {
+    const size_t at = offset;
+    offset += align_up(bytes);
+    return at;
+  };
+  const size_t kv_recv0 = carve(ring ? 2 * kv_bytes : 0);
+  const size_t kv_recv1 = carve(ring ? 2 * kv_bytes : 0);
+  const size_t acc_q = carve(q_elems * sizeof(float));
+  const size_t delta = carve(static_cast<size_t>(p.batch * p.heads_q) * local * sizeof(float));
+  const size_t dkv_local = carve(2 * kv_elems * sizeof(float));
+  const size_t dkv_total = carve(2 * kv_elems * sizeof(float));
+  const size_t dkv_send = carve(ring ? 2 * kv_bytes : 0);
+  const size_t dkv_recv = carve(ring ? 2 * kv_bytes : 0);
+  SEQPAR_RETURN_IF_ERROR(workspace_.allocate(offset));
+
+  char* base = workspace_.as<char>();
+  kv_recv_[0] = base + kv_recv0;
+  kv_recv_[1] = base + kv_recv1;
+  acc_q_ = reinterpret_cast<float*>(base + acc_q);
+  delta_ = reinterpret_cast<float*>(base + delta);
+  dkv_local_ = reinterpret_cast<float*>(base + dkv_local);
+  dkv_total_ = reinterpret_cast<float*>(base + dkv_total);
+  dkv_send_ = base + dkv_send;
+  dkv_recv_ = base + dkv_recv;
+  return Status::ok();
+}
+
+Status RingAttention::forward(const ForwardArgs& args) {
+  Communicator& comm = *ctx_.comm;
+  const AttentionProblem& p = ctx_.problem;
+  const int ranks = comm.size();
+  const int rank = comm.rank();
+  const int next = (rank + 1) % ranks;
+  const int prev = (rank + ranks - 1) % ranks;
+  const BlockShape shape = block_shape();
+  const size_t kv_bytes =
+      static_cast<size_t>(shape.batch * shape.seq_k * shape.heads_kv * shape.head_dim) * dtype_size(p.dtype);
+  const KernelTarget target{ctx_.device, ctx_.stream};
+
+  BlockForwardParams block;
+  block.shape = shape;
+  block.dtype = p.dtype;
+  block.q = args.q;
+  block.out = acc_q_;    // (B, S_local, Hq, D) fp32 running output
+  block.lse = args.lse;  // (B, Hq, S_local) running LSE, final after the last step
+  block.q_pos = positions_of_[static_cast<size_t>(rank)];
+  block.mask = p.mask;
+  block.softmax_scale = p.softmax_scale;
+
+  const void* k = args.k;  // K, V of the block held this step: (B, S_local, Hkv, D)
+  const void* v = args.v;
+  for (int step = 0; step < ranks; ++step) {
+    const int source = (rank - step + ranks) % ranks;  // owner of the block held this step
+    Request incoming;
+    char* landing = static_cast<char*>(kv_recv_[step % 2]);
+    if (step + 1 < ranks) {  // post the next block's transfer before computing on this one
+      const P2POp ops[] = {P2POp::send(next, k, kv_bytes), P2POp::send(next, v, kv_bytes),
+                           P2POp::recv(prev, landing, kv_bytes),
+                           P2POp::recv(prev, landing + kv_bytes, kv_bytes)};
+      SEQPAR_RETURN_IF_ERROR(comm.start_exchange(ops, incoming));
+    }
+    block.k = k;
+    block.v = v;
+    block.k_pos = positions_of_[static_cast<size_t>(source)];
+    block.accumulate = step > 0;
+    SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target));
+    SEQPAR_RETURN_IF_ERROR(comm.wait(incoming));
+    k = landing;
+    v = landing + kv_bytes;
+  }
+  convert_from_float(acc_q_, args.out, p.dtype, static_cast<size_t>(shape.batch * shape.seq_q * shape.heads_q * shape.head_dim));
+  return Status::ok();
+}
+
+Status RingAttention::backward(const BackwardArgs& args) {
+  Communicator& comm = *ctx_.comm;
+  const AttentionProblem& p = ctx_.problem;
+  const int ranks = comm.size();
+  const int rank = comm.rank();
+  const int next = (rank + 1) % ranks;
+  const int prev = (rank + ranks - 1) % ranks;
+  const BlockShape shape = block_shape();
+  const size_t kv_elems = static_cast<size_t>(shape.batch * shape.seq_k * shape.heads_kv * shape.head_dim);
+  const size_t q_elems = static_cast<size_t>(shape.batch * shape.seq_q * shape.heads_q * shape.head_dim);
+  const size_t kv_bytes = kv_elems * dtype_size(p.dtype);
+  const KernelTarget target{ctx_.device, ctx_.stream};
+
+  // delta (B, Hq, S_local) = rowsum(dO * O), from the final forward output.
+  SEQPAR_RETURN_IF_ERROR(run_attention_delta(args.out, args.dout, p.dtype, shape.batch, shape.seq_q,
+                                             shape.heads_q, shape.head_dim, delta_, target));
+  std::memset(acc_q_, 0, q_elems * sizeof(float));  // dQ (B, S_local, Hq, D) fp32
+
+  BlockBackwardParams block;
+  block.shape = shape;
+  block.dtype = p.dtype;
+  block.q = args.q;
+  block.dout = args.dout;
+  block.lse = args.lse;
+  block.delta = delta_;
+  block.dq = acc_q_;
+  block.dk = dkv_local_;             // (B, S_local, Hkv, D) this step's dK
+  block.dv = dkv_local_ + kv_elems;  // (B, S_local, Hkv, D) this step's dV
+  block.q_pos = positions_of_[static_cast<size_t>(rank)];
+  block.mask = p.mask;
+  block.softmax_scale = p.softmax_scale;
+
+  const void* k = args.k;
+  const void* v = args.v;
+  Request shares;  // our share of the previous block going to its owner, and a share of ours arriving
+  for (int step = 0; step < ranks; ++step) {
+    const int source = (rank - step + ranks) % ranks;  // owner of the block held this step
+    Request incoming;
+    char* landing = static_cast<char*>(kv_recv_[step % 2]);
+    if (step + 1 < ranks) {
+      const P2POp ops[] = {P2POp::send(next, k, kv_bytes), P2POp::send(next, v, kv_bytes),
+                           P2POp::recv(prev, landing, kv_bytes),
+                           P2POp::recv(prev, landing + kv_bytes, kv_bytes)};
+      SEQPAR_RETURN_IF_ERROR(comm.start_exchange(ops, incoming));
+    }
+    std::memset(dkv_local_, 0, 2 * kv_elems * sizeof(float));
+    block.k = k;
+    block.v = v;
+    block.k_pos = positions_of_[static_cast<size_t>(source)];
+    SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target));
+
+    if (step == 0) {  // the block is our own: its first share stays here
+      std::memcpy(dkv_total_, dkv_local_, 2 * kv_elems * sizeof(float));
+    } else {
+      SEQPAR_RETURN_IF_ERROR(comm.wait(shares));  // last step's transfers are done
+      if (step > 1) add_share(dkv_total_, dkv_recv_, 2 * kv_elems, p.dtype);
+      convert_from_float(dkv_local_, dkv_send_, p.dtype, 2 * kv_elems);
+      const int holder = (rank + step) % ranks;  // holds our block this step
+      const P2POp ops[] = {P2POp::send(source, dkv_send_, 2 * kv_bytes),
+                           P2POp::recv(holder, dkv_recv_, 2 * kv_bytes)};
+      SEQPAR_RETURN_IF_ERROR(comm.start_exchange(ops, shares));
+    }
+    SEQPAR_RETURN_IF_ERROR(comm.wait(incoming));
+    k = landing;
+    v = landing + kv_bytes;
+  }
+  if (ranks > 1) {  // the last share of our block
+    SEQPAR_RETURN_IF_ERROR(comm.wait(shares));
+    add_share(dkv_total_, dkv_recv_, 2 * kv_elems, p.dtype);
+  }
+  convert_from_float(dkv_total_, args.dk, p.dtype, kv_elems);
+  convert_from_float(dkv_total_ + kv_elems, args.dv, p.dtype, kv_elems);
+  convert_from_float(acc_q_, args.dq, p.dtype, q_elems);
+  return Status::ok();
+}
+
+}  // namespace seqpar

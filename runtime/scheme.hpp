@@ -1,0 +1,31 @@
+#pragma once
+// Scheme: what a Plan runs. Made once per plan with everything it needs preallocated; forward
+// and backward then run many times without allocating.
+#include <memory>
+
+#include "comm/communicator.hpp"
+#include "core/status.hpp"
+#include "partition/layout.hpp"
+#include "runtime/problem.hpp"
+
+namespace seqpar {
+
+class Scheme {
+ public:
+  virtual ~Scheme() = default;
+  virtual Status forward(const ForwardArgs& args) = 0;
+  virtual Status backward(const BackwardArgs& args) = 0;
+  virtual size_t workspace_bytes() const = 0;
+};
+
+// Everything a scheme is built from. The communicator is the caller's; it outlives the plan.
+struct SchemeContext {
+  AttentionProblem problem;  // softmax_scale resolved (never 0)
+  SchemeKind kind = SchemeKind::kZigzag;
+  Layout layout;
+  Communicator* comm = nullptr;
+  Device device = Device::kHost;
+  void* stream = nullptr;
+};
+
+}  // namespace seqpar

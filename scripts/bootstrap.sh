@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# From a fresh Debian machine (root or sudo, no GPU needed): install what is missing from
+# Debian's packages, build seqpar, then
+#   bootstrap.sh run    one mpirun-launched attention training step (4 ranks, zigzag, forward +
+#                       backward) checked against the fp64 reference; exits non-zero on failure
+#   bootstrap.sh test   the whole test suite (ctest)
+set -euo pipefail
+mode=${1:-}
+if [[ "$mode" != run && "$mode" != test ]]; then
+  echo "usage: $0 run|test" >&2
+  exit 2
+fi
+cd "$(dirname "$0")/.."
+
+packages=(cmake make g++ openmpi-bin libopenmpi-dev libboost-program-options-dev libgtest-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=""
+  [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
+  echo "bootstrap: installing ${missing[*]}"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# CUDA, when installed, is found by CMake (/usr/local/cuda/bin/nvcc): the CUDA parts then compile too.
+if [[ -x /usr/local/cuda/bin/nvcc ]] && ! command -v nvcc >/dev/null; then export PATH=/usr/local/cuda/bin:$PATH; fi
+
+jobs=$(nproc)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSEQPAR_WERROR=ON
+cmake --build build -j "$jobs"
+
+# Open MPI refuses to start as root unless told; oversubscribe so 4 ranks run on fewer cores.
+if [[ $(id -u) -eq 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+export OMPI_MCA_rmaps_base_oversubscribe=1
+
+if [[ "$mode" == run ]]; then
+  mpirun --oversubscribe -np 4 build/bin/seqpar-run --backend mpi --scheme zigzag --mask causal \
+    --seq 4096 --heads 8 --kv-heads 2 --head-dim 64 --dtype fp32 --backward --check
+else
+  ctest --test-dir build --output-on-failure -j "$jobs"
+fi

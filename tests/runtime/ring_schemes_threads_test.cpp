@@ -1,0 +1,164 @@
+// Ring, striped and zigzag on the threads backend, P in {1, 2, 3, 4, 8}: forward and backward
+// against the fp64 reference with asserted tolerances, and communication against the formula.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <mutex>
+
+#include "comm/threads_communicator.hpp"
+#include "launch/training_step.hpp"
+#include "runtime/comm_formula.hpp"
+#include "runtime/plan.hpp"
+#include "scheme_cases.hpp"
+
+namespace seqpar {
+namespace {
+
+using testing::SchemeCase;
+
+// Runs one checked training step on `ranks` threads; every rank's report is returned.
+std::vector<StepReport> run_checked_step(const RunOptions& options, int ranks, Status* status) {
+  std::vector<StepReport> reports(static_cast<size_t>(ranks));
+  *status = run_threads(ranks, [&](Communicator& comm) -> Status {
+    SEQPAR_ASSIGN_OR_RETURN(reports[static_cast<size_t>(comm.rank())], run_training_step(options, comm));
+    return Status::ok();
+  });
+  return reports;
+}
+
+class RingSchemes : public ::testing::TestWithParam<std::tuple<SchemeCase, int>> {};
+
+TEST_P(RingSchemes, MatchReferenceAndCommFormula) {
+  const auto& [c, ranks] = GetParam();
+  static uint64_t seed = 100;  // fresh inputs for every case
+  const RunOptions options = testing::options_for(c, ranks, ++seed);
+  Status status;
+  const std::vector<StepReport> reports = run_checked_step(options, ranks, &status);
+  ASSERT_TRUE(status.is_ok()) << status.to_string();
+  for (int r = 0; r < ranks; ++r) {
+    const StepReport& rep = reports[static_cast<size_t>(r)];
+    ASSERT_TRUE(rep.errors.has_value());
+    const CheckErrors& e = *rep.errors;
+    EXPECT_LE(e.out, e.tolerance) << "rank " << r;
+    EXPECT_LE(e.lse, e.tolerance) << "rank " << r;
+    EXPECT_LE(e.dq, e.tolerance) << "rank " << r;
+    EXPECT_LE(e.dk, e.tolerance) << "rank " << r;
+    EXPECT_LE(e.dv, e.tolerance) << "rank " << r;
+    EXPECT_TRUE(e.passed);
+    EXPECT_TRUE(rep.comm_matches_formula)
+        << "rank " << r << " sent " << rep.bytes_sent_per_rank << " bytes in " << rep.exchanges_per_rank
+        << " exchanges; formula " << rep.bytes_expected_per_rank << " in " << rep.exchanges_expected;
+  }
+}
+
+std::string case_name(const ::testing::TestParamInfo<std::tuple<SchemeCase, int>>& info) {
+  return str_cat(std::get<0>(info.param).name(), "_P", std::get<1>(info.param));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllRanks, RingSchemes,
+                         ::testing::Combine(::testing::ValuesIn(testing::scheme_cases()),
+                                            ::testing::Values(1, 2, 3, 4, 8)),
+                         case_name);
+
+// The formula, by hand, for one case: B=1, S=64 over P=4, Hkv=2, D=8, fp32.
+TEST(RingCommFormula, MatchesHandCount) {
+  const AttentionProblem p{1, 64, 4, 2, 8, MaskKind::kCausal, DType::kF32, 0.0f};
+  const int64_t kv = 1 * 16 * 2 * 8 * 4;  // one of K or V per rank: 1024 bytes
+  for (SchemeKind s : {SchemeKind::kRing, SchemeKind::kStriped, SchemeKind::kZigzag}) {
+    EXPECT_EQ(expected_forward_comm(s, p, 4).exchanges, 3);
+    EXPECT_EQ(expected_forward_comm(s, p, 4).bytes_sent, 3 * 2 * kv);
+    EXPECT_EQ(expected_backward_comm(s, p, 4).exchanges, 6);
+    EXPECT_EQ(expected_backward_comm(s, p, 4).bytes_sent, 6 * 2 * kv);
+    EXPECT_EQ(expected_forward_comm(s, p, 1).bytes_sent, 0);
+  }
+}
+
+// Runs Plan::create on `ranks` threads with a per-rank config; returns every rank's status.
+std::vector<Status> create_plans(int ranks, const std::function<PlanConfig(int)>& config_of) {
+  std::vector<Status> statuses(static_cast<size_t>(ranks));
+  std::mutex mutex;
+  (void)run_threads(ranks, [&](Communicator& comm) -> Status {
+    comm.set_timeout(std::chrono::seconds(20));
+    Status s = Plan::create(config_of(comm.rank()), comm).status();
+    std::lock_guard<std::mutex> lock(mutex);
+    statuses[static_cast<size_t>(comm.rank())] = s;
+    return Status::ok();  // every rank reports; none aborts the others
+  });
+  return statuses;
+}
+
+PlanConfig good_config() {
+  PlanConfig c;
+  c.scheme = SchemeKind::kZigzag;
+  c.problem = AttentionProblem{1, 64, 8, 2, 16, MaskKind::kCausal, DType::kF32, 0.0f};
+  return c;
+}
+
+void expect_every_rank_fails(const std::vector<Status>& statuses, StatusCode code, const std::string& words) {
+  for (size_t r = 0; r < statuses.size(); ++r) {
+    EXPECT_EQ(statuses[r].code(), code) << "rank " << r << ": " << statuses[r].to_string();
+    EXPECT_NE(statuses[r].message().find(words), std::string::npos) << statuses[r].message();
+    EXPECT_NE(statuses[r].message().find("rank " + std::to_string(r)), std::string::npos) << statuses[r].message();
+  }
+}
+
+TEST(PlanRejects, SequenceThatDoesNotSplit) {
+  auto statuses = create_plans(4, [](int) {
+    PlanConfig c = good_config();
+    c.problem.seq = 4095;
+    return c;
+  });
+  expect_every_rank_fails(statuses, StatusCode::kInvalidArgument, "not divisible by 8");
+}
+
+TEST(PlanRejects, HeadsNotDivisibleByKvHeads) {
+  auto statuses = create_plans(2, [](int) {
+    PlanConfig c = good_config();
+    c.problem.heads_kv = 3;
+    return c;
+  });
+  expect_every_rank_fails(statuses, StatusCode::kInvalidArgument, "multiple of kv-heads");
+}
+
+TEST(PlanRejects, UnsupportedHeadDim) {
+  auto statuses = create_plans(2, [](int) {
+    PlanConfig c = good_config();
+    c.problem.head_dim = 100;
+    return c;
+  });
+  expect_every_rank_fails(statuses, StatusCode::kInvalidArgument, "head dim 100 is unsupported");
+}
+
+TEST(PlanRejects, MoreRanksThanTokens) {
+  auto statuses = create_plans(8, [](int) {
+    PlanConfig c = good_config();
+    c.scheme = SchemeKind::kRing;
+    c.problem.seq = 4;
+    return c;
+  });
+  expect_every_rank_fails(statuses, StatusCode::kInvalidArgument, "more ranks (8) than tokens");
+}
+
+TEST(PlanRejects, ShapesThatDifferBetweenRanksOnEveryRankWithoutHanging) {
+  const auto start = std::chrono::steady_clock::now();
+  auto statuses = create_plans(4, [](int rank) {
+    PlanConfig c = good_config();
+    if (rank == 2) c.problem.seq = 128;
+    return c;
+  });
+  expect_every_rank_fails(statuses, StatusCode::kMismatch, "seq is 64 on rank 0 but 128 on rank 2");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST(PlanRejects, DeviceTensorsWithoutCudaKernels) {
+  auto statuses = create_plans(2, [](int) {
+    PlanConfig c = good_config();
+    c.device = Device::kCuda;
+    return c;
+  });
+  // The threads backend moves host memory: the plan names the mismatch before anything else.
+  expect_every_rank_fails(statuses, StatusCode::kInvalidArgument, "backend moves host memory");
+}
+
+}  // namespace
+}  // namespace seqpar
