@@ -36,6 +36,35 @@ inline bool attention_pair_kept(MaskKind mask, int64_t q_pos, int64_t k_pos) {
   return mask == MaskKind::kFull || k_pos <= q_pos;
 }
 
+// Smallest and largest position of rows [begin, end) of a map (end > begin).
+struct PositionRange {
+  int64_t lo = 0;
+  int64_t hi = 0;
+};
+
+inline PositionRange position_range(const PositionMap& map, int64_t begin, int64_t end) {
+  if (map.index == nullptr) {  // affine: the extremes are at the ends
+    const int64_t first = map.at(begin);
+    const int64_t last = map.at(end - 1);
+    return first <= last ? PositionRange{first, last} : PositionRange{last, first};
+  }
+  PositionRange r{map.index[begin], map.index[begin]};
+  for (int64_t i = begin + 1; i < end; ++i) {
+    r.lo = map.index[i] < r.lo ? map.index[i] : r.lo;
+    r.hi = map.index[i] > r.hi ? map.index[i] : r.hi;
+  }
+  return r;
+}
+
+// Tile-level forms of attention_pair_kept, for skipping work: a tile of queries with positions
+// in q and keys with positions in k may keep some pair / keeps every pair.
+inline bool block_may_have_work(MaskKind mask, PositionRange q, PositionRange k) {
+  return mask == MaskKind::kFull || k.lo <= q.hi;
+}
+inline bool block_fully_kept(MaskKind mask, PositionRange q, PositionRange k) {
+  return mask == MaskKind::kFull || k.hi <= q.lo;
+}
+
 struct BlockShape {
   int64_t batch = 0;
   int64_t seq_q = 0;

@@ -18,6 +18,7 @@
 #endif
 #ifdef SEQPAR_HAVE_NCCL
 #include "comm/nccl_communicator.hpp"
+#include "core/device_buffer.hpp"
 #endif
 
 namespace seqpar {

@@ -1,0 +1,31 @@
+#pragma once
+// The one place the runtime calls the local block kernels: turns the runtime's target (host or a
+// CUDA device + stream) into the backend's kernel. No validation here: callers validate once at
+// the API boundary (validate_block_params).
+#include <cstdint>
+
+#include "attention/block_params.hpp"
+#include "core/status.hpp"
+#include "core/tensor.hpp"
+
+namespace seqpar {
+
+struct KernelTarget {
+  Device device = Device::kHost;
+  void* stream = nullptr;  // cudaStream_t for Device::kCuda; unused on the host
+};
+
+Status run_block_forward(const BlockForwardParams& p, const KernelTarget& target);
+Status run_block_backward(const BlockBackwardParams& p, const KernelTarget& target);
+
+// delta (B, H, S) fp32 = rowsum(dout * out), out and dout (B, S, H, D) in `dtype`.
+Status run_attention_delta(const void* out, const void* dout, DType dtype, int64_t batch,
+                           int64_t seq, int64_t heads, int64_t head_dim, float* delta,
+                           const KernelTarget& target);
+
+// Merges partial (out2, lse2) into (out, lse), fp32; out (B, S, H, D), lse (B, H, S).
+Status run_merge_partials(float* out, float* lse, const float* out2, const float* lse2,
+                          int64_t batch, int64_t seq, int64_t heads, int64_t head_dim,
+                          const KernelTarget& target);
+
+}  // namespace seqpar

@@ -1,0 +1,203 @@
+// seqpar-bench: timing harness. --mode kernel times the CPU block kernel (forward, backward) on
+// one core for one problem shape and reports the median time and GFLOP/s, with the FlashAttention
+// convention: forward 4*B*Hq*S*S*D (halved for causal), backward 2.5x forward.
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "attention/cpu_block_attention.hpp"
+#include "core/dtype.hpp"
+#include "core/random.hpp"
+
+namespace po = boost::program_options;
+
+namespace seqpar {
+namespace {
+
+constexpr double kBackwardFlopRatio = 2.5;
+constexpr uint64_t kBenchSeed = 2024;
+
+struct KernelBenchConfig {
+  int64_t seq = 2048, heads = 8, kv_heads = 8, head_dim = 64, batch = 1;
+  DType dtype = DType::kF32;
+  MaskKind mask = MaskKind::kFull;
+  int iters = 5, warmup = 1;
+};
+
+struct KernelBenchResult {
+  double fwd_ms = 0.0, bwd_ms = 0.0, fwd_gflops = 0.0, bwd_gflops = 0.0;
+};
+
+// A storage-dtype tensor of n random values in [-1, 1).
+std::vector<unsigned char> random_tensor(uint64_t stream, int64_t n, DType dtype) {
+  std::vector<unsigned char> bytes(static_cast<size_t>(n) * dtype_size(dtype));
+  for (int64_t i = 0; i < n; ++i) {
+    store_float(bytes.data(), dtype, static_cast<size_t>(i),
+                uniform_pm1(kBenchSeed, stream, static_cast<uint64_t>(i)));
+  }
+  return bytes;
+}
+
+template <class F>
+double median_ms(int iters, int warmup, F&& run) {
+  for (int i = 0; i < warmup; ++i) run();
+  std::vector<double> ms;
+  for (int i = 0; i < iters; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    run();
+    const auto t1 = std::chrono::steady_clock::now();
+    ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+StatusOr<KernelBenchResult> bench_kernel(const KernelBenchConfig& cfg) {
+  const int64_t q_elems = cfg.batch * cfg.seq * cfg.heads * cfg.head_dim;     // (B, S, Hq, D)
+  const int64_t kv_elems = cfg.batch * cfg.seq * cfg.kv_heads * cfg.head_dim;  // (B, S, Hkv, D)
+  const int64_t stat_elems = cfg.batch * cfg.heads * cfg.seq;                  // (B, Hq, S)
+  const auto q = random_tensor(1, q_elems, cfg.dtype);
+  const auto k = random_tensor(2, kv_elems, cfg.dtype);
+  const auto v = random_tensor(3, kv_elems, cfg.dtype);
+  const auto dout = random_tensor(4, q_elems, cfg.dtype);
+  std::vector<float> out(static_cast<size_t>(q_elems)), lse(static_cast<size_t>(stat_elems));
+  std::vector<float> delta(static_cast<size_t>(stat_elems));
+  std::vector<float> dq(static_cast<size_t>(q_elems)), dk(static_cast<size_t>(kv_elems)),
+      dv(static_cast<size_t>(kv_elems));
+
+  BlockForwardParams fwd;
+  fwd.shape = {cfg.batch, cfg.seq, cfg.seq, cfg.heads, cfg.kv_heads, cfg.head_dim};
+  fwd.dtype = cfg.dtype;
+  fwd.q = q.data();
+  fwd.k = k.data();
+  fwd.v = v.data();
+  fwd.out = out.data();
+  fwd.lse = lse.data();
+  fwd.mask = cfg.mask;
+  fwd.softmax_scale = 1.0f / std::sqrt(static_cast<float>(cfg.head_dim));
+  SEQPAR_RETURN_IF_ERROR(validate_block_params(fwd));
+
+  BlockBackwardParams bwd;
+  bwd.shape = fwd.shape;
+  bwd.dtype = cfg.dtype;
+  bwd.q = q.data();
+  bwd.k = k.data();
+  bwd.v = v.data();
+  bwd.dout = dout.data();
+  bwd.lse = lse.data();
+  bwd.delta = delta.data();
+  bwd.dq = dq.data();
+  bwd.dk = dk.data();
+  bwd.dv = dv.data();
+  bwd.mask = cfg.mask;
+  bwd.softmax_scale = fwd.softmax_scale;
+  SEQPAR_RETURN_IF_ERROR(validate_block_params(bwd));
+
+  KernelBenchResult r;
+  r.fwd_ms = median_ms(cfg.iters, cfg.warmup, [&] { cpu_block_forward(fwd); });
+  std::vector<float> dout_f32(static_cast<size_t>(q_elems));  // (B, S, Hq, D), for delta
+  convert_to_float(dout.data(), cfg.dtype, dout_f32.data(), dout_f32.size());
+  cpu_attention_delta(out.data(), dout_f32.data(), DType::kF32, cfg.batch, cfg.seq, cfg.heads,
+                      cfg.head_dim, delta.data());
+  r.bwd_ms = median_ms(cfg.iters, cfg.warmup, [&] { cpu_block_backward(bwd); });
+  const double s = static_cast<double>(cfg.seq);
+  double fwd_flop = 4.0 * static_cast<double>(cfg.batch * cfg.heads * cfg.head_dim) * s * s;
+  if (cfg.mask == MaskKind::kCausal) fwd_flop *= 0.5;
+  r.fwd_gflops = fwd_flop / (r.fwd_ms * 1e6);
+  r.bwd_gflops = kBackwardFlopRatio * fwd_flop / (r.bwd_ms * 1e6);
+  return r;
+}
+
+std::string host_name() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
+  return name;
+}
+
+}  // namespace
+}  // namespace seqpar
+
+int main(int argc, char** argv) {
+  using namespace seqpar;
+  KernelBenchConfig cfg;
+  std::string mode, dtype, mask;
+  bool json = false;
+  po::options_description desc("seqpar-bench options");
+  desc.add_options()("help,h", "show this help")
+      ("mode", po::value(&mode)->default_value("kernel"), "what to time: kernel (the CPU block kernel)")
+      ("seq", po::value(&cfg.seq)->default_value(cfg.seq), "sequence length (Sq = Sk)")
+      ("heads", po::value(&cfg.heads)->default_value(cfg.heads), "query heads")
+      ("kv-heads", po::value(&cfg.kv_heads)->default_value(cfg.kv_heads), "key/value heads")
+      ("head-dim", po::value(&cfg.head_dim)->default_value(cfg.head_dim), "head dimension")
+      ("batch", po::value(&cfg.batch)->default_value(cfg.batch), "batch size")
+      ("dtype", po::value(&dtype)->default_value("fp32"), "storage dtype: fp32, bf16, fp16")
+      ("mask", po::value(&mask)->default_value("full"), "full or causal")
+      ("iters", po::value(&cfg.iters)->default_value(cfg.iters), "timed iterations (median reported)")
+      ("warmup", po::value(&cfg.warmup)->default_value(cfg.warmup), "untimed iterations first")
+      ("json", po::bool_switch(&json), "print one JSON object instead of a table");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "seqpar-bench: " << e.what() << "\n" << desc;
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << desc;
+    return 0;
+  }
+  if (mode != "kernel") {
+    std::cerr << "seqpar-bench: unknown --mode '" << mode << "' (only 'kernel' exists so far)\n";
+    return 2;
+  }
+  const StatusOr<DType> parsed = parse_dtype(dtype);
+  if (!parsed.is_ok() || !is_storage_dtype(parsed.value())) {
+    std::cerr << "seqpar-bench: --dtype must be fp32, bf16 or fp16 (got '" << dtype << "')\n";
+    return 2;
+  }
+  cfg.dtype = parsed.value();
+  if (mask != "full" && mask != "causal") {
+    std::cerr << "seqpar-bench: --mask must be full or causal (got '" << mask << "')\n";
+    return 2;
+  }
+  cfg.mask = mask == "causal" ? MaskKind::kCausal : MaskKind::kFull;
+  if (cfg.iters < 1 || cfg.warmup < 0) {
+    std::cerr << "seqpar-bench: --iters must be >= 1 and --warmup >= 0\n";
+    return 2;
+  }
+
+  const StatusOr<KernelBenchResult> r = bench_kernel(cfg);
+  if (!r.is_ok()) {
+    std::cerr << "seqpar-bench: " << r.status().to_string() << "\n";
+    return 1;
+  }
+  const std::string host = host_name();
+  if (json) {
+    std::printf(
+        "{\"mode\": \"kernel\", \"seq\": %lld, \"heads\": %lld, \"kv_heads\": %lld, "
+        "\"head_dim\": %lld, \"batch\": %lld, \"dtype\": \"%s\", \"mask\": \"%s\", "
+        "\"fwd_ms\": %.3f, \"bwd_ms\": %.3f, \"fwd_gflops\": %.3f, \"bwd_gflops\": %.3f, "
+        "\"host\": \"%s\"}\n",
+        static_cast<long long>(cfg.seq), static_cast<long long>(cfg.heads),
+        static_cast<long long>(cfg.kv_heads), static_cast<long long>(cfg.head_dim),
+        static_cast<long long>(cfg.batch), dtype_name(cfg.dtype), mask_name(cfg.mask),
+        r->fwd_ms, r->bwd_ms, r->fwd_gflops, r->bwd_gflops, host.c_str());
+    return 0;
+  }
+  std::printf("seqpar-bench kernel (CPU, one core) on %s: B=%lld S=%lld Hq=%lld Hkv=%lld D=%lld %s %s\n",
+              host.c_str(), static_cast<long long>(cfg.batch), static_cast<long long>(cfg.seq),
+              static_cast<long long>(cfg.heads), static_cast<long long>(cfg.kv_heads),
+              static_cast<long long>(cfg.head_dim), dtype_name(cfg.dtype), mask_name(cfg.mask));
+  std::printf("%-10s %12s %12s\n", "pass", "median ms", "GFLOP/s");
+  std::printf("%-10s %12.3f %12.3f\n", "forward", r->fwd_ms, r->fwd_gflops);
+  std::printf("%-10s %12.3f %12.3f\n", "backward", r->bwd_ms, r->bwd_gflops);
+  return 0;
+}

@@ -1,0 +1,71 @@
+#pragma once
+// The NCCL backend: device buffers, every op enqueued on the backend's CUDA stream and marked by
+// a cudaEvent. wait() either makes the consumer stream wait for the event (no host sync; see
+// set_consumer_stream) or polls the event and ncclCommGetAsyncError until the timeout.
+// all_to_all_v is grouped ncclSend/ncclRecv; barrier is a one-int all_reduce waited on the host.
+// The caller's current CUDA device must be the communicator's device.
+// Only in builds with SEQPAR_HAVE_NCCL and SEQPAR_HAVE_MPI.
+#include <cuda_runtime_api.h>
+#include <mpi.h>
+#include <nccl.h>
+
+#include <memory>
+
+#include "comm/communicator.hpp"
+
+namespace seqpar {
+
+// Adopts the caller's communicator and stream; neither is destroyed by the result.
+StatusOr<std::unique_ptr<Communicator>> make_nccl_communicator(ncclComm_t adopted,
+                                                               cudaStream_t stream);
+// Creates an NCCL communicator over the ranks of `comm` on CUDA device `device` (unique id from
+// rank 0, broadcast over MPI) with its own non-blocking stream; the result owns and destroys both.
+StatusOr<std::unique_ptr<Communicator>> bootstrap_nccl_communicator(MPI_Comm comm, int device);
+
+struct NcclHandle;  // the ncclComm_t plus its aborted flag, shared with posted ops
+
+class NcclCommunicator final : public Communicator {
+ public:
+  NcclCommunicator(std::shared_ptr<NcclHandle> handle, int rank, int size, cudaStream_t stream,
+                   bool owns_stream);
+  ~NcclCommunicator() override;
+
+  const char* backend_name() const override { return "nccl"; }
+  bool device_memory() const override { return true; }
+  void abort(const Status& reason) override;
+
+  // Stream that later work runs on: when set, wait() orders it after the op with
+  // cudaStreamWaitEvent and returns without a host sync. Children of split() inherit it.
+  void set_consumer_stream(cudaStream_t stream) { consumer_stream_ = stream; }
+  cudaStream_t stream() const { return stream_; }
+
+ protected:
+  StatusOr<std::unique_ptr<PendingOp>> post_exchange(std::span<const P2POp> ops) override;
+  StatusOr<std::unique_ptr<PendingOp>> post_all_to_all_v(
+      const void* send, std::span<const size_t> send_bytes, std::span<const size_t> send_offsets,
+      void* recv, std::span<const size_t> recv_bytes,
+      std::span<const size_t> recv_offsets) override;
+  StatusOr<std::unique_ptr<PendingOp>> post_all_gather(const void* send, void* recv,
+                                                       size_t bytes_per_rank) override;
+  StatusOr<std::unique_ptr<PendingOp>> post_reduce_scatter(const void* send, void* recv,
+                                                           size_t count_per_rank, DType dtype,
+                                                           ReduceOp op) override;
+  StatusOr<std::unique_ptr<PendingOp>> post_all_reduce(const void* send, void* recv, size_t count,
+                                                       DType dtype, ReduceOp op) override;
+  StatusOr<std::unique_ptr<PendingOp>> post_broadcast(void* buffer, size_t bytes,
+                                                      int root) override;
+  Status do_barrier(std::chrono::steady_clock::time_point deadline) override;
+  StatusOr<std::unique_ptr<Communicator>> do_split(int color, int key) override;
+
+ private:
+  // Records the completion event of the op just enqueued on stream_.
+  StatusOr<std::unique_ptr<PendingOp>> record(const char* op_name, cudaStream_t consumer);
+
+  std::shared_ptr<NcclHandle> handle_;
+  cudaStream_t stream_;
+  bool owns_stream_;
+  cudaStream_t consumer_stream_ = nullptr;
+  int* barrier_scratch_ = nullptr;  // one device int, allocated on the first barrier
+};
+
+}  // namespace seqpar

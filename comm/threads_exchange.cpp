@@ -1,0 +1,131 @@
+// ThreadsExchangeOp: grouped sends and receives between threads. A send is queued on its
+// (src, dst) channel; the receiver copies it out in its own wait and marks it done, which is
+// what the sender's wait waits for.
+#include <cstring>
+
+#include "comm/threads_ops.hpp"
+
+namespace seqpar {
+
+ThreadsExchangeOp::ThreadsExchangeOp(std::shared_ptr<ThreadsGroup> group, int rank,
+                                     std::chrono::milliseconds timeout)
+    : ThreadsOp(std::move(group), rank, timeout) {}
+
+ThreadsExchangeOp::~ThreadsExchangeOp() { retire(); }
+
+void ThreadsExchangeOp::post(std::span<const P2POp> ops) {
+  for (const P2POp& op : ops) {
+    if (op.kind == P2POp::Kind::kSend) {
+      Channel& channel = group_->channel(rank_, op.peer);
+      channel.sends.push_back(PostedSend{op.buffer, op.bytes});
+      sends_.push_back(Send{op.peer, channel.next_send_seq++, false});
+    } else {
+      Channel& channel = group_->channel(op.peer, rank_);
+      recvs_.push_back(Recv{op.peer, channel.next_recv_seq++, op.buffer, op.bytes, false});
+    }
+  }
+  register_pending();
+  domain().changed.notify_all();
+}
+
+bool ThreadsExchangeOp::pull(std::unique_lock<std::mutex>& lock, Recv& recv) {
+  Channel& channel = group_->channel(recv.src, rank_);
+  PostedSend* send = channel.find(recv.seq);
+  if (send == nullptr || domain().aborted) return true;  // not posted yet
+  if (send->state == PostedSend::State::kCancelled) {
+    send->receiver_finished = true;
+    recv.done = true;
+    channel.pop_finished();
+    fail(lock, SEQPAR_FAIL(StatusCode::kAborted, "threads exchange: recv from rank ", recv.src,
+                           " failed: the sender gave up its send (it timed out or aborted)"));
+    return false;
+  }
+  if (send->bytes != recv.bytes) {
+    send->state = PostedSend::State::kMismatch;
+    send->receiver_bytes = recv.bytes;
+    send->receiver_finished = true;
+    recv.done = true;
+    channel.pop_finished();
+    domain().changed.notify_all();
+    fail(lock, SEQPAR_FAIL(StatusCode::kMismatch, "threads exchange: recv from rank ", recv.src,
+                           " expects ", recv.bytes, " bytes but the matching send has ",
+                           send->bytes));
+    return false;
+  }
+  send->state = PostedSend::State::kCopying;
+  lock.unlock();
+  if (recv.bytes > 0) std::memcpy(recv.buffer, send->data, recv.bytes);
+  lock.lock();
+  send->state = PostedSend::State::kDone;
+  send->receiver_finished = true;
+  recv.done = true;
+  channel.pop_finished();
+  domain().changed.notify_all();
+  return true;
+}
+
+bool ThreadsExchangeOp::check_send(std::unique_lock<std::mutex>& lock, Send& send) {
+  Channel& channel = group_->channel(rank_, send.dst);
+  PostedSend* posted = channel.find(send.seq);
+  if (posted->state == PostedSend::State::kDone) {
+    posted->sender_finished = true;
+    send.done = true;
+    channel.pop_finished();
+  } else if (posted->state == PostedSend::State::kMismatch) {
+    const size_t expected = posted->receiver_bytes;
+    const size_t sent = posted->bytes;
+    posted->sender_finished = true;
+    send.done = true;
+    channel.pop_finished();
+    fail(lock, SEQPAR_FAIL(StatusCode::kMismatch, "threads exchange: send to rank ", send.dst,
+                           " has ", sent, " bytes but the matching recv expects ", expected));
+    return false;
+  }
+  return true;
+}
+
+void ThreadsExchangeOp::progress(std::unique_lock<std::mutex>& lock) {
+  for (Recv& recv : recvs_) {
+    if (!recv.done && !pull(lock, recv)) return;
+  }
+  bool all_done = true;
+  for (Send& send : sends_) {
+    if (!send.done && !check_send(lock, send)) return;
+    all_done = all_done && send.done;
+  }
+  for (const Recv& recv : recvs_) all_done = all_done && recv.done;
+  if (all_done) finish(Status::ok());
+}
+
+void ThreadsExchangeOp::abandon(std::unique_lock<std::mutex>& lock, const Status&) {
+  for (Send& send : sends_) {
+    if (send.done) continue;
+    Channel& channel = group_->channel(rank_, send.dst);
+    PostedSend* posted = channel.find(send.seq);
+    if (posted->state == PostedSend::State::kPosted) posted->state = PostedSend::State::kCancelled;
+    // A receiver copying out of our buffer finishes before we let the caller reuse it.
+    domain().changed.wait(lock, [&] { return posted->state != PostedSend::State::kCopying; });
+    posted->sender_finished = true;
+    send.done = true;
+    channel.pop_finished();
+  }
+  domain().changed.notify_all();
+}
+
+std::string ThreadsExchangeOp::waiting_for() {
+  std::string text;
+  for (const Recv& recv : recvs_) {
+    if (recv.done) continue;
+    const bool posted = group_->channel(recv.src, rank_).find(recv.seq) != nullptr;
+    text += str_cat(text.empty() ? "" : "; ", "recv of ", recv.bytes, " bytes from rank ",
+                    recv.src, posted ? "" : " (no matching send posted)");
+  }
+  for (const Send& send : sends_) {
+    if (send.done) continue;
+    text += str_cat(text.empty() ? "" : "; ", "send to rank ", send.dst,
+                    " (not received: no matching recv waited)");
+  }
+  return text;
+}
+
+}  // namespace seqpar

@@ -1,0 +1,98 @@
+// validate_block_params names the broken rule; the dispatch runs host targets on the CPU
+// kernels and refuses CUDA targets with kUnsupported until the CUDA kernels exist.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "attention/cpu_block_attention.hpp"
+#include "attention/dispatch.hpp"
+#include "attention_test_util.hpp"
+
+namespace seqpar::test {
+namespace {
+
+const Case kSmall{1, 9, 11, 4, 2, 16, MaskKind::kCausal, DType::kF32,
+                  {MapKind::kContiguous, 5, 1, 0}, {MapKind::kContiguous, 0, 1, 0}};
+
+TEST(AttentionValidate, RejectsBrokenRules) {
+  const Problem pr = make_problem(kSmall, 51);
+  std::vector<float> out(static_cast<size_t>(pr.q_elems())), lse(static_cast<size_t>(pr.stat_elems()));
+  const BlockForwardParams good = pr.forward_params(out.data(), lse.data(), false);
+  EXPECT_TRUE(validate_block_params(good).is_ok());
+
+  BlockForwardParams p = good;
+  p.shape.heads_q = 3;
+  Status s = validate_block_params(p);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("multiple of kv heads"), std::string::npos) << s.message();
+
+  p = good;
+  p.k = nullptr;
+  EXPECT_EQ(validate_block_params(p).code(), StatusCode::kInvalidArgument);
+  p = good;
+  p.dtype = DType::kF64;
+  EXPECT_EQ(validate_block_params(p).code(), StatusCode::kInvalidArgument);
+  p = good;
+  p.shape.head_dim = 0;
+  EXPECT_EQ(validate_block_params(p).code(), StatusCode::kInvalidArgument);
+
+  std::vector<float> delta(lse.size()), dq(out.size()), dk(static_cast<size_t>(pr.k_elems()));
+  BlockBackwardParams bp = pr.backward_params(lse.data(), delta.data(), dq.data(), dk.data(), nullptr);
+  s = validate_block_params(bp);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("dk and dv together"), std::string::npos) << s.message();
+  bp.dk = nullptr;
+  EXPECT_TRUE(validate_block_params(bp).is_ok());
+  bp.lse = nullptr;
+  EXPECT_EQ(validate_block_params(bp).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(AttentionDispatch, HostRunsCpuKernelsAndCudaIsUnsupported) {
+  const Problem pr = make_problem(kSmall, 52);
+  const size_t nq = static_cast<size_t>(pr.q_elems());
+  const size_t ns = static_cast<size_t>(pr.stat_elems());
+  std::vector<float> out(nq, kNaN), lse(ns, kNaN), out_direct(nq, kNaN), lse_direct(ns, kNaN);
+  ASSERT_TRUE(run_block_forward(pr.forward_params(out.data(), lse.data(), false), KernelTarget{}).is_ok());
+  cpu_block_forward(pr.forward_params(out_direct.data(), lse_direct.data(), false));
+  EXPECT_EQ(out, out_direct);
+  EXPECT_EQ(lse, lse_direct);
+
+  std::vector<float> delta(ns, kNaN), delta_direct(ns, kNaN);
+  ASSERT_TRUE(run_attention_delta(out.data(), pr.dout.data(), DType::kF32, 1, kSmall.seq_q,
+                                  kSmall.heads_q, kSmall.head_dim, delta.data(), KernelTarget{})
+                  .is_ok());
+  cpu_attention_delta(out.data(), pr.dout.data(), DType::kF32, 1, kSmall.seq_q, kSmall.heads_q,
+                      kSmall.head_dim, delta_direct.data());
+  EXPECT_EQ(delta, delta_direct);
+
+  std::vector<float> dq(nq, 0.0f), dq_direct(nq, 0.0f);
+  ASSERT_TRUE(run_block_backward(pr.backward_params(lse.data(), delta.data(), dq.data(), nullptr, nullptr),
+                                 KernelTarget{})
+                  .is_ok());
+  cpu_block_backward(pr.backward_params(lse.data(), delta.data(), dq_direct.data(), nullptr, nullptr));
+  EXPECT_EQ(dq, dq_direct);
+
+  std::vector<float> merged = out, merged_lse = lse;
+  ASSERT_TRUE(run_merge_partials(merged.data(), merged_lse.data(), out.data(), lse.data(), 1,
+                                 kSmall.seq_q, kSmall.heads_q, kSmall.head_dim, KernelTarget{})
+                  .is_ok());
+
+  const KernelTarget cuda{Device::kCuda, nullptr};
+  const Status s = run_block_forward(pr.forward_params(out.data(), lse.data(), false), cuda);
+  EXPECT_EQ(s.code(), StatusCode::kUnsupported);
+  EXPECT_NE(s.message().find("CUDA attention kernels are not built"), std::string::npos) << s.message();
+  EXPECT_EQ(run_block_backward(pr.backward_params(lse.data(), delta.data(), dq.data(), nullptr, nullptr), cuda)
+                .code(),
+            StatusCode::kUnsupported);
+  EXPECT_EQ(run_attention_delta(out.data(), pr.dout.data(), DType::kF32, 1, kSmall.seq_q,
+                                kSmall.heads_q, kSmall.head_dim, delta.data(), cuda)
+                .code(),
+            StatusCode::kUnsupported);
+  EXPECT_EQ(run_merge_partials(merged.data(), merged_lse.data(), out.data(), lse.data(), 1,
+                               kSmall.seq_q, kSmall.heads_q, kSmall.head_dim, cuda)
+                .code(),
+            StatusCode::kUnsupported);
+}
+
+}  // namespace
+}  // namespace seqpar::test
