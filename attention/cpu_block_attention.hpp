@@ -16,6 +16,10 @@ Status validate_block_params(const BlockBackwardParams& p);
 void cpu_block_forward(const BlockForwardParams& p);
 void cpu_block_backward(const BlockBackwardParams& p);
 
+// Sizes this thread's kernel scratch for blocks of `shape` now, so that the kernels allocate
+// nothing when they later run inside a step loop on this thread.
+void cpu_reserve_block_scratch(const BlockShape& shape);
+
 // delta (B, H, S) fp32 = rowsum(dout * out) with out, dout (B, S, H, D) in `dtype`.
 void cpu_attention_delta(const void* out, const void* dout, DType dtype, int64_t batch,
                          int64_t seq, int64_t heads, int64_t head_dim, float* delta);

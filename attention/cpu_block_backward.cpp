@@ -50,6 +50,12 @@ BackwardTiles carve_backward_tiles(int64_t rows, int64_t d) {
 
 }  // namespace
 
+void cpu_reserve_block_scratch(const BlockShape& shape) {
+  const int64_t group = shape.heads_q / shape.heads_kv;
+  cpu_reserve_forward_scratch(shape);
+  (void)carve_backward_tiles(tile_positions(group) * group, shape.head_dim);
+}
+
 void cpu_block_backward(const BlockBackwardParams& p) {
   const BlockShape& sh = p.shape;
   const int64_t d = sh.head_dim;

@@ -60,6 +60,11 @@ bool online_softmax_row(float* s, float* running_max, float* running_sum, float*
 
 }  // namespace
 
+void cpu_tiles::cpu_reserve_forward_scratch(const BlockShape& shape) {
+  const int64_t group = shape.heads_q / shape.heads_kv;
+  (void)carve_forward_tiles(tile_positions(group) * group, shape.head_dim);
+}
+
 void cpu_block_forward(const BlockForwardParams& p) {
   const BlockShape& sh = p.shape;
   const int64_t d = sh.head_dim;

@@ -168,6 +168,9 @@ inline void store_column(const float* row, int64_t d, int64_t j, float* tile_t) 
 
 // The calling thread's scratch, grown (never shrunk) to at least `floats`: one allocation per
 // thread and size class, none per tile or per call once warm.
+// Forward's share of cpu_reserve_block_scratch (defined in cpu_block_forward.cpp).
+void cpu_reserve_forward_scratch(const BlockShape& shape);
+
 inline float* thread_scratch(size_t floats) {
   thread_local std::vector<float> buffer;
   if (buffer.size() < floats) buffer.resize(floats);

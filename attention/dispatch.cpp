@@ -15,6 +15,12 @@ Status cuda_not_built(const char* op) {
 
 }  // namespace
 
+Status prepare_block_kernels(const BlockShape& shape, const KernelTarget& target) {
+  if (target.device != Device::kHost) return cuda_not_built("prepare block kernels");
+  cpu_reserve_block_scratch(shape);
+  return Status::ok();
+}
+
 Status run_block_forward(const BlockForwardParams& p, const KernelTarget& target) {
   if (target.device != Device::kHost) return cuda_not_built("block forward");
   cpu_block_forward(p);

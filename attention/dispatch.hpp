@@ -15,6 +15,10 @@ struct KernelTarget {
   void* stream = nullptr;  // cudaStream_t for Device::kCuda; unused on the host
 };
 
+// Readies the kernels for blocks of `shape` on this thread (CPU: sizes the thread's scratch),
+// so nothing is allocated later in a step loop. Call once per plan, on the executing thread.
+Status prepare_block_kernels(const BlockShape& shape, const KernelTarget& target);
+
 Status run_block_forward(const BlockForwardParams& p, const KernelTarget& target);
 Status run_block_backward(const BlockBackwardParams& p, const KernelTarget& target);
 

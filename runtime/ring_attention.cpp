@@ -35,6 +35,7 @@ StatusOr<std::unique_ptr<Scheme>> RingAttention::create(const SchemeContext& con
                              : PositionMap::indexed(positions));
   }
   SEQPAR_RETURN_IF_ERROR(scheme->allocate_workspace());
+  SEQPAR_RETURN_IF_ERROR(prepare_block_kernels(scheme->block_shape(), {context.device, context.stream}));
   return std::unique_ptr<Scheme>(std::move(scheme));
 }
 
