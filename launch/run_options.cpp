@@ -10,9 +10,18 @@ namespace po = boost::program_options;
 
 namespace {
 
+constexpr int kMaxThreadRanks = 1024;
+
 bool launched_by_mpirun() {
   return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr || std::getenv("PMI_SIZE") != nullptr ||
          std::getenv("PMIX_RANK") != nullptr;
+}
+
+int launcher_world_size() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}) {
+    if (const char* v = std::getenv(name)) return std::atoi(v);
+  }
+  return 1;
 }
 
 }  // namespace
@@ -84,7 +93,15 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
   } else {
     return SEQPAR_FAIL(StatusCode::kInvalidArgument, "unknown mask '", mask, "' (expected causal or full)");
   }
-  SEQPAR_REQUIRE(o.ranks >= 1, StatusCode::kInvalidArgument, "--ranks must be at least 1");
+  if (o.backend == BackendKind::kThreads) {
+    SEQPAR_REQUIRE(o.ranks >= 1 && o.ranks <= kMaxThreadRanks, StatusCode::kInvalidArgument,
+                   "--ranks must be from 1 to ", kMaxThreadRanks, " (got ", o.ranks, ")");
+    SEQPAR_REQUIRE(launcher_world_size() == 1, StatusCode::kInvalidArgument,
+                   "--backend threads runs all ranks in one process; under mpirun use --backend mpi");
+  } else {
+    SEQPAR_REQUIRE(vm["ranks"].defaulted(), StatusCode::kInvalidArgument, "--ranks is for --backend threads; with ",
+                   backend, " the ranks are mpirun's processes (-np)");
+  }
   SEQPAR_REQUIRE(o.iters >= 1 && o.warmup >= 0, StatusCode::kInvalidArgument,
                  "--iters must be >= 1 and --warmup >= 0");
   SEQPAR_REQUIRE(o.timeout_s >= 0.0, StatusCode::kInvalidArgument, "--timeout must be >= 0");

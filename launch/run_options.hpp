@@ -21,7 +21,7 @@ inline const char* backend_name(BackendKind backend) {
 
 struct RunOptions {
   BackendKind backend = BackendKind::kThreads;
-  int ranks = 4;  // threads backend only; mpi/nccl take the size of MPI_COMM_WORLD
+  int ranks = 4;  // threads backend only (1..1024); mpi/nccl take the size of MPI_COMM_WORLD
   PlanConfig plan;
   bool backward = false;
   int iters = 3;

@@ -2,6 +2,7 @@
 // threads of one process (--backend threads --ranks P); prints a table or one JSON object.
 // Exit codes: 0 pass, 1 error or failed check, 2 bad command line.
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <mutex>
 #include <optional>
@@ -100,6 +101,13 @@ int run_with_mpi(int argc, char** argv, const RunOptions& options) {
 
 int main(int argc, char** argv) {
   using namespace seqpar;
+  // Under a launcher, errors before MPI_Init still name this process's rank.
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"}) {
+    if (const char* rank = std::getenv(name)) {
+      set_log_rank(std::atoi(rank));
+      break;
+    }
+  }
   bool exit_now = false;
   StatusOr<RunOptions> options = parse_run_options(argc, argv, &exit_now);
   if (!options.is_ok()) {

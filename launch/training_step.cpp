@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/log.hpp"
+#include "runtime/agreement.hpp"
 #include "runtime/plan.hpp"
 
 namespace seqpar {
@@ -19,7 +20,7 @@ StatusOr<StepReport> run_training_step(const RunOptions& options, Communicator& 
   const int rank = comm.rank();
 
   RankTensors t;
-  SEQPAR_RETURN_IF_ERROR(t.allocate(p, plan->local_seq()));
+  SEQPAR_RETURN_IF_ERROR(agree_across_ranks(t.allocate(p, plan->local_seq()), comm, "allocate their tensors"));
   fill_input_shard(p, plan->layout(), rank, options.seed, InputTensor::kQ, t.q.data());
   fill_input_shard(p, plan->layout(), rank, options.seed, InputTensor::kK, t.k.data());
   fill_input_shard(p, plan->layout(), rank, options.seed, InputTensor::kV, t.v.data());
@@ -42,10 +43,10 @@ StatusOr<StepReport> run_training_step(const RunOptions& options, Communicator& 
     }
     SEQPAR_LOG_INFO("step ", it + 1, "/", options.warmup + options.iters, " done");
   }
-  // Per-step communication of this rank, measured before the reductions below add their own.
+  // This rank's communication over the timed steps, read before the reductions below add theirs.
   const CommStats stats = comm.stats();
-  const int64_t my_bytes = stats.total_bytes_sent() / options.iters;
-  const int64_t my_exchanges = stats[CommOp::kExchange].calls / options.iters;
+  const int64_t my_bytes = stats.total_bytes_sent();
+  const int64_t my_exchanges = stats[CommOp::kExchange].calls;
 
   StepReport report;
   report.problem = p;
@@ -61,22 +62,26 @@ StatusOr<StepReport> run_training_step(const RunOptions& options, Communicator& 
   const double flops = attention_forward_flops(p) * (options.backward ? 3.5 : 1.0);
   report.tflops = flops / (report.time_ms * 1e-3) / 1e12;
 
-  int64_t extremes[3] = {my_bytes, -my_bytes, my_exchanges};  // max bytes, -min bytes, max calls
-  SEQPAR_RETURN_IF_ERROR(comm.all_reduce(extremes, extremes, 3, DType::kI64, ReduceOp::kMax));
-  report.bytes_sent_per_rank = extremes[0];
-  report.bytes_sent_min_rank = -extremes[1];
-  report.exchanges_per_rank = extremes[2];
+  // Largest and smallest totals over ranks (negated for the minimum), all steps together.
+  int64_t extremes[4] = {my_bytes, -my_bytes, my_exchanges, -my_exchanges};
+  SEQPAR_RETURN_IF_ERROR(comm.all_reduce(extremes, extremes, 4, DType::kI64, ReduceOp::kMax));
   CommVolume expected = plan->expected_forward_comm();
   if (options.backward) {
     const CommVolume b = plan->expected_backward_comm();
     expected.exchanges += b.exchanges;
     expected.bytes_sent += b.bytes_sent;
   }
+  const int64_t steps = options.iters;
+  report.bytes_sent_per_rank = extremes[0] / steps;
+  report.bytes_sent_min_rank = -extremes[1] / steps;
+  report.exchanges_per_rank = extremes[2] / steps;
   report.bytes_expected_per_rank = expected.bytes_sent;
   report.exchanges_expected = expected.exchanges;
-  report.comm_matches_formula = report.bytes_sent_per_rank == expected.bytes_sent &&
-                                report.bytes_sent_min_rank == expected.bytes_sent &&
-                                report.exchanges_per_rank == expected.exchanges;
+  // Every rank sent exactly the formula's bytes in exactly its number of exchanges, every step.
+  report.comm_matches_formula = extremes[0] == expected.bytes_sent * steps &&
+                                -extremes[1] == expected.bytes_sent * steps &&
+                                extremes[2] == expected.exchanges * steps &&
+                                -extremes[3] == expected.exchanges * steps;
 
   if (options.check) {
     SEQPAR_ASSIGN_OR_RETURN(report.errors, check_against_reference(p, plan->layout(), comm, options.seed,

@@ -1,10 +1,13 @@
 // Plan creation (agreement across ranks, validation, workspace) and the checked entry points.
 #include "runtime/plan.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
+#include "core/log.hpp"
+#include "runtime/agreement.hpp"
 #include "runtime/ring_attention.hpp"
 
 namespace seqpar {
@@ -12,6 +15,7 @@ namespace {
 
 constexpr int64_t kMinHeadDim = 8;
 constexpr int64_t kMaxHeadDim = 256;
+constexpr int64_t kMaxElements = int64_t{1} << 56;  // per global tensor; bytes stay far from 2^63
 
 // The config values every rank must agree on, exchanged once per plan.
 struct Fingerprint {
@@ -47,19 +51,6 @@ Status check_ranks_agree(const PlanConfig& config, Communicator& comm) {
   return Status::ok();
 }
 
-// Every rank learns whether any rank failed `local`; the failing ranks keep their own error.
-Status agree_on_success(const Status& local, Communicator& comm) {
-  int32_t failed = local.is_ok() ? 0 : 1;
-  std::vector<int32_t> all(static_cast<size_t>(comm.size()));
-  SEQPAR_RETURN_IF_ERROR(comm.all_gather(&failed, all.data(), sizeof(failed)));
-  if (!local.is_ok()) return local;
-  for (int r = 0; r < comm.size(); ++r) {
-    SEQPAR_REQUIRE(all[static_cast<size_t>(r)] == 0, StatusCode::kAborted, "rank ", r,
-                   " failed to create its plan (see its error)");
-  }
-  return Status::ok();
-}
-
 }  // namespace
 
 Status validate_problem(const PlanConfig& config, int ranks) {
@@ -75,12 +66,24 @@ Status validate_problem(const PlanConfig& config, int ranks) {
                  " is unsupported: it must be a multiple of 8 from ", kMinHeadDim, " to ", kMaxHeadDim);
   SEQPAR_REQUIRE(is_storage_dtype(p.dtype), StatusCode::kInvalidArgument, "dtype ",
                  dtype_name(p.dtype), " is not a storage dtype (fp32, bf16, fp16)");
+  int64_t elements = 0;  // of the largest global tensor, (B, S, max(Hq, Hkv), D)
+  const bool overflow = __builtin_mul_overflow(p.batch, p.seq, &elements) ||
+                        __builtin_mul_overflow(elements, std::max(p.heads_q, p.heads_kv), &elements) ||
+                        __builtin_mul_overflow(elements, p.head_dim, &elements);
+  SEQPAR_REQUIRE(!overflow && elements <= kMaxElements, StatusCode::kInvalidArgument,
+                 "problem too large: B*S*H*D of (", p.batch, ", ", p.seq, ", ", std::max(p.heads_q, p.heads_kv),
+                 ", ", p.head_dim, ") exceeds 2^56 elements");
   SEQPAR_REQUIRE(p.softmax_scale >= 0.0f && std::isfinite(p.softmax_scale),
                  StatusCode::kInvalidArgument, "softmax scale must be finite and >= 0 (0 means 1/sqrt(D))");
   return Layout::make(scheme_layout(config.scheme), p.seq, ranks).status();
 }
 
-StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& config, Communicator& comm) {
+StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Communicator& comm) {
+  if (log_rank() < 0) set_log_rank(comm.rank());  // errors name the rank in embedded use too
+  PlanConfig config = requested;
+  if (config.problem.softmax_scale == 0.0f && config.problem.head_dim > 0) {
+    config.problem.softmax_scale = 1.0f / std::sqrt(static_cast<float>(config.problem.head_dim));
+  }
   SEQPAR_RETURN_IF_ERROR(check_ranks_agree(config, comm));
   // Configs are equal on every rank now, so every rank reaches the same verdict here.
   SEQPAR_RETURN_IF_ERROR(validate_problem(config, comm.size()));
@@ -92,11 +95,8 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& config, Communica
   SchemeContext context{config.problem, config.scheme,
                         Layout::make(scheme_layout(config.scheme), config.problem.seq, comm.size()).value(),
                         &comm, config.device, config.stream};
-  if (context.problem.softmax_scale == 0.0f) {
-    context.problem.softmax_scale = 1.0f / std::sqrt(static_cast<float>(context.problem.head_dim));
-  }
   StatusOr<std::unique_ptr<Scheme>> scheme = RingAttention::create(context);
-  SEQPAR_RETURN_IF_ERROR(agree_on_success(scheme.status(), comm));  // e.g. out of memory on one rank
+  SEQPAR_RETURN_IF_ERROR(agree_across_ranks(scheme.status(), comm, "create their plan"));  // e.g. out of memory
   return std::unique_ptr<Plan>(new Plan(std::move(context), std::move(scheme).value()));
 }
 
@@ -108,21 +108,24 @@ CommVolume Plan::expected_backward_comm() const {
   return seqpar::expected_backward_comm(context_.kind, context_.problem, context_.comm->size());
 }
 
-Status Plan::forward(const ForwardArgs& args) {
-  SEQPAR_REQUIRE(args.q && args.k && args.v && args.out && args.lse, StatusCode::kInvalidArgument,
-                 "forward needs q, k, v, out and lse");
-  Status status = scheme_->forward(args);
+Status Plan::fail_group_on_error(Status status) {
   if (!status.is_ok() && status.code() != StatusCode::kAborted) context_.comm->abort(status);
   return status;
 }
 
+Status Plan::forward(const ForwardArgs& args) {
+  const bool complete = args.q && args.k && args.v && args.out && args.lse;
+  return fail_group_on_error(complete ? scheme_->forward(args)
+                                      : SEQPAR_FAIL(StatusCode::kInvalidArgument,
+                                                    "forward needs q, k, v, out and lse"));
+}
+
 Status Plan::backward(const BackwardArgs& args) {
-  SEQPAR_REQUIRE(args.q && args.k && args.v && args.out && args.lse && args.dout && args.dq &&
-                     args.dk && args.dv,
-                 StatusCode::kInvalidArgument, "backward needs q, k, v, out, lse, dout, dq, dk and dv");
-  Status status = scheme_->backward(args);
-  if (!status.is_ok() && status.code() != StatusCode::kAborted) context_.comm->abort(status);
-  return status;
+  const bool complete = args.q && args.k && args.v && args.out && args.lse && args.dout && args.dq &&
+                        args.dk && args.dv;
+  return fail_group_on_error(complete ? scheme_->backward(args)
+                                      : SEQPAR_FAIL(StatusCode::kInvalidArgument,
+                                                    "backward needs q, k, v, out, lse, dout, dq, dk and dv"));
 }
 
 }  // namespace seqpar

@@ -20,6 +20,7 @@ namespace seqpar {
 
 class Plan {
  public:
+  // Also sets this thread's log rank to comm.rank() when the caller has not set one.
   static StatusOr<std::unique_ptr<Plan>> create(const PlanConfig& config, Communicator& comm);
 
   const AttentionProblem& problem() const { return context_.problem; }  // scale resolved
@@ -31,12 +32,13 @@ class Plan {
   CommVolume expected_forward_comm() const;
   CommVolume expected_backward_comm() const;
 
-  // Collective. On a failure after communication started, the group is aborted (a partial
-  // step cannot be resumed), so no rank is left waiting.
+  // Collective. Any failure, a missing tensor on one rank included, aborts the group (a partial
+  // step cannot be resumed), so no rank is left waiting for it.
   Status forward(const ForwardArgs& args);
   Status backward(const BackwardArgs& args);
 
  private:
+  Status fail_group_on_error(Status status);
   Plan(SchemeContext context, std::unique_ptr<Scheme> scheme)
       : context_(std::move(context)), scheme_(std::move(scheme)) {}
   SchemeContext context_;

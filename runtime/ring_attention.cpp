@@ -2,6 +2,7 @@
 #include "runtime/ring_attention.hpp"
 
 #include <cstring>
+#include <new>
 
 #include "attention/dispatch.hpp"
 
@@ -25,7 +26,17 @@ StatusOr<std::unique_ptr<Scheme>> RingAttention::create(const SchemeContext& con
                  " memory needs the CUDA block kernels, which this build does not have yet");
   std::unique_ptr<RingAttention> scheme(new RingAttention(context));
   const Layout& layout = context.layout;
-  scheme->all_positions_.resize(static_cast<size_t>(layout.ranks() * layout.local_seq()));
+  const AttentionProblem& p = context.problem;
+  const size_t local = static_cast<size_t>(layout.local_seq());
+  scheme->q_elems_ = static_cast<size_t>(p.batch * p.heads_q * p.head_dim) * local;
+  scheme->kv_elems_ = static_cast<size_t>(p.batch * p.heads_kv * p.head_dim) * local;
+  scheme->kv_bytes_ = scheme->kv_elems_ * dtype_size(p.dtype);
+  try {
+    scheme->all_positions_.resize(static_cast<size_t>(layout.ranks()) * local);
+    scheme->positions_of_.reserve(static_cast<size_t>(layout.ranks()));
+  } catch (const std::bad_alloc&) {
+    return SEQPAR_FAIL(StatusCode::kOutOfMemory, "no memory for the positions of ", layout.seq(), " tokens");
+  }
   for (int r = 0; r < layout.ranks(); ++r) {
     int64_t* positions = scheme->all_positions_.data() + r * layout.local_seq();
     layout.positions(r, positions);
@@ -45,13 +56,19 @@ BlockShape RingAttention::block_shape() const {
   return {p.batch, local, local, p.heads_q, p.heads_kv, p.head_dim};
 }
 
+Status RingAttention::post_kv_shift(const void* k, const void* v, char* landing, Request& request) {
+  Communicator& comm = *ctx_.comm;
+  const int next = (comm.rank() + 1) % comm.size();
+  const int prev = (comm.rank() + comm.size() - 1) % comm.size();
+  const P2POp ops[] = {P2POp::send(next, k, kv_bytes_), P2POp::send(next, v, kv_bytes_),
+                       P2POp::recv(prev, landing, kv_bytes_), P2POp::recv(prev, landing + kv_bytes_, kv_bytes_)};
+  return comm.start_exchange(ops, request);
+}
+
 Status RingAttention::allocate_workspace() {
   const AttentionProblem& p = ctx_.problem;
   const bool ring = ctx_.layout.ranks() > 1;
   const size_t local = static_cast<size_t>(ctx_.layout.local_seq());
-  const size_t kv_elems = static_cast<size_t>(p.batch * p.heads_kv * p.head_dim) * local;
-  const size_t q_elems = static_cast<size_t>(p.batch * p.heads_q * p.head_dim) * local;
-  const size_t kv_bytes = kv_elems * dtype_size(p.dtype);
 
   // Offsets of every region in one arena; buffers only a multi-rank ring needs are empty at P=1.
   size_t offset = 0;
@@ -60,14 +77,14 @@ Status RingAttention::allocate_workspace() {
     offset += align_up(bytes);
     return at;
   };
-  const size_t kv_recv0 = carve(ring ? 2 * kv_bytes : 0);
-  const size_t kv_recv1 = carve(ring ? 2 * kv_bytes : 0);
-  const size_t acc_q = carve(q_elems * sizeof(float));
+  const size_t kv_recv0 = carve(ring ? 2 * kv_bytes_ : 0);
+  const size_t kv_recv1 = carve(ring ? 2 * kv_bytes_ : 0);
+  const size_t acc_q = carve(q_elems_ * sizeof(float));
   const size_t delta = carve(static_cast<size_t>(p.batch * p.heads_q) * local * sizeof(float));
-  const size_t dkv_local = carve(2 * kv_elems * sizeof(float));
-  const size_t dkv_total = carve(2 * kv_elems * sizeof(float));
-  const size_t dkv_send = carve(ring ? 2 * kv_bytes : 0);
-  const size_t dkv_recv = carve(ring ? 2 * kv_bytes : 0);
+  const size_t dkv_local = carve(2 * kv_elems_ * sizeof(float));
+  const size_t dkv_total = carve(2 * kv_elems_ * sizeof(float));
+  const size_t dkv_send = carve(ring ? 2 * kv_bytes_ : 0);
+  const size_t dkv_recv = carve(ring ? 2 * kv_bytes_ : 0);
   SEQPAR_RETURN_IF_ERROR(workspace_.allocate(offset));
 
   char* base = workspace_.as<char>();
@@ -87,15 +104,10 @@ Status RingAttention::forward(const ForwardArgs& args) {
   const AttentionProblem& p = ctx_.problem;
   const int ranks = comm.size();
   const int rank = comm.rank();
-  const int next = (rank + 1) % ranks;
-  const int prev = (rank + ranks - 1) % ranks;
-  const BlockShape shape = block_shape();
-  const size_t kv_bytes =
-      static_cast<size_t>(shape.batch * shape.seq_k * shape.heads_kv * shape.head_dim) * dtype_size(p.dtype);
   const KernelTarget target{ctx_.device, ctx_.stream};
 
   BlockForwardParams block;
-  block.shape = shape;
+  block.shape = block_shape();
   block.dtype = p.dtype;
   block.q = args.q;
   block.out = acc_q_;    // (B, S_local, Hq, D) fp32 running output
@@ -111,10 +123,7 @@ Status RingAttention::forward(const ForwardArgs& args) {
     Request incoming;
     char* landing = static_cast<char*>(kv_recv_[step % 2]);
     if (step + 1 < ranks) {  // post the next block's transfer before computing on this one
-      const P2POp ops[] = {P2POp::send(next, k, kv_bytes), P2POp::send(next, v, kv_bytes),
-                           P2POp::recv(prev, landing, kv_bytes),
-                           P2POp::recv(prev, landing + kv_bytes, kv_bytes)};
-      SEQPAR_RETURN_IF_ERROR(comm.start_exchange(ops, incoming));
+      SEQPAR_RETURN_IF_ERROR(post_kv_shift(k, v, landing, incoming));
     }
     block.k = k;
     block.v = v;
@@ -123,9 +132,9 @@ Status RingAttention::forward(const ForwardArgs& args) {
     SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target));
     SEQPAR_RETURN_IF_ERROR(comm.wait(incoming));
     k = landing;
-    v = landing + kv_bytes;
+    v = landing + kv_bytes_;
   }
-  convert_from_float(acc_q_, args.out, p.dtype, static_cast<size_t>(shape.batch * shape.seq_q * shape.heads_q * shape.head_dim));
+  convert_from_float(acc_q_, args.out, p.dtype, q_elems_);
   return Status::ok();
 }
 
@@ -134,18 +143,14 @@ Status RingAttention::backward(const BackwardArgs& args) {
   const AttentionProblem& p = ctx_.problem;
   const int ranks = comm.size();
   const int rank = comm.rank();
-  const int next = (rank + 1) % ranks;
-  const int prev = (rank + ranks - 1) % ranks;
   const BlockShape shape = block_shape();
-  const size_t kv_elems = static_cast<size_t>(shape.batch * shape.seq_k * shape.heads_kv * shape.head_dim);
-  const size_t q_elems = static_cast<size_t>(shape.batch * shape.seq_q * shape.heads_q * shape.head_dim);
-  const size_t kv_bytes = kv_elems * dtype_size(p.dtype);
+  const size_t kv_elems = kv_elems_;
   const KernelTarget target{ctx_.device, ctx_.stream};
 
   // delta (B, Hq, S_local) = rowsum(dO * O), from the final forward output.
   SEQPAR_RETURN_IF_ERROR(run_attention_delta(args.out, args.dout, p.dtype, shape.batch, shape.seq_q,
                                              shape.heads_q, shape.head_dim, delta_, target));
-  std::memset(acc_q_, 0, q_elems * sizeof(float));  // dQ (B, S_local, Hq, D) fp32
+  std::memset(acc_q_, 0, q_elems_ * sizeof(float));  // dQ (B, S_local, Hq, D) fp32
 
   BlockBackwardParams block;
   block.shape = shape;
@@ -155,8 +160,6 @@ Status RingAttention::backward(const BackwardArgs& args) {
   block.lse = args.lse;
   block.delta = delta_;
   block.dq = acc_q_;
-  block.dk = dkv_local_;             // (B, S_local, Hkv, D) this step's dK
-  block.dv = dkv_local_ + kv_elems;  // (B, S_local, Hkv, D) this step's dV
   block.q_pos = positions_of_[static_cast<size_t>(rank)];
   block.mask = p.mask;
   block.softmax_scale = p.softmax_scale;
@@ -168,32 +171,29 @@ Status RingAttention::backward(const BackwardArgs& args) {
     const int source = (rank - step + ranks) % ranks;  // owner of the block held this step
     Request incoming;
     char* landing = static_cast<char*>(kv_recv_[step % 2]);
-    if (step + 1 < ranks) {
-      const P2POp ops[] = {P2POp::send(next, k, kv_bytes), P2POp::send(next, v, kv_bytes),
-                           P2POp::recv(prev, landing, kv_bytes),
-                           P2POp::recv(prev, landing + kv_bytes, kv_bytes)};
-      SEQPAR_RETURN_IF_ERROR(comm.start_exchange(ops, incoming));
-    }
-    std::memset(dkv_local_, 0, 2 * kv_elems * sizeof(float));
+    if (step + 1 < ranks) SEQPAR_RETURN_IF_ERROR(post_kv_shift(k, v, landing, incoming));
+    // Step 0's block is our own: its share goes straight into the total; later shares go out.
+    float* share = step == 0 ? dkv_total_ : dkv_local_;  // (2, B, S_local, Hkv, D): dK then dV
+    std::memset(share, 0, 2 * kv_elems * sizeof(float));
+    block.dk = share;
+    block.dv = share + kv_elems;
     block.k = k;
     block.v = v;
     block.k_pos = positions_of_[static_cast<size_t>(source)];
     SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target));
 
-    if (step == 0) {  // the block is our own: its first share stays here
-      std::memcpy(dkv_total_, dkv_local_, 2 * kv_elems * sizeof(float));
-    } else {
+    if (step > 0) {
       SEQPAR_RETURN_IF_ERROR(comm.wait(shares));  // last step's transfers are done
       if (step > 1) add_share(dkv_total_, dkv_recv_, 2 * kv_elems, p.dtype);
       convert_from_float(dkv_local_, dkv_send_, p.dtype, 2 * kv_elems);
       const int holder = (rank + step) % ranks;  // holds our block this step
-      const P2POp ops[] = {P2POp::send(source, dkv_send_, 2 * kv_bytes),
-                           P2POp::recv(holder, dkv_recv_, 2 * kv_bytes)};
+      const P2POp ops[] = {P2POp::send(source, dkv_send_, 2 * kv_bytes_),
+                           P2POp::recv(holder, dkv_recv_, 2 * kv_bytes_)};
       SEQPAR_RETURN_IF_ERROR(comm.start_exchange(ops, shares));
     }
     SEQPAR_RETURN_IF_ERROR(comm.wait(incoming));
     k = landing;
-    v = landing + kv_bytes;
+    v = landing + kv_bytes_;
   }
   if (ranks > 1) {  // the last share of our block
     SEQPAR_RETURN_IF_ERROR(comm.wait(shares));
@@ -201,7 +201,7 @@ Status RingAttention::backward(const BackwardArgs& args) {
   }
   convert_from_float(dkv_total_, args.dk, p.dtype, kv_elems);
   convert_from_float(dkv_total_ + kv_elems, args.dv, p.dtype, kv_elems);
-  convert_from_float(acc_q_, args.dq, p.dtype, q_elems);
+  convert_from_float(acc_q_, args.dq, p.dtype, q_elems_);
   return Status::ok();
 }
 

@@ -32,8 +32,13 @@ class RingAttention final : public Scheme {
   explicit RingAttention(const SchemeContext& context) : ctx_(context) {}
   Status allocate_workspace();
   BlockShape block_shape() const;
+  // Posts this step's K, V to the next rank and the next block's landing from the previous one.
+  Status post_kv_shift(const void* k, const void* v, char* landing, Request& request);
 
   SchemeContext ctx_;
+  size_t q_elems_ = 0;   // B * S_local * Hq * D
+  size_t kv_elems_ = 0;  // B * S_local * Hkv * D
+  size_t kv_bytes_ = 0;  // kv_elems_ in the storage dtype: one of K or V
   std::vector<int64_t> all_positions_;     // (P, S_local): every rank's token positions
   std::vector<PositionMap> positions_of_;  // (P): rank r's positions, affine when one segment
 

@@ -21,10 +21,9 @@ std::unique_ptr<Communicator> world() {
 TEST(RingSchemesMpi, MatchReferenceAndCommFormula) {
   auto comm = world();
   ASSERT_NE(comm, nullptr);
-  uint64_t seed = 500;
   for (const testing::SchemeCase& c : testing::scheme_cases()) {
     SCOPED_TRACE(c.name());
-    const RunOptions options = testing::options_for(c, comm->size(), ++seed);
+    const RunOptions options = testing::options_for(c, comm->size());
     StatusOr<StepReport> report = run_training_step(options, *comm);
     ASSERT_TRUE(report.is_ok()) << report.status().to_string();
     const CheckErrors& e = *report->errors;

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "comm/threads_communicator.hpp"
+#include "launch/test_data.hpp"
 #include "launch/training_step.hpp"
 #include "runtime/comm_formula.hpp"
 #include "runtime/plan.hpp"
@@ -30,8 +31,7 @@ class RingSchemes : public ::testing::TestWithParam<std::tuple<SchemeCase, int>>
 
 TEST_P(RingSchemes, MatchReferenceAndCommFormula) {
   const auto& [c, ranks] = GetParam();
-  static uint64_t seed = 100;  // fresh inputs for every case
-  const RunOptions options = testing::options_for(c, ranks, ++seed);
+  const RunOptions options = testing::options_for(c, ranks);
   Status status;
   const std::vector<StepReport> reports = run_checked_step(options, ranks, &status);
   ASSERT_TRUE(status.is_ok()) << status.to_string();
@@ -148,6 +148,39 @@ TEST(PlanRejects, ShapesThatDifferBetweenRanksOnEveryRankWithoutHanging) {
   });
   expect_every_rank_fails(statuses, StatusCode::kMismatch, "seq is 64 on rank 0 but 128 on rank 2");
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST(PlanRejects, ProblemsWhoseSizesOverflow) {
+  auto statuses = create_plans(2, [](int) {
+    PlanConfig c = good_config();
+    c.problem.batch = int64_t{1} << 62;
+    return c;
+  });
+  expect_every_rank_fails(statuses, StatusCode::kInvalidArgument, "problem too large");
+}
+
+// One rank passes a null tensor: it fails, and the others fail at once (aborted), not after
+// the communication timeout.
+TEST(PlanExecute, MissingTensorOnOneRankFailsEveryRankFast) {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<Status> statuses(4);
+  (void)run_threads(4, [&](Communicator& comm) -> Status {
+    comm.set_timeout(std::chrono::seconds(60));
+    SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(good_config(), comm));
+    RankTensors t;
+    SEQPAR_RETURN_IF_ERROR(t.allocate(plan->problem(), plan->local_seq()));
+    ForwardArgs args{t.q.data(), t.k.data(), t.v.data(), t.out.data(), t.lse.as<float>()};
+    if (comm.rank() == 1) args.out = nullptr;
+    statuses[static_cast<size_t>(comm.rank())] = plan->forward(args);
+    return Status::ok();
+  });
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_EQ(statuses[1].code(), StatusCode::kInvalidArgument) << statuses[1].to_string();
+  EXPECT_NE(statuses[1].message().find("forward needs"), std::string::npos);
+  for (int r : {0, 2, 3}) {
+    EXPECT_EQ(statuses[static_cast<size_t>(r)].code(), StatusCode::kAborted)
+        << "rank " << r << ": " << statuses[static_cast<size_t>(r)].to_string();
+  }
 }
 
 TEST(PlanRejects, DeviceTensorsWithoutCudaKernels) {

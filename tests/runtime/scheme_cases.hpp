@@ -12,7 +12,7 @@ struct SchemeCase {
   SchemeKind scheme;
   MaskKind mask;
   int64_t heads_q, heads_kv, head_dim;
-  int64_t chunk;  // tokens per zigzag chunk; seq = 2 * P * chunk
+  int64_t tokens_per_rank;  // seq = P * tokens_per_rank (even for zigzag: two chunks)
   int64_t batch;
   DType dtype;
   std::string name() const;
@@ -20,7 +20,8 @@ struct SchemeCase {
 
 std::vector<SchemeCase> scheme_cases();
 
-// A RunOptions for `c` on `ranks` ranks: forward + backward, --check, seed varied by case.
-RunOptions options_for(const SchemeCase& c, int ranks, uint64_t seed);
+// A RunOptions for `c` on `ranks` ranks: forward + backward, --check, and a seed of its own
+// (from the case and the rank count), so every case runs on different inputs.
+RunOptions options_for(const SchemeCase& c, int ranks);
 
 }  // namespace seqpar::testing

@@ -1,0 +1,84 @@
+// No allocation inside a step: after warm-up steps, forward + backward of every ring-family
+// scheme perform zero C++ heap allocations on every rank (threads backend). Global operator
+// new is replaced in this test binary and counted per thread while a rank's steps run.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "comm/threads_communicator.hpp"
+#include "launch/test_data.hpp"
+#include "runtime/plan.hpp"
+
+namespace {
+thread_local bool t_counting = false;
+thread_local int64_t t_allocations = 0;
+}  // namespace
+
+// The replacements pair malloc with free themselves; GCC cannot see that through operator new.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void* operator new(std::size_t bytes) {
+  if (t_counting) ++t_allocations;
+  if (void* p = std::malloc(bytes == 0 ? 1 : bytes)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
+
+namespace seqpar {
+namespace {
+
+constexpr int kWarmupSteps = 3;
+constexpr int kCountedSteps = 5;
+
+class AllocationFreeStep : public ::testing::TestWithParam<std::tuple<SchemeKind, int>> {};
+
+TEST_P(AllocationFreeStep, ForwardAndBackwardAllocateNothingOnceWarm) {
+  const auto [scheme, ranks] = GetParam();
+  std::vector<int64_t> allocations(static_cast<size_t>(ranks), -1);
+  const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
+    PlanConfig config;
+    config.scheme = scheme;
+    config.problem = AttentionProblem{1, 2 * ranks * 16, 4, 2, 16, MaskKind::kCausal, DType::kBF16, 0.0f};
+    SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(config, comm));
+    RankTensors t;
+    SEQPAR_RETURN_IF_ERROR(t.allocate(plan->problem(), plan->local_seq()));
+    const std::pair<InputTensor, HostBuffer*> inputs[] = {
+        {InputTensor::kQ, &t.q}, {InputTensor::kK, &t.k}, {InputTensor::kV, &t.v}, {InputTensor::kDout, &t.dout}};
+    for (const auto& [input, buffer] : inputs) {
+      fill_input_shard(plan->problem(), plan->layout(), comm.rank(), 7, input, buffer->data());
+    }
+    const ForwardArgs fwd{t.q.data(), t.k.data(), t.v.data(), t.out.data(), t.lse.as<float>()};
+    const BackwardArgs bwd{t.q.data(), t.k.data(), t.v.data(), t.out.data(), t.lse.as<float>(),
+                           t.dout.data(), t.dq.data(), t.dk.data(), t.dv.data()};
+    for (int step = 0; step < kWarmupSteps + kCountedSteps; ++step) {
+      t_counting = step >= kWarmupSteps;
+      const Status f = plan->forward(fwd);
+      const Status b = f.is_ok() ? plan->backward(bwd) : f;
+      t_counting = false;
+      SEQPAR_RETURN_IF_ERROR(b);
+    }
+    allocations[static_cast<size_t>(comm.rank())] = t_allocations;
+    return Status::ok();
+  });
+  ASSERT_TRUE(status.is_ok()) << status.to_string();
+  for (int r = 0; r < ranks; ++r) {
+    EXPECT_EQ(allocations[static_cast<size_t>(r)], 0) << "rank " << r << " allocated during "
+                                                       << kCountedSteps << " warm steps";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(RingFamily, AllocationFreeStep,
+                         ::testing::Combine(::testing::Values(SchemeKind::kRing, SchemeKind::kStriped,
+                                                              SchemeKind::kZigzag),
+                                            ::testing::Values(1, 2, 3, 4)),
+                         [](const ::testing::TestParamInfo<std::tuple<SchemeKind, int>>& param_info) {
+                           return str_cat(scheme_name(std::get<0>(param_info.param)), "_P",
+                                          std::get<1>(param_info.param));
+                         });
+
+}  // namespace
+}  // namespace seqpar
