@@ -89,6 +89,9 @@ struct BlockForwardParams {
   // false: overwrite (out, lse) with this block's result (fully masked rows: out 0, lse -inf).
   // true: merge this block into the running (out, lse) in fp32.
   bool accumulate = false;
+  // CPU kernels' work area, cpu_block_scratch_floats(shape) floats, from the caller's workspace
+  // (a Plan's); null: the calling thread's own, grown on first use.
+  float* scratch = nullptr;
 };
 
 struct BlockBackwardParams {
@@ -107,6 +110,7 @@ struct BlockBackwardParams {
   PositionMap k_pos;
   MaskKind mask = MaskKind::kFull;
   float softmax_scale = 1.0f;
+  float* scratch = nullptr;  // as BlockForwardParams::scratch
 };
 
 }  // namespace seqpar

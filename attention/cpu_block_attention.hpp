@@ -16,9 +16,9 @@ Status validate_block_params(const BlockBackwardParams& p);
 void cpu_block_forward(const BlockForwardParams& p);
 void cpu_block_backward(const BlockBackwardParams& p);
 
-// Sizes this thread's kernel scratch for blocks of `shape` now, so that the kernels allocate
-// nothing when they later run inside a step loop on this thread.
-void cpu_reserve_block_scratch(const BlockShape& shape);
+// Floats of work area that forward and backward need for blocks of `shape` (the larger of the
+// two), for callers that pass params.scratch from their own workspace.
+size_t cpu_block_scratch_floats(const BlockShape& shape);
 
 // delta (B, H, S) fp32 = rowsum(dout * out) with out, dout (B, S, H, D) in `dtype`.
 void cpu_attention_delta(const void* out, const void* dout, DType dtype, int64_t batch,

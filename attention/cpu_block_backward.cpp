@@ -31,13 +31,26 @@ struct BackwardTiles {
   float* row_in;     // (D) one converted v row
 };
 
-BackwardTiles carve_backward_tiles(int64_t rows, int64_t d) {
+// Floats of each region of BackwardTiles, in order.
+struct BackwardTileSizes {
+  int64_t sizes[12];
+  int64_t total() const {
+    int64_t n = 0;
+    for (int64_t s : sizes) n += s;
+    return n;
+  }
+};
+
+BackwardTileSizes backward_tile_sizes(int64_t rows, int64_t d) {
   const int64_t tile = kTileKeys * d;
-  const int64_t sizes[] = {tile, tile, tile, tile, tile, rows * d, rows * d,
-                           rows * kTileKeys, rows * kTileKeys, rows, rows, d};
-  int64_t total = 0;
-  for (int64_t n : sizes) total += n;
-  float* base = thread_scratch(static_cast<size_t>(total));
+  return {{tile, tile, tile, tile, tile, rows * d, rows * d, rows * kTileKeys, rows * kTileKeys, rows,
+           rows, d}};
+}
+
+BackwardTiles carve_backward_tiles(int64_t rows, int64_t d, float* given) {
+  const BackwardTileSizes tiles = backward_tile_sizes(rows, d);
+  const int64_t* sizes = tiles.sizes;
+  float* base = kernel_scratch(given, static_cast<size_t>(tiles.total()));
   BackwardTiles t{};
   float** slots[] = {&t.k, &t.k_t, &t.v_t, &t.dk, &t.dv, &t.q, &t.dout,
                      &t.p, &t.ds, &t.row_lse, &t.row_delta, &t.row_in};
@@ -50,10 +63,10 @@ BackwardTiles carve_backward_tiles(int64_t rows, int64_t d) {
 
 }  // namespace
 
-void cpu_reserve_block_scratch(const BlockShape& shape) {
+size_t cpu_block_scratch_floats(const BlockShape& shape) {
   const int64_t group = shape.heads_q / shape.heads_kv;
-  cpu_reserve_forward_scratch(shape);
-  (void)carve_backward_tiles(tile_positions(group) * group, shape.head_dim);
+  const auto backward = static_cast<size_t>(backward_tile_sizes(tile_positions(group) * group, shape.head_dim).total());
+  return std::max(backward, cpu_forward_scratch_floats(shape));
 }
 
 void cpu_block_backward(const BlockBackwardParams& p) {
@@ -63,7 +76,7 @@ void cpu_block_backward(const BlockBackwardParams& p) {
   const int64_t tile_q = tile_positions(group);
   const bool want_dkv = p.dk != nullptr;
   if (p.dq == nullptr && !want_dkv) return;
-  const BackwardTiles t = carve_backward_tiles(tile_q * group, d);
+  const BackwardTiles t = carve_backward_tiles(tile_q * group, d, p.scratch);
   std::array<int64_t, kTileRows> q_pos{};  // positions of the query tile
   std::array<int64_t, kTileKeys> k_pos{};  // positions of the key tile
 

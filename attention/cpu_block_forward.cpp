@@ -27,12 +27,24 @@ struct ForwardTiles {
   float* row_in;   // (D) one converted key row
 };
 
-ForwardTiles carve_forward_tiles(int64_t rows, int64_t d) {
-  const int64_t sizes[] = {rows * d, d * kTileKeys, kTileKeys * d, rows * kTileKeys, rows * d,
-                           rows, rows, d};
-  int64_t total = 0;
-  for (int64_t n : sizes) total += n;
-  float* base = thread_scratch(static_cast<size_t>(total));
+// Floats of each region of ForwardTiles, in order.
+struct ForwardTileSizes {
+  int64_t sizes[8];
+  int64_t total() const {
+    int64_t n = 0;
+    for (int64_t s : sizes) n += s;
+    return n;
+  }
+};
+
+ForwardTileSizes forward_tile_sizes(int64_t rows, int64_t d) {
+  return {{rows * d, d * kTileKeys, kTileKeys * d, rows * kTileKeys, rows * d, rows, rows, d}};
+}
+
+ForwardTiles carve_forward_tiles(int64_t rows, int64_t d, float* given) {
+  const ForwardTileSizes tiles = forward_tile_sizes(rows, d);
+  const int64_t* sizes = tiles.sizes;
+  float* base = kernel_scratch(given, static_cast<size_t>(tiles.total()));
   ForwardTiles t{};
   float** slots[] = {&t.q, &t.k_t, &t.v, &t.s, &t.o, &t.row_max, &t.row_sum, &t.row_in};
   for (int i = 0; i < 8; ++i) {
@@ -60,9 +72,9 @@ bool online_softmax_row(float* s, float* running_max, float* running_sum, float*
 
 }  // namespace
 
-void cpu_tiles::cpu_reserve_forward_scratch(const BlockShape& shape) {
+size_t cpu_tiles::cpu_forward_scratch_floats(const BlockShape& shape) {
   const int64_t group = shape.heads_q / shape.heads_kv;
-  (void)carve_forward_tiles(tile_positions(group) * group, shape.head_dim);
+  return static_cast<size_t>(forward_tile_sizes(tile_positions(group) * group, shape.head_dim).total());
 }
 
 void cpu_block_forward(const BlockForwardParams& p) {
@@ -70,7 +82,7 @@ void cpu_block_forward(const BlockForwardParams& p) {
   const int64_t d = sh.head_dim;
   const int64_t group = sh.heads_q / sh.heads_kv;
   const int64_t tile_q = tile_positions(group);
-  const ForwardTiles t = carve_forward_tiles(tile_q * group, d);
+  const ForwardTiles t = carve_forward_tiles(tile_q * group, d, p.scratch);
   std::array<int64_t, kTileRows> q_pos{};  // positions of the query tile
   std::array<int64_t, kTileKeys> k_pos{};  // positions of the key tile
 

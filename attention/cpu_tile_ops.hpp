@@ -10,6 +10,7 @@
 #include <limits>
 #include <vector>
 
+#include "attention/block_params.hpp"
 #include "core/dtype.hpp"
 
 namespace seqpar::cpu_tiles {
@@ -166,12 +167,13 @@ inline void store_column(const float* row, int64_t d, int64_t j, float* tile_t) 
   for (int64_t e = 0; e < d; ++e) tile_t[e * kTileKeys + j] = row[e];
 }
 
-// The calling thread's scratch, grown (never shrunk) to at least `floats`: one allocation per
-// thread and size class, none per tile or per call once warm.
-// Forward's share of cpu_reserve_block_scratch (defined in cpu_block_forward.cpp).
-void cpu_reserve_forward_scratch(const BlockShape& shape);
+// Floats forward needs for blocks of `shape` (defined in cpu_block_forward.cpp).
+size_t cpu_forward_scratch_floats(const BlockShape& shape);
 
-inline float* thread_scratch(size_t floats) {
+// The work area of one kernel call: the caller's `given` one, else the calling thread's own,
+// grown (never shrunk) to at least `floats` (one allocation per thread and size class).
+inline float* kernel_scratch(float* given, size_t floats) {
+  if (given != nullptr) return given;
   thread_local std::vector<float> buffer;
   if (buffer.size() < floats) buffer.resize(floats);
   return buffer.data();

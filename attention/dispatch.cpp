@@ -15,10 +15,8 @@ Status cuda_not_built(const char* op) {
 
 }  // namespace
 
-Status prepare_block_kernels(const BlockShape& shape, const KernelTarget& target) {
-  if (target.device != Device::kHost) return cuda_not_built("prepare block kernels");
-  cpu_reserve_block_scratch(shape);
-  return Status::ok();
+size_t block_kernel_scratch_bytes(const BlockShape& shape, const KernelTarget& target) {
+  return target.device == Device::kHost ? cpu_block_scratch_floats(shape) * sizeof(float) : 0;
 }
 
 Status run_block_forward(const BlockForwardParams& p, const KernelTarget& target) {

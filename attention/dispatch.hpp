@@ -15,9 +15,9 @@ struct KernelTarget {
   void* stream = nullptr;  // cudaStream_t for Device::kCuda; unused on the host
 };
 
-// Readies the kernels for blocks of `shape` on this thread (CPU: sizes the thread's scratch),
-// so nothing is allocated later in a step loop. Call once per plan, on the executing thread.
-Status prepare_block_kernels(const BlockShape& shape, const KernelTarget& target);
+// Bytes of work area the kernels need for blocks of `shape` (params.scratch), so a plan can
+// carve it from its workspace once and the kernels allocate nothing in its step loop.
+size_t block_kernel_scratch_bytes(const BlockShape& shape, const KernelTarget& target);
 
 Status run_block_forward(const BlockForwardParams& p, const KernelTarget& target);
 Status run_block_backward(const BlockBackwardParams& p, const KernelTarget& target);

@@ -114,4 +114,18 @@ void reference_backward(const ReferenceBlock& r, const double* dout, const doubl
   }
 }
 
+void reference_delta(const double* dout, const double* out, int64_t batch, int64_t seq, int64_t heads,
+                     int64_t head_dim, double* delta) {
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t i = 0; i < seq; ++i) {
+      for (int64_t h = 0; h < heads; ++h) {
+        const int64_t row = ((b * seq + i) * heads + h) * head_dim;
+        double sum = 0.0;
+        for (int64_t e = 0; e < head_dim; ++e) sum += dout[row + e] * out[row + e];
+        delta[(b * heads + h) * seq + i] = sum;
+      }
+    }
+  }
+}
+
 }  // namespace seqpar

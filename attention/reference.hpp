@@ -29,4 +29,8 @@ void reference_forward(const ReferenceBlock& r, double* out, double* lse);
 void reference_backward(const ReferenceBlock& r, const double* dout, const double* lse,
                         const double* delta, double* dq, double* dk, double* dv);
 
+// delta (B, H, S) = rowsum(dout * out), with dout, out (B, S, H, D).
+void reference_delta(const double* dout, const double* out, int64_t batch, int64_t seq, int64_t heads,
+                     int64_t head_dim, double* delta);
+
 }  // namespace seqpar

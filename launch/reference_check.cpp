@@ -81,14 +81,7 @@ StatusOr<CheckErrors> check_against_reference(const AttentionProblem& p, const L
 
     // delta (B, Hq, S_local) = rowsum(dout * out_ref) of own rows; then every row's lse, delta.
     Doubles delta_own = doubles(B * Hq * local);
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t i = 0; i < local; ++i)
-        for (int64_t h = 0; h < Hq; ++h) {
-          double sum = 0;
-          const size_t row = static_cast<size_t>(((b * local + i) * Hq + h) * D);
-          for (int64_t d = 0; d < D; ++d) sum += dout_own[row + static_cast<size_t>(d)] * out_ref[row + static_cast<size_t>(d)];
-          delta_own[static_cast<size_t>((b * Hq + h) * local + i)] = sum;
-        }
+    reference_delta(dout_own.data(), out_ref.data(), B, local, Hq, D, delta_own.data());
     Doubles lse_by_rank = doubles(ranks * B * Hq * local), delta_by_rank = doubles(ranks * B * Hq * local);
     SEQPAR_RETURN_IF_ERROR(comm.all_gather(lse_ref.data(), lse_by_rank.data(), lse_ref.size() * sizeof(double)));
     SEQPAR_RETURN_IF_ERROR(comm.all_gather(delta_own.data(), delta_by_rank.data(), delta_own.size() * sizeof(double)));

@@ -46,7 +46,6 @@ StatusOr<std::unique_ptr<Scheme>> RingAttention::create(const SchemeContext& con
                              : PositionMap::indexed(positions));
   }
   SEQPAR_RETURN_IF_ERROR(scheme->allocate_workspace());
-  SEQPAR_RETURN_IF_ERROR(prepare_block_kernels(scheme->block_shape(), {context.device, context.stream}));
   return std::unique_ptr<Scheme>(std::move(scheme));
 }
 
@@ -85,6 +84,7 @@ Status RingAttention::allocate_workspace() {
   const size_t dkv_total = carve(2 * kv_elems_ * sizeof(float));
   const size_t dkv_send = carve(ring ? 2 * kv_bytes_ : 0);
   const size_t dkv_recv = carve(ring ? 2 * kv_bytes_ : 0);
+  const size_t kernel = carve(block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
   SEQPAR_RETURN_IF_ERROR(workspace_.allocate(offset));
 
   char* base = workspace_.as<char>();
@@ -96,6 +96,7 @@ Status RingAttention::allocate_workspace() {
   dkv_total_ = reinterpret_cast<float*>(base + dkv_total);
   dkv_send_ = base + dkv_send;
   dkv_recv_ = base + dkv_recv;
+  kernel_scratch_ = reinterpret_cast<float*>(base + kernel);
   return Status::ok();
 }
 
@@ -115,6 +116,7 @@ Status RingAttention::forward(const ForwardArgs& args) {
   block.q_pos = positions_of_[static_cast<size_t>(rank)];
   block.mask = p.mask;
   block.softmax_scale = p.softmax_scale;
+  block.scratch = kernel_scratch_;
 
   const void* k = args.k;  // K, V of the block held this step: (B, S_local, Hkv, D)
   const void* v = args.v;
@@ -163,6 +165,7 @@ Status RingAttention::backward(const BackwardArgs& args) {
   block.q_pos = positions_of_[static_cast<size_t>(rank)];
   block.mask = p.mask;
   block.softmax_scale = p.softmax_scale;
+  block.scratch = kernel_scratch_;
 
   const void* k = args.k;
   const void* v = args.v;

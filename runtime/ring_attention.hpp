@@ -51,6 +51,7 @@ class RingAttention final : public Scheme {
   float* dkv_total_ = nullptr;   // (2, B, S_local, Hkv, D) fp32: our own block's dK, dV, summed
   void* dkv_send_ = nullptr;     // (2, B, S_local, Hkv, D) storage: a share going to its owner
   void* dkv_recv_ = nullptr;     // (2, B, S_local, Hkv, D) storage: a share of our block arriving
+  float* kernel_scratch_ = nullptr;  // the block kernels' work area (block_kernel_scratch_bytes)
 };
 
 }  // namespace seqpar

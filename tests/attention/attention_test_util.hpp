@@ -199,13 +199,10 @@ double relative_l2(const std::vector<T>& x, const std::vector<double>& ref) {
   return norm > 0.0 ? dist / norm : dist;
 }
 
-inline double tolerance(DType dtype) {
-  switch (dtype) {
-    case DType::kBF16: return 2e-2;
-    case DType::kF16: return 5e-3;
-    default: return 1e-5;
-  }
-}
+// Relative L2 tolerance of kernel outputs. The kernels read inputs already rounded to the
+// storage dtype (and the reference reads the same rounded values) and write fp32, so only fp32
+// arithmetic separates them, whatever the storage dtype: the fp32 tolerance applies to all.
+inline double tolerance(DType /*storage dtype*/) { return 1e-5; }
 
 template <class T>
 bool all_finite(const std::vector<T>& x) {
