@@ -32,32 +32,18 @@ struct BackwardTiles {
 };
 
 // Floats of each region of BackwardTiles, in order.
-struct BackwardTileSizes {
-  int64_t sizes[12];
-  int64_t total() const {
-    int64_t n = 0;
-    for (int64_t s : sizes) n += s;
-    return n;
-  }
-};
-
-BackwardTileSizes backward_tile_sizes(int64_t rows, int64_t d) {
+RegionSizes<12> backward_tile_sizes(int64_t rows, int64_t d) {
   const int64_t tile = kTileKeys * d;
   return {{tile, tile, tile, tile, tile, rows * d, rows * d, rows * kTileKeys, rows * kTileKeys, rows,
            rows, d}};
 }
 
 BackwardTiles carve_backward_tiles(int64_t rows, int64_t d, float* given) {
-  const BackwardTileSizes tiles = backward_tile_sizes(rows, d);
-  const int64_t* sizes = tiles.sizes;
-  float* base = kernel_scratch(given, static_cast<size_t>(tiles.total()));
+  const RegionSizes<12> sizes = backward_tile_sizes(rows, d);
   BackwardTiles t{};
-  float** slots[] = {&t.k, &t.k_t, &t.v_t, &t.dk, &t.dv, &t.q, &t.dout,
-                     &t.p, &t.ds, &t.row_lse, &t.row_delta, &t.row_in};
-  for (int i = 0; i < 12; ++i) {
-    *slots[i] = base;
-    base += sizes[i];
-  }
+  sizes.carve(kernel_scratch(given, static_cast<size_t>(sizes.total())),
+              {&t.k, &t.k_t, &t.v_t, &t.dk, &t.dv, &t.q, &t.dout, &t.p, &t.ds, &t.row_lse, &t.row_delta,
+               &t.row_in});
   return t;
 }
 

@@ -15,7 +15,7 @@ using namespace cpu_tiles;
 
 namespace {
 
-// Per-call fp32 working set, carved from the thread's scratch.
+// Per-call fp32 working set, carved from the caller's scratch or the thread's own.
 struct ForwardTiles {
   float* q;        // (rows, D) scaled queries: row = position * group + head in group
   float* k_t;      // (D, kTileKeys) keys, transposed, zero columns past the block end
@@ -28,29 +28,15 @@ struct ForwardTiles {
 };
 
 // Floats of each region of ForwardTiles, in order.
-struct ForwardTileSizes {
-  int64_t sizes[8];
-  int64_t total() const {
-    int64_t n = 0;
-    for (int64_t s : sizes) n += s;
-    return n;
-  }
-};
-
-ForwardTileSizes forward_tile_sizes(int64_t rows, int64_t d) {
+RegionSizes<8> forward_tile_sizes(int64_t rows, int64_t d) {
   return {{rows * d, d * kTileKeys, kTileKeys * d, rows * kTileKeys, rows * d, rows, rows, d}};
 }
 
 ForwardTiles carve_forward_tiles(int64_t rows, int64_t d, float* given) {
-  const ForwardTileSizes tiles = forward_tile_sizes(rows, d);
-  const int64_t* sizes = tiles.sizes;
-  float* base = kernel_scratch(given, static_cast<size_t>(tiles.total()));
+  const RegionSizes<8> sizes = forward_tile_sizes(rows, d);
   ForwardTiles t{};
-  float** slots[] = {&t.q, &t.k_t, &t.v, &t.s, &t.o, &t.row_max, &t.row_sum, &t.row_in};
-  for (int i = 0; i < 8; ++i) {
-    *slots[i] = base;
-    base += sizes[i];
-  }
+  sizes.carve(kernel_scratch(given, static_cast<size_t>(sizes.total())),
+              {&t.q, &t.k_t, &t.v, &t.s, &t.o, &t.row_max, &t.row_sum, &t.row_in});
   return t;
 }
 

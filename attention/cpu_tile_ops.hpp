@@ -167,6 +167,24 @@ inline void store_column(const float* row, int64_t d, int64_t j, float* tile_t) 
   for (int64_t e = 0; e < d; ++e) tile_t[e * kTileKeys + j] = row[e];
 }
 
+// Sizes (floats) of N consecutive regions of a kernel's work area, and their carving.
+template <size_t N>
+struct RegionSizes {
+  int64_t sizes[N];
+  int64_t total() const {
+    int64_t n = 0;
+    for (int64_t s : sizes) n += s;
+    return n;
+  }
+  // Points slots[i] at region i of the area starting at `base`.
+  void carve(float* base, float** const (&slots)[N]) const {
+    for (size_t i = 0; i < N; ++i) {
+      *slots[i] = base;
+      base += sizes[i];
+    }
+  }
+};
+
 // Floats forward needs for blocks of `shape` (defined in cpu_block_forward.cpp).
 size_t cpu_forward_scratch_floats(const BlockShape& shape);
 
