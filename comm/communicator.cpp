@@ -106,10 +106,13 @@ Status Communicator::all_to_all(const void* send, void* recv, size_t bytes_per_r
 
 Status Communicator::start_all_to_all(const void* send, void* recv, size_t bytes_per_rank,
                                       Request& request) {
-  std::vector<size_t> bytes(size_, bytes_per_rank);
-  std::vector<size_t> offsets(size_);
-  for (int r = 0; r < size_; ++r) offsets[r] = static_cast<size_t>(r) * bytes_per_rank;
-  return start_all_to_all_v(send, bytes, offsets, recv, bytes, offsets, request);
+  equal_split_bytes_.assign(static_cast<size_t>(size_), bytes_per_rank);
+  equal_split_offsets_.resize(static_cast<size_t>(size_));
+  for (size_t r = 0; r < equal_split_offsets_.size(); ++r) {
+    equal_split_offsets_[r] = r * bytes_per_rank;
+  }
+  return start_all_to_all_v(send, equal_split_bytes_, equal_split_offsets_, recv,
+                            equal_split_bytes_, equal_split_offsets_, request);
 }
 
 Status Communicator::all_to_all_v(const void* send, std::span<const size_t> send_bytes,

@@ -30,6 +30,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "core/dtype.hpp"
 #include "core/status.hpp"
@@ -83,18 +84,30 @@ class PendingOp {
   virtual ~PendingOp() = default;
   // Completes the operation or fails by `deadline`.
   virtual Status wait(std::chrono::steady_clock::time_point deadline) = 0;
+  // Called once, when the owning Request lets go of the op (waited or not). The default deletes
+  // it; backends that pool their ops withdraw an unfinished one (so no peer touches its buffers
+  // again) and take it back for a later post (comm/op_pool.hpp).
+  virtual void release() { delete this; }
 };
 
-// Handle of a posted non-blocking operation. Move-only; empty once waited.
+// Lets go of a PendingOp through release().
+struct PendingOpRelease {
+  void operator()(PendingOp* op) const { op->release(); }
+};
+using PendingOpPtr = std::unique_ptr<PendingOp, PendingOpRelease>;
+
+// Handle of a posted non-blocking operation. Move-only; empty once waited. A Request must not
+// outlive the Communicator that filled it: wait on it (or drop it) first. (Should one outlive it
+// anyway, the op is withdrawn and deleted when the Request is dropped; it is never reused.)
 class Request {
  public:
   Request() = default;
-  explicit Request(std::unique_ptr<PendingOp> op) : op_(std::move(op)) {}
+  explicit Request(PendingOpPtr op) : op_(std::move(op)) {}
   bool pending() const { return op_ != nullptr; }
 
  private:
   friend class Communicator;
-  std::unique_ptr<PendingOp> op_;
+  PendingOpPtr op_;
 };
 
 class Communicator {
@@ -162,21 +175,21 @@ class Communicator {
   Communicator(int rank, int size) : rank_(rank), size_(size) {}
 
   // Backends implement these; arguments are already validated and counted. Each posts the
-  // operation and returns its PendingOp (or nullptr when it completed during the call).
-  virtual StatusOr<std::unique_ptr<PendingOp>> post_exchange(std::span<const P2POp> ops) = 0;
-  virtual StatusOr<std::unique_ptr<PendingOp>> post_all_to_all_v(
+  // operation and returns its PendingOp (or nullptr when it completed during the call). The
+  // threads and mpi backends pool their ops (comm/op_pool.hpp), so once warm, posting and waiting
+  // allocate nothing: the step loops of the schemes rely on it for exchanges.
+  virtual StatusOr<PendingOpPtr> post_exchange(std::span<const P2POp> ops) = 0;
+  virtual StatusOr<PendingOpPtr> post_all_to_all_v(
       const void* send, std::span<const size_t> send_bytes, std::span<const size_t> send_offsets,
       void* recv, std::span<const size_t> recv_bytes, std::span<const size_t> recv_offsets) = 0;
-  virtual StatusOr<std::unique_ptr<PendingOp>> post_all_gather(const void* send, void* recv,
-                                                               size_t bytes_per_rank) = 0;
-  virtual StatusOr<std::unique_ptr<PendingOp>> post_reduce_scatter(const void* send, void* recv,
-                                                                   size_t count_per_rank,
-                                                                   DType dtype, ReduceOp op) = 0;
-  virtual StatusOr<std::unique_ptr<PendingOp>> post_all_reduce(const void* send, void* recv,
-                                                               size_t count, DType dtype,
-                                                               ReduceOp op) = 0;
-  virtual StatusOr<std::unique_ptr<PendingOp>> post_broadcast(void* buffer, size_t bytes,
-                                                              int root) = 0;
+  virtual StatusOr<PendingOpPtr> post_all_gather(const void* send, void* recv,
+                                                 size_t bytes_per_rank) = 0;
+  virtual StatusOr<PendingOpPtr> post_reduce_scatter(const void* send, void* recv,
+                                                     size_t count_per_rank, DType dtype,
+                                                     ReduceOp op) = 0;
+  virtual StatusOr<PendingOpPtr> post_all_reduce(const void* send, void* recv, size_t count,
+                                                 DType dtype, ReduceOp op) = 0;
+  virtual StatusOr<PendingOpPtr> post_broadcast(void* buffer, size_t bytes, int root) = 0;
   virtual Status do_barrier(std::chrono::steady_clock::time_point deadline) = 0;
   virtual StatusOr<std::unique_ptr<Communicator>> do_split(int color, int key) = 0;
 
@@ -189,6 +202,8 @@ class Communicator {
   int size_;
   std::chrono::milliseconds timeout_ = default_comm_timeout();
   CommStats stats_;
+  // start_all_to_all's equal split, kept so the call allocates nothing once warm.
+  std::vector<size_t> equal_split_bytes_, equal_split_offsets_;
 };
 
 }  // namespace seqpar

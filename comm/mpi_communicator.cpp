@@ -1,11 +1,13 @@
 // MpiCommunicator: Communicator ops as non-blocking MPI calls, completed by a bounded poll.
 #include "comm/mpi_communicator.hpp"
 
+#include <algorithm>
 #include <climits>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "comm/op_pool.hpp"
 #include "core/log.hpp"
 
 namespace seqpar {
@@ -47,11 +49,19 @@ Status require_int_count(size_t count, const char* op_name) {
   return Status::ok();
 }
 
-// The MPI requests of one posted op, plus what must live until they complete.
-class MpiPendingOp final : public PendingOp {
+// The MPI requests of one posted op, plus what must live until they complete. Pooled: its
+// vectors keep their capacity from one post to the next.
+class MpiPendingOp final : public PooledOp {
  public:
-  MpiPendingOp(const char* op_name, int rank, std::chrono::milliseconds timeout)
-      : op_name_(op_name), rank_(rank), timeout_(timeout) {}
+  // Starts a post. Point-to-point requests can be withdrawn if the op is abandoned; those of
+  // collectives cannot (MPI forbids cancelling or freeing them).
+  void begin(const char* op_name, bool point_to_point, int rank,
+             std::chrono::milliseconds timeout) {
+    op_name_ = op_name;
+    point_to_point_ = point_to_point;
+    rank_ = rank;
+    timeout_ = timeout;
+  }
 
   Status wait(std::chrono::steady_clock::time_point deadline) override {
     statuses_.resize(requests_.size());
@@ -62,7 +72,7 @@ class MpiPendingOp final : public PendingOp {
       if (done != 0) return finish();
       if (std::chrono::steady_clock::now() >= deadline) {
         return SEQPAR_FAIL(StatusCode::kTimeout, "mpi ", op_name_, " timed out after ",
-                           timeout_.count(), " ms on rank ", rank_, peers_);
+                           timeout_.count(), " ms on rank ", rank_, peer_list());
       }
       if (polls < 64) {
         std::this_thread::yield();
@@ -81,8 +91,8 @@ class MpiPendingOp final : public PendingOp {
     requests_.push_back(request);
     expected_.push_back(Expected{-1, 0});
   }
-  void add_peer(const char* role, int peer) { peers_ += str_cat(peers_.empty() ? " (" : ", ", role, " rank ", peer); }
-  void close_peers() { if (!peers_.empty()) peers_ += ")"; }
+  // A peer named in the timeout message, as "<role> rank <peer>".
+  void add_peer(const char* role, int peer) { peers_.push_back(Peer{role, peer}); }
 
   // bf16/fp16 reductions: fp32 copies of the input and the result, converted back at the end.
   std::vector<float> float_send, float_recv;
@@ -91,10 +101,35 @@ class MpiPendingOp final : public PendingOp {
   // all_to_all_v counts and displacements, as MPI ints.
   std::vector<int> send_counts, send_displs, recv_counts, recv_displs;
 
+ protected:
+  // Requests still active (the op timed out, failed or was never waited) are withdrawn: a
+  // receive is cancelled (unless its message already matched), then every request is freed.
+  // An unfinished collective keeps its op out of the pool for good, as MPI may still use the
+  // op's staging buffers and count arrays.
+  bool recycle() override {
+    const bool unfinished = std::any_of(requests_.begin(), requests_.end(),
+                                        [](MPI_Request r) { return r != MPI_REQUEST_NULL; });
+    if (unfinished && !point_to_point_) return false;
+    for (size_t i = 0; i < requests_.size(); ++i) {
+      if (requests_[i] == MPI_REQUEST_NULL) continue;
+      if (expected_[i].peer >= 0) MPI_Cancel(&requests_[i]);
+      MPI_Request_free(&requests_[i]);
+    }
+    requests_.clear();
+    expected_.clear();
+    peers_.clear();
+    converted_out = nullptr;
+    return true;
+  }
+
  private:
   struct Expected {
     int peer;   // -1: nothing to check
     int bytes;
+  };
+  struct Peer {
+    const char* role;
+    int peer;
   };
 
   Status finish() {
@@ -111,14 +146,27 @@ class MpiPendingOp final : public PendingOp {
     return Status::ok();
   }
 
-  const char* op_name_;
-  int rank_;
-  std::chrono::milliseconds timeout_;
-  std::string peers_;
+  // " (send to rank 1, recv from rank 3)", or "" without peers.
+  std::string peer_list() const {
+    std::string text;
+    for (const Peer& peer : peers_) {
+      text += str_cat(text.empty() ? " (" : ", ", peer.role, " rank ", peer.peer);
+    }
+    return text.empty() ? text : text + ")";
+  }
+
+  const char* op_name_ = "";
+  bool point_to_point_ = false;
+  int rank_ = 0;
+  std::chrono::milliseconds timeout_{0};
+  std::vector<Peer> peers_;
   std::vector<MPI_Request> requests_;
   std::vector<MPI_Status> statuses_;
   std::vector<Expected> expected_;
 };
+
+// Owner of an op while it is being posted: an early error return releases (withdraws) it.
+using MpiOpPtr = std::unique_ptr<MpiPendingOp, PendingOpRelease>;
 
 class MpiCommunicator final : public Communicator {
  public:
@@ -142,8 +190,8 @@ class MpiCommunicator final : public Communicator {
   }
 
  protected:
-  StatusOr<std::unique_ptr<PendingOp>> post_exchange(std::span<const P2POp> ops) override {
-    auto op = new_op("exchange");
+  StatusOr<PendingOpPtr> post_exchange(std::span<const P2POp> ops) override {
+    MpiOpPtr op = new_op("exchange", true);
     for (const P2POp& p2p : ops) {
       const bool is_send = p2p.kind == P2POp::Kind::kSend;
       op->add_peer(is_send ? "send to" : "recv from", p2p.peer);
@@ -163,15 +211,14 @@ class MpiCommunicator final : public Communicator {
         offset += chunk;
       } while (offset < p2p.bytes);
     }
-    op->close_peers();
-    return std::unique_ptr<PendingOp>(std::move(op));
+    return PendingOpPtr(std::move(op));
   }
 
-  StatusOr<std::unique_ptr<PendingOp>> post_all_to_all_v(
+  StatusOr<PendingOpPtr> post_all_to_all_v(
       const void* send, std::span<const size_t> send_bytes, std::span<const size_t> send_offsets,
       void* recv, std::span<const size_t> recv_bytes,
       std::span<const size_t> recv_offsets) override {
-    auto op = new_op("all_to_all");
+    MpiOpPtr op = new_op("all_to_all", false);
     SEQPAR_RETURN_IF_ERROR(to_ints(send_bytes, op->send_counts));
     SEQPAR_RETURN_IF_ERROR(to_ints(send_offsets, op->send_displs));
     SEQPAR_RETURN_IF_ERROR(to_ints(recv_bytes, op->recv_counts));
@@ -181,27 +228,26 @@ class MpiCommunicator final : public Communicator {
                                     recv, op->recv_counts.data(), op->recv_displs.data(), MPI_BYTE,
                                     comm_, &request));
     op->add(request);
-    return std::unique_ptr<PendingOp>(std::move(op));
+    return PendingOpPtr(std::move(op));
   }
 
-  StatusOr<std::unique_ptr<PendingOp>> post_all_gather(const void* send, void* recv,
-                                                       size_t bytes_per_rank) override {
+  StatusOr<PendingOpPtr> post_all_gather(const void* send, void* recv,
+                                         size_t bytes_per_rank) override {
     SEQPAR_RETURN_IF_ERROR(require_int_count(bytes_per_rank, "all_gather"));
-    auto op = new_op("all_gather");
+    MpiOpPtr op = new_op("all_gather", false);
     const bool in_place = send == static_cast<const char*>(recv) + rank() * bytes_per_rank;
     const int count = static_cast<int>(bytes_per_rank);
     MPI_Request request = MPI_REQUEST_NULL;
     SEQPAR_MPI_CHECK(MPI_Iallgather(in_place ? MPI_IN_PLACE : send, count, MPI_BYTE, recv, count,
                                     MPI_BYTE, comm_, &request));
     op->add(request);
-    return std::unique_ptr<PendingOp>(std::move(op));
+    return PendingOpPtr(std::move(op));
   }
 
-  StatusOr<std::unique_ptr<PendingOp>> post_reduce_scatter(const void* send, void* recv,
-                                                           size_t count_per_rank, DType dtype,
-                                                           ReduceOp reduce) override {
+  StatusOr<PendingOpPtr> post_reduce_scatter(const void* send, void* recv, size_t count_per_rank,
+                                             DType dtype, ReduceOp reduce) override {
     SEQPAR_RETURN_IF_ERROR(require_int_count(count_per_rank, "reduce_scatter"));
-    auto op = new_op("reduce_scatter");
+    MpiOpPtr op = new_op("reduce_scatter", false);
     const size_t total = count_per_rank * static_cast<size_t>(size());
     if (converts_through_float(dtype)) {
       stage_through_float(*op, send, total, recv, count_per_rank, dtype);
@@ -212,13 +258,13 @@ class MpiCommunicator final : public Communicator {
     SEQPAR_MPI_CHECK(MPI_Ireduce_scatter_block(send, recv, static_cast<int>(count_per_rank),
                                                mpi_type(dtype), mpi_op(reduce), comm_, &request));
     op->add(request);
-    return std::unique_ptr<PendingOp>(std::move(op));
+    return PendingOpPtr(std::move(op));
   }
 
-  StatusOr<std::unique_ptr<PendingOp>> post_all_reduce(const void* send, void* recv, size_t count,
-                                                       DType dtype, ReduceOp reduce) override {
+  StatusOr<PendingOpPtr> post_all_reduce(const void* send, void* recv, size_t count, DType dtype,
+                                         ReduceOp reduce) override {
     SEQPAR_RETURN_IF_ERROR(require_int_count(count, "all_reduce"));
-    auto op = new_op("all_reduce");
+    MpiOpPtr op = new_op("all_reduce", false);
     if (converts_through_float(dtype)) {
       stage_through_float(*op, send, count, recv, count, dtype);
       send = op->float_send.data();
@@ -229,23 +275,21 @@ class MpiCommunicator final : public Communicator {
                                     static_cast<int>(count), mpi_type(dtype), mpi_op(reduce),
                                     comm_, &request));
     op->add(request);
-    return std::unique_ptr<PendingOp>(std::move(op));
+    return PendingOpPtr(std::move(op));
   }
 
-  StatusOr<std::unique_ptr<PendingOp>> post_broadcast(void* buffer, size_t bytes,
-                                                      int root) override {
+  StatusOr<PendingOpPtr> post_broadcast(void* buffer, size_t bytes, int root) override {
     SEQPAR_RETURN_IF_ERROR(require_int_count(bytes, "broadcast"));
-    auto op = new_op("broadcast");
+    MpiOpPtr op = new_op("broadcast", false);
     op->add_peer("root", root);
-    op->close_peers();
     MPI_Request request = MPI_REQUEST_NULL;
     SEQPAR_MPI_CHECK(MPI_Ibcast(buffer, static_cast<int>(bytes), MPI_BYTE, root, comm_, &request));
     op->add(request);
-    return std::unique_ptr<PendingOp>(std::move(op));
+    return PendingOpPtr(std::move(op));
   }
 
   Status do_barrier(std::chrono::steady_clock::time_point deadline) override {
-    auto op = new_op("barrier");
+    MpiOpPtr op = new_op("barrier", false);
     MPI_Request request = MPI_REQUEST_NULL;
     SEQPAR_MPI_CHECK(MPI_Ibarrier(comm_, &request));
     op->add(request);
@@ -261,8 +305,10 @@ class MpiCommunicator final : public Communicator {
  private:
   static constexpr int kTag = 0;
 
-  std::unique_ptr<MpiPendingOp> new_op(const char* op_name) {
-    return std::make_unique<MpiPendingOp>(op_name, rank(), timeout());
+  MpiOpPtr new_op(const char* op_name, bool point_to_point) {
+    auto& op = ops_.acquire<MpiPendingOp>([] { return std::make_unique<MpiPendingOp>(); });
+    op.begin(op_name, point_to_point, rank(), timeout());
+    return MpiOpPtr(&op);
   }
 
   static Status to_ints(std::span<const size_t> values, std::vector<int>& out) {
@@ -287,6 +333,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   MPI_Comm comm_;
+  OpPool ops_;  // of MpiPendingOp
 };
 
 }  // namespace

@@ -131,14 +131,13 @@ void NcclCommunicator::abort(const Status& reason) {
   ncclCommAbort(handle_->comm);
 }
 
-StatusOr<std::unique_ptr<PendingOp>> NcclCommunicator::record(const char* op_name,
-                                                              cudaStream_t consumer) {
+StatusOr<PendingOpPtr> NcclCommunicator::record(const char* op_name, cudaStream_t consumer) {
   auto op = std::make_unique<NcclPendingOp>(handle_, op_name, rank(), timeout(), consumer);
   SEQPAR_RETURN_IF_ERROR(op->record(stream_));
-  return std::unique_ptr<PendingOp>(std::move(op));
+  return PendingOpPtr(op.release());
 }
 
-StatusOr<std::unique_ptr<PendingOp>> NcclCommunicator::post_exchange(std::span<const P2POp> ops) {
+StatusOr<PendingOpPtr> NcclCommunicator::post_exchange(std::span<const P2POp> ops) {
   SEQPAR_RETURN_IF_ERROR(grouped([&] {
     for (const P2POp& op : ops) {
       const ncclResult_t result =
@@ -152,7 +151,7 @@ StatusOr<std::unique_ptr<PendingOp>> NcclCommunicator::post_exchange(std::span<c
   return record("exchange", consumer_stream_);
 }
 
-StatusOr<std::unique_ptr<PendingOp>> NcclCommunicator::post_all_to_all_v(
+StatusOr<PendingOpPtr> NcclCommunicator::post_all_to_all_v(
     const void* send, std::span<const size_t> send_bytes, std::span<const size_t> send_offsets,
     void* recv, std::span<const size_t> recv_bytes, std::span<const size_t> recv_offsets) {
   SEQPAR_RETURN_IF_ERROR(grouped([&] {
@@ -174,33 +173,28 @@ StatusOr<std::unique_ptr<PendingOp>> NcclCommunicator::post_all_to_all_v(
   return record("all_to_all", consumer_stream_);
 }
 
-StatusOr<std::unique_ptr<PendingOp>> NcclCommunicator::post_all_gather(const void* send,
-                                                                       void* recv,
-                                                                       size_t bytes_per_rank) {
+StatusOr<PendingOpPtr> NcclCommunicator::post_all_gather(const void* send, void* recv,
+                                                         size_t bytes_per_rank) {
   SEQPAR_NCCL_CHECK(ncclAllGather(send, recv, bytes_per_rank, ncclUint8, handle_->comm, stream_));
   return record("all_gather", consumer_stream_);
 }
 
-StatusOr<std::unique_ptr<PendingOp>> NcclCommunicator::post_reduce_scatter(const void* send,
-                                                                           void* recv,
-                                                                           size_t count_per_rank,
-                                                                           DType dtype,
-                                                                           ReduceOp op) {
+StatusOr<PendingOpPtr> NcclCommunicator::post_reduce_scatter(const void* send, void* recv,
+                                                             size_t count_per_rank, DType dtype,
+                                                             ReduceOp op) {
   SEQPAR_NCCL_CHECK(ncclReduceScatter(send, recv, count_per_rank, nccl_type(dtype), nccl_op(op),
                                       handle_->comm, stream_));
   return record("reduce_scatter", consumer_stream_);
 }
 
-StatusOr<std::unique_ptr<PendingOp>> NcclCommunicator::post_all_reduce(const void* send,
-                                                                       void* recv, size_t count,
-                                                                       DType dtype, ReduceOp op) {
+StatusOr<PendingOpPtr> NcclCommunicator::post_all_reduce(const void* send, void* recv,
+                                                         size_t count, DType dtype, ReduceOp op) {
   SEQPAR_NCCL_CHECK(ncclAllReduce(send, recv, count, nccl_type(dtype), nccl_op(op), handle_->comm,
                                   stream_));
   return record("all_reduce", consumer_stream_);
 }
 
-StatusOr<std::unique_ptr<PendingOp>> NcclCommunicator::post_broadcast(void* buffer, size_t bytes,
-                                                                      int root) {
+StatusOr<PendingOpPtr> NcclCommunicator::post_broadcast(void* buffer, size_t bytes, int root) {
   SEQPAR_NCCL_CHECK(ncclBroadcast(buffer, buffer, bytes, ncclUint8, root, handle_->comm, stream_));
   return record("broadcast", consumer_stream_);
 }
@@ -212,7 +206,7 @@ Status NcclCommunicator::do_barrier(std::chrono::steady_clock::time_point deadli
   }
   SEQPAR_NCCL_CHECK(ncclAllReduce(barrier_scratch_, barrier_scratch_, 1, ncclInt32, ncclSum,
                                   handle_->comm, stream_));
-  SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<PendingOp> op, record("barrier", nullptr));
+  SEQPAR_ASSIGN_OR_RETURN(PendingOpPtr op, record("barrier", nullptr));
   return op->wait(deadline);
 }
 

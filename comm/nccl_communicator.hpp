@@ -40,26 +40,24 @@ class NcclCommunicator final : public Communicator {
   cudaStream_t stream() const { return stream_; }
 
  protected:
-  StatusOr<std::unique_ptr<PendingOp>> post_exchange(std::span<const P2POp> ops) override;
-  StatusOr<std::unique_ptr<PendingOp>> post_all_to_all_v(
+  StatusOr<PendingOpPtr> post_exchange(std::span<const P2POp> ops) override;
+  StatusOr<PendingOpPtr> post_all_to_all_v(
       const void* send, std::span<const size_t> send_bytes, std::span<const size_t> send_offsets,
       void* recv, std::span<const size_t> recv_bytes,
       std::span<const size_t> recv_offsets) override;
-  StatusOr<std::unique_ptr<PendingOp>> post_all_gather(const void* send, void* recv,
-                                                       size_t bytes_per_rank) override;
-  StatusOr<std::unique_ptr<PendingOp>> post_reduce_scatter(const void* send, void* recv,
-                                                           size_t count_per_rank, DType dtype,
-                                                           ReduceOp op) override;
-  StatusOr<std::unique_ptr<PendingOp>> post_all_reduce(const void* send, void* recv, size_t count,
-                                                       DType dtype, ReduceOp op) override;
-  StatusOr<std::unique_ptr<PendingOp>> post_broadcast(void* buffer, size_t bytes,
-                                                      int root) override;
+  StatusOr<PendingOpPtr> post_all_gather(const void* send, void* recv,
+                                         size_t bytes_per_rank) override;
+  StatusOr<PendingOpPtr> post_reduce_scatter(const void* send, void* recv, size_t count_per_rank,
+                                             DType dtype, ReduceOp op) override;
+  StatusOr<PendingOpPtr> post_all_reduce(const void* send, void* recv, size_t count, DType dtype,
+                                         ReduceOp op) override;
+  StatusOr<PendingOpPtr> post_broadcast(void* buffer, size_t bytes, int root) override;
   Status do_barrier(std::chrono::steady_clock::time_point deadline) override;
   StatusOr<std::unique_ptr<Communicator>> do_split(int color, int key) override;
 
  private:
   // Records the completion event of the op just enqueued on stream_.
-  StatusOr<std::unique_ptr<PendingOp>> record(const char* op_name, cudaStream_t consumer);
+  StatusOr<PendingOpPtr> record(const char* op_name, cudaStream_t consumer);
 
   std::shared_ptr<NcclHandle> handle_;
   cudaStream_t stream_;

@@ -18,23 +18,25 @@ std::pair<size_t, size_t> all_reduce_part(size_t count, int part, int parts) {
   return {count * i / p, count * (i + 1) / p};
 }
 
+// Copies `values` into `storage` (keeping its capacity) and returns the copy.
+std::span<const size_t> keep_copy(std::span<const size_t> values, std::vector<size_t>& storage) {
+  storage.assign(values.begin(), values.end());
+  return storage;
+}
+
 char* byte_ptr(void* p, size_t offset) { return static_cast<char*>(p) + offset; }
 const char* byte_ptr(const void* p, size_t offset) { return static_cast<const char*>(p) + offset; }
 
 }  // namespace
 
-ThreadsCollectiveOp::ThreadsCollectiveOp(std::shared_ptr<ThreadsGroup> group, int rank,
-                                         std::chrono::milliseconds timeout, uint64_t seq,
-                                         CollectiveKind kind)
-    : ThreadsOp(std::move(group), rank, timeout), seq_(seq), kind_(kind) {}
-
-ThreadsCollectiveOp::~ThreadsCollectiveOp() { retire(); }
+ThreadsCollectiveOp::ThreadsCollectiveOp(std::shared_ptr<ThreadsGroup> group, int rank)
+    : ThreadsOp(std::move(group), rank) {}
 
 std::string ThreadsCollectiveOp::name() const {
   return str_cat(collective_kind_name(kind_), " #", seq_);
 }
 
-CollectiveSlot& ThreadsCollectiveOp::slot() { return group_->slots().at(seq_); }
+CollectiveSlot& ThreadsCollectiveOp::slot() { return group_->slot(seq_); }
 
 int ThreadsCollectiveOp::phase_count() const {
   switch (kind_) {
@@ -74,17 +76,21 @@ Status ThreadsCollectiveOp::check_matches(const CollectiveSlot& slot,
   return Status::ok();
 }
 
-void ThreadsCollectiveOp::post(CollectiveArgs args) {
-  const size_t p = static_cast<size_t>(group_->size());
-  auto [it, created] = group_->slots().try_emplace(seq_);
-  CollectiveSlot& s = it->second;
-  if (created) {
-    s.kind = kind_;
-    s.args.resize(p);
-    s.posted_by.assign(p, false);
-  }
+void ThreadsCollectiveOp::post(uint64_t seq, CollectiveKind kind, const CollectiveArgs& args,
+                               std::chrono::milliseconds timeout) {
+  begin(timeout);
+  seq_ = seq;
+  kind_ = kind;
+  phase_ = 0;
+  released_ = false;
+  CollectiveSlot& s = group_->open_slot(seq_, kind_);
   if (s.failure.is_ok()) s.failure = check_matches(s, args);
-  s.args[static_cast<size_t>(rank_)] = std::move(args);
+  CollectiveArgs& posted = s.args[static_cast<size_t>(rank_)];
+  posted = args;
+  posted.send_bytes = keep_copy(args.send_bytes, send_bytes_);
+  posted.send_offsets = keep_copy(args.send_offsets, send_offsets_);
+  posted.recv_bytes = keep_copy(args.recv_bytes, recv_bytes_);
+  posted.recv_offsets = keep_copy(args.recv_offsets, recv_offsets_);
   s.posted_by[static_cast<size_t>(rank_)] = true;
   s.posted += 1;
   register_pending();
@@ -133,14 +139,14 @@ Status ThreadsCollectiveOp::run_phase(const CollectiveSlot& s, int phase) {
         }
         return Status::ok();
       }
-      std::vector<const void*> inputs(static_cast<size_t>(p));
-      for (int q = 0; q < p; ++q) inputs[static_cast<size_t>(q)] = s.args[static_cast<size_t>(q)].send;
+      reduce_inputs_.resize(static_cast<size_t>(p));
+      for (size_t q = 0; q < reduce_inputs_.size(); ++q) reduce_inputs_[q] = s.args[q].send;
       if (kind_ == CollectiveKind::kReduceScatter) {
-        reduce_in_order(inputs, static_cast<size_t>(rank_) * mine.size, mine.size, mine.dtype,
-                        mine.op, mine.recv);
+        reduce_in_order(reduce_inputs_, static_cast<size_t>(rank_) * mine.size, mine.size,
+                        mine.dtype, mine.op, mine.recv);
       } else {
         const auto [first, last] = all_reduce_part(mine.size, rank_, p);
-        reduce_in_order(inputs, first, last - first, mine.dtype, mine.op,
+        reduce_in_order(reduce_inputs_, first, last - first, mine.dtype, mine.op,
                         byte_ptr(mine.recv, first * element));
       }
       return Status::ok();
@@ -174,7 +180,7 @@ void ThreadsCollectiveOp::join_split(CollectiveSlot& s) {
 void ThreadsCollectiveOp::release(CollectiveSlot& s) {
   released_ = true;
   s.released += 1;
-  if (s.released == group_->size()) group_->slots().erase(seq_);
+  if (s.released == group_->size()) group_->close_slot(seq_);
   domain().changed.notify_all();
 }
 
@@ -217,6 +223,13 @@ void ThreadsCollectiveOp::abandon(std::unique_lock<std::mutex>& lock, const Stat
   // Peers reading our buffers right now finish before we hand them back to the caller.
   domain().changed.wait(lock, [&] { return s.active_copies == 0; });
   release(s);
+}
+
+bool ThreadsCollectiveOp::recycle() {
+  retire();
+  split_group_.reset();
+  split_rank_ = -1;
+  return true;
 }
 
 std::string ThreadsCollectiveOp::waiting_for() {

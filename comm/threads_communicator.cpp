@@ -32,59 +32,58 @@ class ThreadsCommunicator final : public Communicator {
   }
 
  protected:
-  StatusOr<std::unique_ptr<PendingOp>> post_exchange(std::span<const P2POp> ops) override {
-    auto op = std::make_unique<ThreadsExchangeOp>(group_, rank(), timeout());
+  StatusOr<PendingOpPtr> post_exchange(std::span<const P2POp> ops) override {
+    auto& op = exchange_ops_.acquire<ThreadsExchangeOp>(
+        [&] { return std::make_unique<ThreadsExchangeOp>(group_, rank()); });
     std::lock_guard<std::mutex> lock(group_->domain().mutex);
-    op->post(ops);
-    return std::unique_ptr<PendingOp>(std::move(op));
+    op.post(ops, timeout());
+    return PendingOpPtr(&op);
   }
 
-  StatusOr<std::unique_ptr<PendingOp>> post_all_to_all_v(
+  StatusOr<PendingOpPtr> post_all_to_all_v(
       const void* send, std::span<const size_t> send_bytes, std::span<const size_t> send_offsets,
       void* recv, std::span<const size_t> recv_bytes,
       std::span<const size_t> recv_offsets) override {
     CollectiveArgs args;
     args.send = send;
     args.recv = recv;
-    args.send_bytes.assign(send_bytes.begin(), send_bytes.end());
-    args.send_offsets.assign(send_offsets.begin(), send_offsets.end());
-    args.recv_bytes.assign(recv_bytes.begin(), recv_bytes.end());
-    args.recv_offsets.assign(recv_offsets.begin(), recv_offsets.end());
-    return post_collective(CollectiveKind::kAllToAllV, std::move(args));
+    args.send_bytes = send_bytes;
+    args.send_offsets = send_offsets;
+    args.recv_bytes = recv_bytes;
+    args.recv_offsets = recv_offsets;
+    return post_collective(CollectiveKind::kAllToAllV, args);
   }
 
-  StatusOr<std::unique_ptr<PendingOp>> post_all_gather(const void* send, void* recv,
-                                                       size_t bytes_per_rank) override {
+  StatusOr<PendingOpPtr> post_all_gather(const void* send, void* recv,
+                                         size_t bytes_per_rank) override {
     CollectiveArgs args;
     args.send = send;
     args.recv = recv;
     args.size = bytes_per_rank;
-    return post_collective(CollectiveKind::kAllGather, std::move(args));
+    return post_collective(CollectiveKind::kAllGather, args);
   }
 
-  StatusOr<std::unique_ptr<PendingOp>> post_reduce_scatter(const void* send, void* recv,
-                                                           size_t count_per_rank, DType dtype,
-                                                           ReduceOp op) override {
+  StatusOr<PendingOpPtr> post_reduce_scatter(const void* send, void* recv, size_t count_per_rank,
+                                             DType dtype, ReduceOp op) override {
     return post_collective(CollectiveKind::kReduceScatter,
                            reduction_args(send, recv, count_per_rank, dtype, op));
   }
 
-  StatusOr<std::unique_ptr<PendingOp>> post_all_reduce(const void* send, void* recv, size_t count,
-                                                       DType dtype, ReduceOp op) override {
+  StatusOr<PendingOpPtr> post_all_reduce(const void* send, void* recv, size_t count, DType dtype,
+                                         ReduceOp op) override {
     return post_collective(CollectiveKind::kAllReduce, reduction_args(send, recv, count, dtype, op));
   }
 
-  StatusOr<std::unique_ptr<PendingOp>> post_broadcast(void* buffer, size_t bytes,
-                                                      int root) override {
+  StatusOr<PendingOpPtr> post_broadcast(void* buffer, size_t bytes, int root) override {
     CollectiveArgs args;
     args.recv = buffer;
     args.size = bytes;
     args.root = root;
-    return post_collective(CollectiveKind::kBroadcast, std::move(args));
+    return post_collective(CollectiveKind::kBroadcast, args);
   }
 
   Status do_barrier(std::chrono::steady_clock::time_point deadline) override {
-    auto op = post_op(CollectiveKind::kBarrier, CollectiveArgs{});
+    const PendingOpPtr op(&post_op(CollectiveKind::kBarrier, CollectiveArgs{}));
     return op->wait(deadline);
   }
 
@@ -92,10 +91,11 @@ class ThreadsCommunicator final : public Communicator {
     CollectiveArgs args;
     args.color = color;
     args.key = key;
-    auto op = post_op(CollectiveKind::kSplit, std::move(args));
-    SEQPAR_RETURN_IF_ERROR(op->wait(deadline()));
+    ThreadsCollectiveOp& op = post_op(CollectiveKind::kSplit, args);
+    const PendingOpPtr releases_op(&op);
+    SEQPAR_RETURN_IF_ERROR(op.wait(deadline()));
     return std::unique_ptr<Communicator>(
-        std::make_unique<ThreadsCommunicator>(op->split_group(), op->split_rank()));
+        std::make_unique<ThreadsCommunicator>(op.split_group(), op.split_rank()));
   }
 
  private:
@@ -110,20 +110,23 @@ class ThreadsCommunicator final : public Communicator {
     return args;
   }
 
-  std::unique_ptr<ThreadsCollectiveOp> post_op(CollectiveKind kind, CollectiveArgs args) {
-    auto op = std::make_unique<ThreadsCollectiveOp>(group_, rank(), timeout(),
-                                                    next_collective_++, kind);
+  // Posts the next collective; the caller owns the op until it releases it.
+  ThreadsCollectiveOp& post_op(CollectiveKind kind, const CollectiveArgs& args) {
+    auto& op = collective_ops_.acquire<ThreadsCollectiveOp>(
+        [&] { return std::make_unique<ThreadsCollectiveOp>(group_, rank()); });
     std::lock_guard<std::mutex> lock(group_->domain().mutex);
-    op->post(std::move(args));
+    op.post(next_collective_++, kind, args, timeout());
     return op;
   }
 
-  StatusOr<std::unique_ptr<PendingOp>> post_collective(CollectiveKind kind, CollectiveArgs args) {
-    return std::unique_ptr<PendingOp>(post_op(kind, std::move(args)));
+  StatusOr<PendingOpPtr> post_collective(CollectiveKind kind, const CollectiveArgs& args) {
+    return PendingOpPtr(&post_op(kind, args));
   }
 
   std::shared_ptr<ThreadsGroup> group_;
   uint64_t next_collective_ = 0;  // sequence number of this rank's next collective
+  OpPool exchange_ops_;           // of ThreadsExchangeOp
+  OpPool collective_ops_;         // of ThreadsCollectiveOp
 };
 
 // The error run_threads reports: the first non-kAborted failure, else the first failure.

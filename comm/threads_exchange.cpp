@@ -1,27 +1,25 @@
 // ThreadsExchangeOp: grouped sends and receives between threads. A send is queued on its
 // (src, dst) channel; the receiver copies it out in its own wait and marks it done, which is
-// what the sender's wait waits for.
+// what the sender's wait waits for. Posted sends live in the channels, never in the op, so an
+// op given back to its pool leaves nothing a peer could still reach.
 #include <cstring>
 
 #include "comm/threads_ops.hpp"
 
 namespace seqpar {
 
-ThreadsExchangeOp::ThreadsExchangeOp(std::shared_ptr<ThreadsGroup> group, int rank,
-                                     std::chrono::milliseconds timeout)
-    : ThreadsOp(std::move(group), rank, timeout) {}
+ThreadsExchangeOp::ThreadsExchangeOp(std::shared_ptr<ThreadsGroup> group, int rank)
+    : ThreadsOp(std::move(group), rank) {}
 
-ThreadsExchangeOp::~ThreadsExchangeOp() { retire(); }
-
-void ThreadsExchangeOp::post(std::span<const P2POp> ops) {
+void ThreadsExchangeOp::post(std::span<const P2POp> ops, std::chrono::milliseconds timeout) {
+  begin(timeout);
   for (const P2POp& op : ops) {
     if (op.kind == P2POp::Kind::kSend) {
-      Channel& channel = group_->channel(rank_, op.peer);
-      channel.sends.push_back(PostedSend{op.buffer, op.bytes});
-      sends_.push_back(Send{op.peer, channel.next_send_seq++, false});
+      const uint64_t seq = group_->channel(rank_, op.peer).post(op.buffer, op.bytes);
+      sends_.push_back(Send{op.peer, seq, false});
     } else {
-      Channel& channel = group_->channel(op.peer, rank_);
-      recvs_.push_back(Recv{op.peer, channel.next_recv_seq++, op.buffer, op.bytes, false});
+      const uint64_t seq = group_->channel(op.peer, rank_).take_recv_seq();
+      recvs_.push_back(Recv{op.peer, seq, op.buffer, op.bytes, false});
     }
   }
   register_pending();
@@ -53,9 +51,11 @@ bool ThreadsExchangeOp::pull(std::unique_lock<std::mutex>& lock, Recv& recv) {
     return false;
   }
   send->state = PostedSend::State::kCopying;
+  const void* data = send->data;
   lock.unlock();
-  if (recv.bytes > 0) std::memcpy(recv.buffer, send->data, recv.bytes);
+  if (recv.bytes > 0) std::memcpy(recv.buffer, data, recv.bytes);
   lock.lock();
+  send = channel.find(recv.seq);  // the sender may have grown the ring meanwhile
   send->state = PostedSend::State::kDone;
   send->receiver_finished = true;
   recv.done = true;
@@ -104,12 +104,22 @@ void ThreadsExchangeOp::abandon(std::unique_lock<std::mutex>& lock, const Status
     PostedSend* posted = channel.find(send.seq);
     if (posted->state == PostedSend::State::kPosted) posted->state = PostedSend::State::kCancelled;
     // A receiver copying out of our buffer finishes before we let the caller reuse it.
-    domain().changed.wait(lock, [&] { return posted->state != PostedSend::State::kCopying; });
+    domain().changed.wait(lock, [&] {
+      return channel.find(send.seq)->state != PostedSend::State::kCopying;
+    });
+    posted = channel.find(send.seq);
     posted->sender_finished = true;
     send.done = true;
     channel.pop_finished();
   }
   domain().changed.notify_all();
+}
+
+bool ThreadsExchangeOp::recycle() {
+  retire();
+  recvs_.clear();
+  sends_.clear();
+  return true;
 }
 
 std::string ThreadsExchangeOp::waiting_for() {

@@ -1,15 +1,16 @@
 #pragma once
 // Shared state of the threads backend (ranks are threads of one process): the domain (one
 // mutex, condition variable and abort flag for a root group and every group split from it), the
-// per-(src, dst) FIFOs of posted sends, and the slots where ranks meet for a collective.
+// per-(src, dst) FIFOs of posted sends, and the slots where ranks meet for a collective. Both
+// reuse their storage, so steady traffic allocates nothing.
 // Internal to comm/; users reach it through threads_communicator.hpp.
 #include <array>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -47,15 +48,29 @@ struct PostedSend {
   bool receiver_finished = false;
 };
 
-// Messages from one rank to another, matched in posting order by sequence number.
-struct Channel {
-  PostedSend* find(uint64_t seq);  // nullptr when send `seq` is not posted yet
-  void pop_finished();             // drops leading sends both sides are finished with
+// Messages from one rank to another, matched in posting order by sequence number. The sends
+// not yet finished by both sides live in a ring that only grows (doubling, when more are in
+// flight than ever before), so steady traffic allocates nothing. Only rank src posts, so a
+// record moves only inside src's own post: other ranks must find a record again by its
+// sequence number after releasing the domain lock.
+class Channel {
+ public:
+  static constexpr size_t kInitialCapacity = 4;  // sends in flight before the first growth
 
-  uint64_t first_seq = 0;  // sequence number of sends.front()
-  uint64_t next_send_seq = 0;
-  uint64_t next_recv_seq = 0;
-  std::deque<PostedSend> sends;
+  Channel() : ring_(kInitialCapacity) {}
+  uint64_t post(const void* data, size_t bytes);  // returns the send's sequence number
+  PostedSend* find(uint64_t seq);  // nullptr when send `seq` is not posted yet or was dropped
+  void pop_finished();             // drops leading sends both sides are finished with
+  uint64_t take_recv_seq() { return next_recv_seq_++; }
+
+ private:
+  PostedSend& at(uint64_t seq) { return ring_[static_cast<size_t>(seq % ring_.size())]; }
+  void grow();
+
+  std::vector<PostedSend> ring_;  // send `seq` at ring_[seq % ring_.size()]
+  uint64_t first_seq_ = 0;        // oldest send still held
+  uint64_t next_send_seq_ = 0;    // sends [first_seq_, next_send_seq_) are held
+  uint64_t next_recv_seq_ = 0;
 };
 
 enum class CollectiveKind : int {
@@ -77,13 +92,18 @@ struct CollectiveArgs {
   DType dtype = DType::kF32;
   ReduceOp op = ReduceOp::kSum;
   int root = 0;
-  std::vector<size_t> send_bytes, send_offsets, recv_bytes, recv_offsets;  // all_to_all_v
+  // all_to_all_v layout, one entry per rank: as handed to a post, the caller's; in the slot, the
+  // posting op's own copies (they live until that op is released).
+  std::span<const size_t> send_bytes, send_offsets, recv_bytes, recv_offsets;
   int color = 0;  // split
   int key = 0;
 };
 
 // Where the ranks of a group meet for their n-th collective.
 struct CollectiveSlot {
+  // Readies a new or recycled slot for a collective of `new_kind` over `ranks` ranks.
+  void reset(CollectiveKind new_kind, size_t ranks);
+
   CollectiveKind kind = CollectiveKind::kBarrier;
   std::vector<CollectiveArgs> args;  // by group rank
   std::vector<bool> posted_by;
@@ -98,6 +118,9 @@ struct CollectiveSlot {
 // Shared state of the P ranks of one threads communicator group.
 class ThreadsGroup {
  public:
+  // Slots made up front: collectives open at once (over all ranks) before another is made.
+  static constexpr uint64_t kInitialSpareSlots = 4;
+
   ThreadsGroup(std::shared_ptr<ThreadsDomain> domain, std::vector<int> domain_ranks);
 
   int size() const { return static_cast<int>(domain_ranks_.size()); }
@@ -107,13 +130,21 @@ class ThreadsGroup {
   Channel& channel(int src, int dst) {
     return channels_[static_cast<size_t>(src) * domain_ranks_.size() + static_cast<size_t>(dst)];
   }
-  std::map<uint64_t, CollectiveSlot>& slots() { return slots_; }
+  // The slot of collective `seq`, opened by the first rank to post it: a recycled slot when
+  // one is spare, so steady collectives allocate nothing. Call with the domain lock held.
+  CollectiveSlot& open_slot(uint64_t seq, CollectiveKind kind);
+  CollectiveSlot& slot(uint64_t seq) { return slots_.at(seq); }
+  // Once every rank released slot `seq`: keeps it as a spare.
+  void close_slot(uint64_t seq);
 
  private:
+  using SlotMap = std::map<uint64_t, CollectiveSlot>;
+
   std::shared_ptr<ThreadsDomain> domain_;
   std::vector<int> domain_ranks_;  // group rank -> domain rank
   std::vector<Channel> channels_;  // [src * size + dst]
-  std::map<uint64_t, CollectiveSlot> slots_;  // by collective sequence number
+  SlotMap slots_;  // open slots, by collective sequence number
+  std::vector<SlotMap::node_type> spare_slots_;
 };
 
 }  // namespace seqpar

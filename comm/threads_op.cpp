@@ -5,9 +5,14 @@
 
 namespace seqpar {
 
-ThreadsOp::ThreadsOp(std::shared_ptr<ThreadsGroup> group, int rank,
-                     std::chrono::milliseconds timeout)
-    : group_(std::move(group)), rank_(rank), timeout_(timeout) {}
+ThreadsOp::ThreadsOp(std::shared_ptr<ThreadsGroup> group, int rank)
+    : group_(std::move(group)), rank_(rank) {}
+
+void ThreadsOp::begin(std::chrono::milliseconds timeout) {
+  timeout_ = timeout;
+  finished_ = false;
+  status_ = Status::ok();
+}
 
 void ThreadsOp::register_pending() {
   domain().pending[static_cast<size_t>(group_->domain_rank(rank_))].push_back(this);

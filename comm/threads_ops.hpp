@@ -1,7 +1,8 @@
 #pragma once
 // Posted operations of the threads backend (pull model: each rank copies into its own receive
 // buffers, from its peers' send buffers, inside its own waits). Any wait of a thread drives all
-// pending operations of that thread, so ranks may wait on their operations in any order.
+// pending operations of that thread, so ranks may wait on their operations in any order. Ops
+// come from their communicator's OpPool: a post fills one, its release withdraws and clears it.
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -9,12 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "comm/op_pool.hpp"
 #include "comm/threads_group.hpp"
 
 namespace seqpar {
 
 // Base of a posted operation: the bounded wait loop, abort and timeout handling.
-class ThreadsOp : public PendingOp {
+class ThreadsOp : public PooledOp {
  public:
   Status wait(std::chrono::steady_clock::time_point deadline) final;
   bool finished() const { return finished_; }
@@ -23,11 +25,13 @@ class ThreadsOp : public PendingOp {
   virtual void progress(std::unique_lock<std::mutex>& lock) = 0;
 
  protected:
-  ThreadsOp(std::shared_ptr<ThreadsGroup> group, int rank, std::chrono::milliseconds timeout);
+  ThreadsOp(std::shared_ptr<ThreadsGroup> group, int rank);
+  // Starts a post: the op is unfinished, with this timeout. Call with the domain lock held.
+  void begin(std::chrono::milliseconds timeout);
   // Adds the op to its thread's pending list. Call with the domain lock held, once posted.
   void register_pending();
-  // Derived destructors call this: leaves an unfinished op (so peers never touch freed
-  // buffers) and removes it from the pending list.
+  // Derived recycle() calls this first: leaves an unfinished op (so peers never touch its
+  // buffers again) and removes it from the pending list.
   void retire();
   // Withdraws from the operation after a failure: cancels what peers could still read and
   // waits for reads in flight. Called with the domain lock held.
@@ -46,7 +50,7 @@ class ThreadsOp : public PendingOp {
  private:
   void progress_thread(std::unique_lock<std::mutex>& lock);  // every pending op of this thread
 
-  std::chrono::milliseconds timeout_;
+  std::chrono::milliseconds timeout_{0};
   bool finished_ = false;
   Status status_;
 };
@@ -54,13 +58,14 @@ class ThreadsOp : public PendingOp {
 // A group of sends and receives.
 class ThreadsExchangeOp final : public ThreadsOp {
  public:
-  ThreadsExchangeOp(std::shared_ptr<ThreadsGroup> group, int rank,
-                    std::chrono::milliseconds timeout);
-  ~ThreadsExchangeOp() override;
-  void post(std::span<const P2POp> ops);  // with the domain lock held
+  ThreadsExchangeOp(std::shared_ptr<ThreadsGroup> group, int rank);
+  // With the domain lock held. Allocates nothing once the op and the channels have held as
+  // many sends and receives before.
+  void post(std::span<const P2POp> ops, std::chrono::milliseconds timeout);
   void progress(std::unique_lock<std::mutex>& lock) override;
 
  protected:
+  bool recycle() override;
   void abandon(std::unique_lock<std::mutex>& lock, const Status& reason) override;
   std::string waiting_for() override;
   std::string name() const override { return "exchange"; }
@@ -89,10 +94,10 @@ class ThreadsExchangeOp final : public ThreadsOp {
 // One collective, met in the group's slot for its sequence number.
 class ThreadsCollectiveOp final : public ThreadsOp {
  public:
-  ThreadsCollectiveOp(std::shared_ptr<ThreadsGroup> group, int rank,
-                      std::chrono::milliseconds timeout, uint64_t seq, CollectiveKind kind);
-  ~ThreadsCollectiveOp() override;
-  void post(CollectiveArgs args);  // with the domain lock held
+  ThreadsCollectiveOp(std::shared_ptr<ThreadsGroup> group, int rank);
+  // Collective number `seq` of the group; with the domain lock held.
+  void post(uint64_t seq, CollectiveKind kind, const CollectiveArgs& args,
+            std::chrono::milliseconds timeout);
   void progress(std::unique_lock<std::mutex>& lock) override;
 
   // After a successful split: this rank's new group and rank in it.
@@ -103,6 +108,7 @@ class ThreadsCollectiveOp final : public ThreadsOp {
   void abandon(std::unique_lock<std::mutex>& lock, const Status& reason) override;
   std::string waiting_for() override;
   std::string name() const override;
+  bool recycle() override;
 
  private:
   CollectiveSlot& slot();
@@ -112,12 +118,15 @@ class ThreadsCollectiveOp final : public ThreadsOp {
   void join_split(CollectiveSlot& slot);
   void release(CollectiveSlot& slot);
 
-  uint64_t seq_;
-  CollectiveKind kind_;
+  uint64_t seq_ = 0;
+  CollectiveKind kind_ = CollectiveKind::kBarrier;
   int phase_ = 0;  // phases this rank has completed
   bool released_ = false;
   std::shared_ptr<ThreadsGroup> split_group_;
   int split_rank_ = -1;
+  std::vector<const void*> reduce_inputs_;  // the ranks' send buffers, in rank order
+  // This rank's all_to_all_v layout, which the slot's args point to.
+  std::vector<size_t> send_bytes_, send_offsets_, recv_bytes_, recv_offsets_;
 };
 
 }  // namespace seqpar

@@ -28,6 +28,31 @@ TEST(comm_mpi, Split) { SEQPAR_EXPECT_OK(run_check(check_split)); }
 TEST(comm_mpi, NonBlocking) { SEQPAR_EXPECT_OK(run_check(check_nonblocking)); }
 TEST(comm_mpi, Stats) { SEQPAR_EXPECT_OK(run_check(check_stats)); }
 
+// Ops are pooled: a receive dropped unwaited is cancelled before its op is reused, so the next
+// message from that peer lands in the next receive (were it still posted, it would take the
+// message and the exchange below would time out).
+TEST(comm_mpi, DroppedRecvIsCancelledBeforeItsOpIsReused) {
+  auto made = make_mpi_communicator(MPI_COMM_WORLD);
+  ASSERT_TRUE(made.is_ok()) << made.status().to_string();
+  Communicator& comm = *made.value();
+  comm.set_timeout(std::chrono::milliseconds(20'000));
+  const int next = (comm.rank() + 1) % comm.size();
+  const int prev = (comm.rank() + comm.size() - 1) % comm.size();
+  int dropped_landing = -1, landing = -1;
+  const int sent = 100 + comm.rank();
+  {
+    Request dropped;
+    const P2POp recv[] = {P2POp::recv(prev, &dropped_landing, sizeof(int))};
+    SEQPAR_EXPECT_OK(comm.start_exchange(recv, dropped));
+  }
+  SEQPAR_EXPECT_OK(comm.barrier());
+  const P2POp ops[] = {P2POp::send(next, &sent, sizeof(int)),
+                       P2POp::recv(prev, &landing, sizeof(int))};
+  SEQPAR_EXPECT_OK(comm.exchange(ops));
+  EXPECT_EQ(landing, 100 + prev);
+  EXPECT_EQ(dropped_landing, -1);
+}
+
 TEST(comm_mpi, BackendFacts) {
   auto comm = make_mpi_communicator(MPI_COMM_WORLD);
   ASSERT_TRUE(comm.is_ok()) << comm.status().to_string();

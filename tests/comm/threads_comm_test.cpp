@@ -1,5 +1,6 @@
 // Threads backend: every op for P in {1, 2, 3, 4, 8}, plus timeouts, abort, exceptions,
 // mismatches and argument validation.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
@@ -184,6 +185,57 @@ TEST(comm_threads_failures, CollectiveMismatchIsReported) {
     return comm.all_gather(buffer.data(), buffer.data() + 8, 8);
   });
   EXPECT_EQ(status.code(), StatusCode::kMismatch) << status.to_string();
+}
+
+// Ops are pooled: a Request dropped unwaited withdraws its send before the op is reused, so the
+// receiver sees the send given up (and nothing lands in its buffer), and later exchanges work.
+TEST(comm_threads_failures, DroppedRequestIsWithdrawnBeforeItsOpIsReused) {
+  Status dropped_send_seen;
+  const Status status = run_threads(2, [&](Communicator& comm) {
+    comm.set_timeout(milliseconds(10'000));
+    std::vector<char> sent(16, 7), received(16, 0);
+    if (comm.rank() == 0) {
+      Request dropped;
+      const P2POp send[] = {P2POp::send(1, sent.data(), sent.size())};
+      SEQPAR_RETURN_IF_ERROR(comm.start_exchange(send, dropped));
+      dropped = Request();
+      std::fill(sent.begin(), sent.end(), 9);  // the buffer is ours again
+    }
+    SEQPAR_RETURN_IF_ERROR(comm.barrier());
+    if (comm.rank() == 1) {
+      const P2POp recv[] = {P2POp::recv(0, received.data(), received.size())};
+      dropped_send_seen = comm.exchange(recv);
+      SEQPAR_REQUIRE(std::count(received.begin(), received.end(), 0) == 16, StatusCode::kInternal,
+                     "a withdrawn send was copied");
+    }
+    const int peer = 1 - comm.rank();
+    const P2POp ops[] = {P2POp::send(peer, sent.data(), sent.size()),
+                         P2POp::recv(peer, received.data(), received.size())};
+    SEQPAR_RETURN_IF_ERROR(comm.exchange(ops));
+    const char expected = comm.rank() == 0 ? 7 : 9;
+    SEQPAR_REQUIRE(std::count(received.begin(), received.end(), expected) == 16,
+                   StatusCode::kInternal, "rank ", comm.rank(), " got wrong data after reuse");
+    return Status::ok();
+  });
+  SEQPAR_EXPECT_OK(status);
+  EXPECT_EQ(dropped_send_seen.code(), StatusCode::kAborted) << dropped_send_seen.to_string();
+  EXPECT_NE(dropped_send_seen.message().find("gave up"), std::string::npos)
+      << dropped_send_seen.message();
+}
+
+// A Request must not outlive its Communicator; one that does is withdrawn and deleted when
+// dropped, instead of going back to the pool that is gone (sanitizer builds check the memory).
+TEST(comm_threads_failures, RequestOutlivingItsCommunicatorIsWithdrawn) {
+  Request request;
+  char byte = 1;
+  {
+    std::vector<std::unique_ptr<Communicator>> comms = make_threads_communicators(2);
+    const P2POp send[] = {P2POp::send(1, &byte, 1)};
+    SEQPAR_EXPECT_OK(comms[0]->start_exchange(send, request));
+  }
+  EXPECT_TRUE(request.pending());
+  request = Request();
+  EXPECT_FALSE(request.pending());
 }
 
 TEST(comm_threads_failures, InvalidArgumentsAreRejected) {
