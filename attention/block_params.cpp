@@ -1,16 +1,19 @@
 // mask_name and the validation of the block kernel params (done once, at the API boundary;
 // kernels and the dispatch trust what passed here).
+#include "attention/block_params.hpp"
+
 #include <cmath>
 
-#include "attention/block_params.hpp"
 #include "attention/cpu_block_attention.hpp"
 
 namespace seqpar {
 
 const char* mask_name(MaskKind mask) {
   switch (mask) {
-    case MaskKind::kFull: return "full";
-    case MaskKind::kCausal: return "causal";
+    case MaskKind::kFull:
+      return "full";
+    case MaskKind::kCausal:
+      return "causal";
   }
   return "?";
 }
@@ -25,12 +28,12 @@ Status validate_common(const BlockShape& s, DType dtype, MaskKind mask, float so
   SEQPAR_REQUIRE(s.seq_q >= 0 && s.seq_k >= 0, StatusCode::kInvalidArgument,
                  "block sequence lengths must be >= 0 (got Sq=", s.seq_q, " Sk=", s.seq_k, ")");
   SEQPAR_REQUIRE(s.heads_q % s.heads_kv == 0, StatusCode::kInvalidArgument,
-                 "query heads must be a multiple of kv heads (Hq=", s.heads_q,
-                 " Hkv=", s.heads_kv, ")");
+                 "query heads must be a multiple of kv heads (Hq=", s.heads_q, " Hkv=", s.heads_kv,
+                 ")");
   SEQPAR_REQUIRE(is_storage_dtype(dtype), StatusCode::kInvalidArgument,
                  "block q/k/v dtype must be fp32, bf16 or fp16 (got ", dtype_name(dtype), ")");
-  SEQPAR_REQUIRE(mask == MaskKind::kFull || mask == MaskKind::kCausal,
-                 StatusCode::kInvalidArgument, "unknown mask kind ", static_cast<int>(mask));
+  SEQPAR_REQUIRE(mask == MaskKind::kFull || mask == MaskKind::kCausal, StatusCode::kInvalidArgument,
+                 "unknown mask kind ", static_cast<int>(mask));
   SEQPAR_REQUIRE(std::isfinite(softmax_scale), StatusCode::kInvalidArgument,
                  "softmax_scale must be finite (got ", softmax_scale, ")");
   return Status::ok();

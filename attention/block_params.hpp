@@ -25,7 +25,9 @@ struct PositionMap {
   int64_t stride = 1;
   const int64_t* index = nullptr;  // overrides the affine map; not owned
 
-  static PositionMap affine(int64_t offset, int64_t stride = 1) { return {offset, stride, nullptr}; }
+  static PositionMap affine(int64_t offset, int64_t stride = 1) {
+    return {offset, stride, nullptr};
+  }
   static PositionMap indexed(const int64_t* index) { return {0, 1, index}; }
   int64_t at(int64_t i) const { return index != nullptr ? index[i] : offset + stride * i; }
 };
@@ -96,14 +98,14 @@ struct BlockForwardParams {
 
 struct BlockBackwardParams {
   BlockShape shape;
-  DType dtype = DType::kF32;   // storage type of q, k, v, dout
-  const void* q = nullptr;     // (B, Sq, Hq, D)
-  const void* k = nullptr;     // (B, Sk, Hkv, D)
-  const void* v = nullptr;     // (B, Sk, Hkv, D)
-  const void* dout = nullptr;  // (B, Sq, Hq, D)
+  DType dtype = DType::kF32;     // storage type of q, k, v, dout
+  const void* q = nullptr;       // (B, Sq, Hq, D)
+  const void* k = nullptr;       // (B, Sk, Hkv, D)
+  const void* v = nullptr;       // (B, Sk, Hkv, D)
+  const void* dout = nullptr;    // (B, Sq, Hq, D)
   const float* lse = nullptr;    // (B, Hq, Sq) FINAL merged LSE over all keys
   const float* delta = nullptr;  // (B, Hq, Sq) rowsum(dout * out_final)
-  float* dq = nullptr;  // (B, Sq, Hq, D) fp32, accumulated (+=); may be null
+  float* dq = nullptr;           // (B, Sq, Hq, D) fp32, accumulated (+=); may be null
   float* dk = nullptr;  // (B, Sk, Hkv, D) fp32, accumulated (+=), summed over a group's q heads
   float* dv = nullptr;  // (B, Sk, Hkv, D) fp32, accumulated (+=)
   PositionMap q_pos;

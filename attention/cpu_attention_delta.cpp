@@ -3,8 +3,8 @@
 
 namespace seqpar {
 
-void cpu_attention_delta(const void* out, const void* dout, DType dtype, int64_t batch,
-                         int64_t seq, int64_t heads, int64_t head_dim, float* delta) {
+void cpu_attention_delta(const void* out, const void* dout, DType dtype, int64_t batch, int64_t seq,
+                         int64_t heads, int64_t head_dim, float* delta) {
   // out, dout are (B, S, H, D); delta is (B, H, S). O(S * H * D): no tiles, no scratch.
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t i = 0; i < seq; ++i) {

@@ -21,12 +21,12 @@ void cpu_block_backward(const BlockBackwardParams& p);
 size_t cpu_block_scratch_floats(const BlockShape& shape);
 
 // delta (B, H, S) fp32 = rowsum(dout * out) with out, dout (B, S, H, D) in `dtype`.
-void cpu_attention_delta(const void* out, const void* dout, DType dtype, int64_t batch,
-                         int64_t seq, int64_t heads, int64_t head_dim, float* delta);
+void cpu_attention_delta(const void* out, const void* dout, DType dtype, int64_t batch, int64_t seq,
+                         int64_t heads, int64_t head_dim, float* delta);
 
 // Merge partial (out2, lse2) into (out, lse), all fp32, out (B, S, H, D), lse (B, H, S).
 // Exact for fully masked rows (lse = -inf on either side).
-void cpu_merge_partials(float* out, float* lse, const float* out2, const float* lse2,
-                        int64_t batch, int64_t seq, int64_t heads, int64_t head_dim);
+void cpu_merge_partials(float* out, float* lse, const float* out2, const float* lse2, int64_t batch,
+                        int64_t seq, int64_t heads, int64_t head_dim);
 
 }  // namespace seqpar

@@ -34,16 +34,16 @@ struct BackwardTiles {
 // Floats of each region of BackwardTiles, in order.
 RegionSizes<12> backward_tile_sizes(int64_t rows, int64_t d) {
   const int64_t tile = kTileKeys * d;
-  return {{tile, tile, tile, tile, tile, rows * d, rows * d, rows * kTileKeys, rows * kTileKeys, rows,
-           rows, d}};
+  return {{tile, tile, tile, tile, tile, rows * d, rows * d, rows * kTileKeys, rows * kTileKeys,
+           rows, rows, d}};
 }
 
 BackwardTiles carve_backward_tiles(int64_t rows, int64_t d, float* given) {
   const RegionSizes<12> sizes = backward_tile_sizes(rows, d);
   BackwardTiles t{};
   sizes.carve(kernel_scratch(given, static_cast<size_t>(sizes.total())),
-              {&t.k, &t.k_t, &t.v_t, &t.dk, &t.dv, &t.q, &t.dout, &t.p, &t.ds, &t.row_lse, &t.row_delta,
-               &t.row_in});
+              {&t.k, &t.k_t, &t.v_t, &t.dk, &t.dv, &t.q, &t.dout, &t.p, &t.ds, &t.row_lse,
+               &t.row_delta, &t.row_in});
   return t;
 }
 
@@ -51,7 +51,8 @@ BackwardTiles carve_backward_tiles(int64_t rows, int64_t d, float* given) {
 
 size_t cpu_block_scratch_floats(const BlockShape& shape) {
   const int64_t group = shape.heads_q / shape.heads_kv;
-  const auto backward = static_cast<size_t>(backward_tile_sizes(tile_positions(group) * group, shape.head_dim).total());
+  const auto backward = static_cast<size_t>(
+      backward_tile_sizes(tile_positions(group) * group, shape.head_dim).total());
   return std::max(backward, cpu_forward_scratch_floats(shape));
 }
 
@@ -73,7 +74,8 @@ void cpu_block_backward(const BlockBackwardParams& p) {
         const PositionRange k_range = position_range(p.k_pos, k0, k0 + nk);
         for (int64_t j = 0; j < kTileKeys; ++j) {
           if (j < nk) {
-            const int64_t row = ((b * sh.seq_k + k0 + j) * sh.heads_kv + g) * d;  // k[b, k0+j, g, :]
+            const int64_t row =
+                ((b * sh.seq_k + k0 + j) * sh.heads_kv + g) * d;  // k[b, k0+j, g, :]
             k_pos[j] = p.k_pos.at(k0 + j);
             load_floats(p.k, p.dtype, row, d, t.k + j * d);
             load_floats(p.v, p.dtype, row, d, t.row_in);
@@ -100,7 +102,8 @@ void cpu_block_backward(const BlockBackwardParams& p) {
             load_floats(p.q, p.dtype, first, group * d, t.q + i * group * d);
             load_floats(p.dout, p.dtype, first, group * d, t.dout + i * group * d);
             for (int64_t u = 0; u < group; ++u) {
-              const int64_t stat = (b * sh.heads_q + g * group + u) * sh.seq_q + q0 + i;  // [b, h, i]
+              const int64_t stat =
+                  (b * sh.heads_q + g * group + u) * sh.seq_q + q0 + i;  // [b, h, i]
               t.row_lse[i * group + u] = p.lse[stat];
               t.row_delta[i * group + u] = p.delta[stat];
             }

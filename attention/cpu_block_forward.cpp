@@ -60,7 +60,8 @@ bool online_softmax_row(float* s, float* running_max, float* running_sum, float*
 
 size_t cpu_tiles::cpu_forward_scratch_floats(const BlockShape& shape) {
   const int64_t group = shape.heads_q / shape.heads_kv;
-  return static_cast<size_t>(forward_tile_sizes(tile_positions(group) * group, shape.head_dim).total());
+  return static_cast<size_t>(
+      forward_tile_sizes(tile_positions(group) * group, shape.head_dim).total());
 }
 
 void cpu_block_forward(const BlockForwardParams& p) {
@@ -98,7 +99,8 @@ void cpu_block_forward(const BlockForwardParams& p) {
           const bool fully_kept = block_fully_kept(p.mask, q_range, k_range);
           for (int64_t j = 0; j < kTileKeys; ++j) {
             if (j < nk) {
-              const int64_t row = ((b * sh.seq_k + k0 + j) * sh.heads_kv + g) * d;  // k[b, k0+j, g, :]
+              const int64_t row =
+                  ((b * sh.seq_k + k0 + j) * sh.heads_kv + g) * d;  // k[b, k0+j, g, :]
               k_pos[j] = p.k_pos.at(k0 + j);
               load_floats(p.k, p.dtype, row, d, t.row_in);
               load_floats(p.v, p.dtype, row, d, t.v + j * d);

@@ -4,8 +4,8 @@
 
 namespace seqpar {
 
-void cpu_merge_partials(float* out, float* lse, const float* out2, const float* lse2,
-                        int64_t batch, int64_t seq, int64_t heads, int64_t head_dim) {
+void cpu_merge_partials(float* out, float* lse, const float* out2, const float* lse2, int64_t batch,
+                        int64_t seq, int64_t heads, int64_t head_dim) {
   // out, out2 are (B, S, H, D); lse, lse2 are (B, H, S)
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t i = 0; i < seq; ++i) {

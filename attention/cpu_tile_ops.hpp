@@ -21,9 +21,7 @@ inline constexpr int64_t kRowBlock = 4;   // rows (or keys) updated together in 
 inline constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Query positions per tile when all `group` q heads of a kv head share the tile.
-inline int64_t tile_positions(int64_t group) {
-  return group >= kTileRows ? 1 : kTileRows / group;
-}
+inline int64_t tile_positions(int64_t group) { return group >= kTileRows ? 1 : kTileRows / group; }
 
 // exp(x) for x in [kExpMinArg, kExpMaxArg], relative error about 1e-7: x = n ln2 + r with
 // |r| <= ln2 / 2, exp(r) by its degree-7 Taylor polynomial, 2^n from the exponent bits. At
@@ -158,7 +156,8 @@ inline void add_weighted_rows(float* dst, const float* w, int64_t w_stride, int6
 
 // n elements of a storage-dtype array starting at element `first`, as fp32.
 inline void load_floats(const void* src, DType dtype, int64_t first, int64_t n, float* dst) {
-  const auto* bytes = static_cast<const unsigned char*>(src) + first * static_cast<int64_t>(dtype_size(dtype));
+  const auto* bytes =
+      static_cast<const unsigned char*>(src) + first * static_cast<int64_t>(dtype_size(dtype));
   convert_to_float(bytes, dtype, dst, static_cast<size_t>(n));
 }
 

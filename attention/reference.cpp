@@ -114,8 +114,8 @@ void reference_backward(const ReferenceBlock& r, const double* dout, const doubl
   }
 }
 
-void reference_delta(const double* dout, const double* out, int64_t batch, int64_t seq, int64_t heads,
-                     int64_t head_dim, double* delta) {
+void reference_delta(const double* dout, const double* out, int64_t batch, int64_t seq,
+                     int64_t heads, int64_t head_dim, double* delta) {
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t i = 0; i < seq; ++i) {
       for (int64_t h = 0; h < heads; ++h) {

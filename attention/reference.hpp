@@ -11,9 +11,9 @@ namespace seqpar {
 
 struct ReferenceBlock {
   int64_t batch = 0, seq_q = 0, seq_k = 0, heads_q = 0, heads_kv = 0, head_dim = 0;
-  const double* q = nullptr;  // (B, Sq, Hq, D)
-  const double* k = nullptr;  // (B, Sk, Hkv, D)
-  const double* v = nullptr;  // (B, Sk, Hkv, D)
+  const double* q = nullptr;       // (B, Sq, Hq, D)
+  const double* k = nullptr;       // (B, Sk, Hkv, D)
+  const double* v = nullptr;       // (B, Sk, Hkv, D)
   const int64_t* q_pos = nullptr;  // (Sq) absolute positions
   const int64_t* k_pos = nullptr;  // (Sk)
   MaskKind mask = MaskKind::kFull;
@@ -30,7 +30,7 @@ void reference_backward(const ReferenceBlock& r, const double* dout, const doubl
                         const double* delta, double* dq, double* dk, double* dv);
 
 // delta (B, H, S) = rowsum(dout * out), with dout, out (B, S, H, D).
-void reference_delta(const double* dout, const double* out, int64_t batch, int64_t seq, int64_t heads,
-                     int64_t head_dim, double* delta);
+void reference_delta(const double* dout, const double* out, int64_t batch, int64_t seq,
+                     int64_t heads, int64_t head_dim, double* delta);
 
 }  // namespace seqpar

@@ -60,7 +60,7 @@ double median_ms(int iters, int warmup, F&& run) {
 }
 
 StatusOr<KernelBenchResult> bench_kernel(const KernelBenchConfig& cfg) {
-  const int64_t q_elems = cfg.batch * cfg.seq * cfg.heads * cfg.head_dim;     // (B, S, Hq, D)
+  const int64_t q_elems = cfg.batch * cfg.seq * cfg.heads * cfg.head_dim;      // (B, S, Hq, D)
   const int64_t kv_elems = cfg.batch * cfg.seq * cfg.kv_heads * cfg.head_dim;  // (B, S, Hkv, D)
   const int64_t stat_elems = cfg.batch * cfg.heads * cfg.seq;                  // (B, Hq, S)
   const auto q = random_tensor(1, q_elems, cfg.dtype);
@@ -130,18 +130,19 @@ int main(int argc, char** argv) {
   std::string mode, dtype, mask;
   bool json = false;
   po::options_description desc("seqpar-bench options");
-  desc.add_options()("help,h", "show this help")
-      ("mode", po::value(&mode)->default_value("kernel"), "what to time: kernel (the CPU block kernel)")
-      ("seq", po::value(&cfg.seq)->default_value(cfg.seq), "sequence length (Sq = Sk)")
-      ("heads", po::value(&cfg.heads)->default_value(cfg.heads), "query heads")
-      ("kv-heads", po::value(&cfg.kv_heads)->default_value(cfg.kv_heads), "key/value heads")
-      ("head-dim", po::value(&cfg.head_dim)->default_value(cfg.head_dim), "head dimension")
-      ("batch", po::value(&cfg.batch)->default_value(cfg.batch), "batch size")
-      ("dtype", po::value(&dtype)->default_value("fp32"), "storage dtype: fp32, bf16, fp16")
-      ("mask", po::value(&mask)->default_value("full"), "full or causal")
-      ("iters", po::value(&cfg.iters)->default_value(cfg.iters), "timed iterations (median reported)")
-      ("warmup", po::value(&cfg.warmup)->default_value(cfg.warmup), "untimed iterations first")
-      ("json", po::bool_switch(&json), "print one JSON object instead of a table");
+  desc.add_options()("help,h", "show this help")("mode", po::value(&mode)->default_value("kernel"),
+                                                 "what to time: kernel (the CPU block kernel)")(
+      "seq", po::value(&cfg.seq)->default_value(cfg.seq), "sequence length (Sq = Sk)")(
+      "heads", po::value(&cfg.heads)->default_value(cfg.heads), "query heads")(
+      "kv-heads", po::value(&cfg.kv_heads)->default_value(cfg.kv_heads), "key/value heads")(
+      "head-dim", po::value(&cfg.head_dim)->default_value(cfg.head_dim), "head dimension")(
+      "batch", po::value(&cfg.batch)->default_value(cfg.batch), "batch size")(
+      "dtype", po::value(&dtype)->default_value("fp32"), "storage dtype: fp32, bf16, fp16")(
+      "mask", po::value(&mask)->default_value("full"), "full or causal")(
+      "iters", po::value(&cfg.iters)->default_value(cfg.iters),
+      "timed iterations (median reported)")(
+      "warmup", po::value(&cfg.warmup)->default_value(cfg.warmup), "untimed iterations first")(
+      "json", po::bool_switch(&json), "print one JSON object instead of a table");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -188,14 +189,15 @@ int main(int argc, char** argv) {
         "\"host\": \"%s\"}\n",
         static_cast<long long>(cfg.seq), static_cast<long long>(cfg.heads),
         static_cast<long long>(cfg.kv_heads), static_cast<long long>(cfg.head_dim),
-        static_cast<long long>(cfg.batch), dtype_name(cfg.dtype), mask_name(cfg.mask),
-        r->fwd_ms, r->bwd_ms, r->fwd_gflops, r->bwd_gflops, host.c_str());
+        static_cast<long long>(cfg.batch), dtype_name(cfg.dtype), mask_name(cfg.mask), r->fwd_ms,
+        r->bwd_ms, r->fwd_gflops, r->bwd_gflops, host.c_str());
     return 0;
   }
-  std::printf("seqpar-bench kernel (CPU, one core) on %s: B=%lld S=%lld Hq=%lld Hkv=%lld D=%lld %s %s\n",
-              host.c_str(), static_cast<long long>(cfg.batch), static_cast<long long>(cfg.seq),
-              static_cast<long long>(cfg.heads), static_cast<long long>(cfg.kv_heads),
-              static_cast<long long>(cfg.head_dim), dtype_name(cfg.dtype), mask_name(cfg.mask));
+  std::printf(
+      "seqpar-bench kernel (CPU, one core) on %s: B=%lld S=%lld Hq=%lld Hkv=%lld D=%lld %s %s\n",
+      host.c_str(), static_cast<long long>(cfg.batch), static_cast<long long>(cfg.seq),
+      static_cast<long long>(cfg.heads), static_cast<long long>(cfg.kv_heads),
+      static_cast<long long>(cfg.head_dim), dtype_name(cfg.dtype), mask_name(cfg.mask));
   std::printf("%-10s %12s %12s\n", "pass", "median ms", "GFLOP/s");
   std::printf("%-10s %12.3f %12.3f\n", "forward", r->fwd_ms, r->fwd_gflops);
   std::printf("%-10s %12.3f %12.3f\n", "backward", r->bwd_ms, r->bwd_gflops);

@@ -16,7 +16,8 @@ bool is_reduction_dtype(DType dtype) {
     case DType::kI32:
     case DType::kI64:
     case DType::kBF16:
-    case DType::kF16: return true;
+    case DType::kF16:
+      return true;
   }
   return false;
 }
@@ -33,14 +34,22 @@ bool ranges_overlap(const void* a, size_t a_bytes, const void* b, size_t b_bytes
 
 const char* comm_op_name(CommOp op) {
   switch (op) {
-    case CommOp::kExchange: return "exchange";
-    case CommOp::kAllToAll: return "all_to_all";
-    case CommOp::kAllGather: return "all_gather";
-    case CommOp::kReduceScatter: return "reduce_scatter";
-    case CommOp::kAllReduce: return "all_reduce";
-    case CommOp::kBroadcast: return "broadcast";
-    case CommOp::kBarrier: return "barrier";
-    case CommOp::kCount: break;
+    case CommOp::kExchange:
+      return "exchange";
+    case CommOp::kAllToAll:
+      return "all_to_all";
+    case CommOp::kAllGather:
+      return "all_gather";
+    case CommOp::kReduceScatter:
+      return "reduce_scatter";
+    case CommOp::kAllReduce:
+      return "all_reduce";
+    case CommOp::kBroadcast:
+      return "broadcast";
+    case CommOp::kBarrier:
+      return "barrier";
+    case CommOp::kCount:
+      break;
   }
   return "unknown";
 }
@@ -81,9 +90,9 @@ Status Communicator::start_exchange(std::span<const P2POp> ops, Request& request
   int64_t bytes_sent = 0;
   for (const P2POp& op : ops) {
     const bool is_send = op.kind == P2POp::Kind::kSend;
-    SEQPAR_REQUIRE(op.peer >= 0 && op.peer < size_, StatusCode::kInvalidArgument, "exchange: ",
-                   is_send ? "send to" : "recv from", " peer ", op.peer, " is outside the group of ",
-                   size_, " ranks");
+    SEQPAR_REQUIRE(op.peer >= 0 && op.peer < size_, StatusCode::kInvalidArgument,
+                   "exchange: ", is_send ? "send to" : "recv from", " peer ", op.peer,
+                   " is outside the group of ", size_, " ranks");
     SEQPAR_REQUIRE(op.buffer != nullptr || op.bytes == 0, StatusCode::kInvalidArgument,
                    "exchange: ", is_send ? "send to" : "recv from", " peer ", op.peer,
                    " has a null buffer for ", op.bytes, " bytes");
@@ -198,8 +207,8 @@ Status Communicator::start_reduce_scatter(const void* send, void* recv, size_t c
                                           DType dtype, ReduceOp op, Request& request) {
   SEQPAR_REQUIRE(!request.pending(), StatusCode::kInvalidArgument,
                  "reduce_scatter: the Request still holds an operation that was not waited");
-  SEQPAR_REQUIRE(is_reduction_dtype(dtype), StatusCode::kInvalidArgument,
-                 "reduce_scatter: dtype ", static_cast<int>(dtype), " cannot be reduced");
+  SEQPAR_REQUIRE(is_reduction_dtype(dtype), StatusCode::kInvalidArgument, "reduce_scatter: dtype ",
+                 static_cast<int>(dtype), " cannot be reduced");
   SEQPAR_REQUIRE(op == ReduceOp::kSum || op == ReduceOp::kMax, StatusCode::kInvalidArgument,
                  "reduce_scatter: unknown reduce op ", static_cast<int>(op));
   const size_t slice_bytes = count_per_rank * dtype_size(dtype);
@@ -231,8 +240,8 @@ Status Communicator::start_all_reduce(const void* send, void* recv, size_t count
   SEQPAR_REQUIRE(op == ReduceOp::kSum || op == ReduceOp::kMax, StatusCode::kInvalidArgument,
                  "all_reduce: unknown reduce op ", static_cast<int>(op));
   const size_t bytes = count * dtype_size(dtype);
-  SEQPAR_REQUIRE((send != nullptr && recv != nullptr) || bytes == 0,
-                 StatusCode::kInvalidArgument, "all_reduce: null buffer for ", count, " elements");
+  SEQPAR_REQUIRE((send != nullptr && recv != nullptr) || bytes == 0, StatusCode::kInvalidArgument,
+                 "all_reduce: null buffer for ", count, " elements");
   SEQPAR_REQUIRE(send == recv || !ranges_overlap(send, bytes, recv, bytes),
                  StatusCode::kInvalidArgument,
                  "all_reduce: send and recv overlap (in place means send == recv)");
@@ -258,7 +267,8 @@ Status Communicator::start_broadcast(void* buffer, size_t bytes, int root, Reque
   SEQPAR_REQUIRE(buffer != nullptr || bytes == 0, StatusCode::kInvalidArgument,
                  "broadcast: null buffer for ", bytes, " bytes");
   stats_[CommOp::kBroadcast].calls += 1;
-  if (rank_ == root) stats_[CommOp::kBroadcast].bytes_sent += static_cast<int64_t>((size_ - 1) * bytes);
+  if (rank_ == root)
+    stats_[CommOp::kBroadcast].bytes_sent += static_cast<int64_t>((size_ - 1) * bytes);
   SEQPAR_ASSIGN_OR_RETURN(request.op_, post_broadcast(buffer, bytes, root));
   return Status::ok();
 }
@@ -277,8 +287,7 @@ Status Communicator::wait(Request& request) {
 
 StatusOr<std::unique_ptr<Communicator>> Communicator::split(int color, int key) {
   // Negative colors mean "no group" in MPI and NCCL; every rank here joins some group.
-  SEQPAR_REQUIRE(color >= 0, StatusCode::kInvalidArgument, "split: color ", color,
-                 " must be >= 0");
+  SEQPAR_REQUIRE(color >= 0, StatusCode::kInvalidArgument, "split: color ", color, " must be >= 0");
   SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> child, do_split(color, key));
   child->set_timeout(timeout_);
   return child;

@@ -75,7 +75,9 @@ struct P2POp {
   static P2POp send(int peer, const void* buffer, size_t bytes) {
     return {Kind::kSend, peer, const_cast<void*>(buffer), bytes};
   }
-  static P2POp recv(int peer, void* buffer, size_t bytes) { return {Kind::kRecv, peer, buffer, bytes}; }
+  static P2POp recv(int peer, void* buffer, size_t bytes) {
+    return {Kind::kRecv, peer, buffer, bytes};
+  }
 };
 
 // Backend state of one posted operation.
@@ -118,7 +120,7 @@ class Communicator {
 
   int rank() const { return rank_; }
   int size() const { return size_; }
-  virtual const char* backend_name() const = 0;  // "threads", "mpi", "nccl"
+  virtual const char* backend_name() const = 0;         // "threads", "mpi", "nccl"
   virtual bool device_memory() const { return false; }  // true: buffers are device pointers
 
   // SEQPAR_TIMEOUT_S from the environment, else 300 s.
@@ -147,7 +149,8 @@ class Communicator {
   Status all_gather(const void* send, void* recv, size_t bytes_per_rank);
   Status start_all_gather(const void* send, void* recv, size_t bytes_per_rank, Request& request);
   // send holds size() slices of `count_per_rank` elements; rank r gets the reduction of slice r.
-  Status reduce_scatter(const void* send, void* recv, size_t count_per_rank, DType dtype, ReduceOp op);
+  Status reduce_scatter(const void* send, void* recv, size_t count_per_rank, DType dtype,
+                        ReduceOp op);
   Status start_reduce_scatter(const void* send, void* recv, size_t count_per_rank, DType dtype,
                               ReduceOp op, Request& request);
   // In place when send == recv. Reductions are in rank order, so results are deterministic.
@@ -179,9 +182,11 @@ class Communicator {
   // threads and mpi backends pool their ops (comm/op_pool.hpp), so once warm, posting and waiting
   // allocate nothing: the step loops of the schemes rely on it for exchanges.
   virtual StatusOr<PendingOpPtr> post_exchange(std::span<const P2POp> ops) = 0;
-  virtual StatusOr<PendingOpPtr> post_all_to_all_v(
-      const void* send, std::span<const size_t> send_bytes, std::span<const size_t> send_offsets,
-      void* recv, std::span<const size_t> recv_bytes, std::span<const size_t> recv_offsets) = 0;
+  virtual StatusOr<PendingOpPtr> post_all_to_all_v(const void* send,
+                                                   std::span<const size_t> send_bytes,
+                                                   std::span<const size_t> send_offsets, void* recv,
+                                                   std::span<const size_t> recv_bytes,
+                                                   std::span<const size_t> recv_offsets) = 0;
   virtual StatusOr<PendingOpPtr> post_all_gather(const void* send, void* recv,
                                                  size_t bytes_per_rank) = 0;
   virtual StatusOr<PendingOpPtr> post_reduce_scatter(const void* send, void* recv,

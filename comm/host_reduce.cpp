@@ -40,12 +40,22 @@ void reduce_in_order(std::span<const void* const> inputs, size_t first, size_t c
                      ReduceOp op, void* dst) {
   if (inputs.empty() || count == 0) return;
   switch (dtype) {
-    case DType::kF32: reduce_native<float>(inputs, first, count, op, dst); break;
-    case DType::kF64: reduce_native<double>(inputs, first, count, op, dst); break;
-    case DType::kI32: reduce_native<int32_t>(inputs, first, count, op, dst); break;
-    case DType::kI64: reduce_native<int64_t>(inputs, first, count, op, dst); break;
+    case DType::kF32:
+      reduce_native<float>(inputs, first, count, op, dst);
+      break;
+    case DType::kF64:
+      reduce_native<double>(inputs, first, count, op, dst);
+      break;
+    case DType::kI32:
+      reduce_native<int32_t>(inputs, first, count, op, dst);
+      break;
+    case DType::kI64:
+      reduce_native<int64_t>(inputs, first, count, op, dst);
+      break;
     case DType::kBF16:
-    case DType::kF16: reduce_through_float(inputs, first, count, dtype, op, dst); break;
+    case DType::kF16:
+      reduce_through_float(inputs, first, count, dtype, op, dst);
+      break;
   }
 }
 

@@ -20,12 +20,13 @@ std::string mpi_error_string(int code) {
   return std::string(text, static_cast<size_t>(length));
 }
 
-#define SEQPAR_MPI_CHECK(call)                                                              \
-  do {                                                                                      \
-    const int seqpar_mpi_err_ = (call);                                                     \
-    if (seqpar_mpi_err_ != MPI_SUCCESS)                                                     \
-      return ::seqpar::make_status(::seqpar::StatusCode::kCommError, __FILE__, __LINE__,    \
-                                   ::seqpar::str_cat(#call, ": ", mpi_error_string(seqpar_mpi_err_))); \
+#define SEQPAR_MPI_CHECK(call)                                                \
+  do {                                                                        \
+    const int seqpar_mpi_err_ = (call);                                       \
+    if (seqpar_mpi_err_ != MPI_SUCCESS)                                       \
+      return ::seqpar::make_status(                                           \
+          ::seqpar::StatusCode::kCommError, __FILE__, __LINE__,               \
+          ::seqpar::str_cat(#call, ": ", mpi_error_string(seqpar_mpi_err_))); \
   } while (0)
 
 constexpr size_t kMaxMessage = static_cast<size_t>(INT_MAX);
@@ -34,10 +35,14 @@ bool converts_through_float(DType dtype) { return dtype == DType::kBF16 || dtype
 
 MPI_Datatype mpi_type(DType dtype) {
   switch (dtype) {
-    case DType::kF64: return MPI_DOUBLE;
-    case DType::kI32: return MPI_INT32_T;
-    case DType::kI64: return MPI_INT64_T;
-    default: return MPI_FLOAT;  // fp32, and bf16/fp16 through fp32 scratch
+    case DType::kF64:
+      return MPI_DOUBLE;
+    case DType::kI32:
+      return MPI_INT32_T;
+    case DType::kI64:
+      return MPI_INT64_T;
+    default:
+      return MPI_FLOAT;  // fp32, and bf16/fp16 through fp32 scratch
   }
 }
 
@@ -124,7 +129,7 @@ class MpiPendingOp final : public PooledOp {
 
  private:
   struct Expected {
-    int peer;   // -1: nothing to check
+    int peer;  // -1: nothing to check
     int bytes;
   };
   struct Peer {
@@ -202,10 +207,12 @@ class MpiCommunicator final : public Communicator {
         char* data = static_cast<char*>(p2p.buffer) + offset;
         MPI_Request request = MPI_REQUEST_NULL;
         if (is_send) {
-          SEQPAR_MPI_CHECK(MPI_Isend(data, static_cast<int>(chunk), MPI_BYTE, p2p.peer, kTag, comm_, &request));
+          SEQPAR_MPI_CHECK(
+              MPI_Isend(data, static_cast<int>(chunk), MPI_BYTE, p2p.peer, kTag, comm_, &request));
           op->add(request);
         } else {
-          SEQPAR_MPI_CHECK(MPI_Irecv(data, static_cast<int>(chunk), MPI_BYTE, p2p.peer, kTag, comm_, &request));
+          SEQPAR_MPI_CHECK(
+              MPI_Irecv(data, static_cast<int>(chunk), MPI_BYTE, p2p.peer, kTag, comm_, &request));
           op->add_recv(request, p2p.peer, chunk);
         }
         offset += chunk;
@@ -214,10 +221,10 @@ class MpiCommunicator final : public Communicator {
     return PendingOpPtr(std::move(op));
   }
 
-  StatusOr<PendingOpPtr> post_all_to_all_v(
-      const void* send, std::span<const size_t> send_bytes, std::span<const size_t> send_offsets,
-      void* recv, std::span<const size_t> recv_bytes,
-      std::span<const size_t> recv_offsets) override {
+  StatusOr<PendingOpPtr> post_all_to_all_v(const void* send, std::span<const size_t> send_bytes,
+                                           std::span<const size_t> send_offsets, void* recv,
+                                           std::span<const size_t> recv_bytes,
+                                           std::span<const size_t> recv_offsets) override {
     MpiOpPtr op = new_op("all_to_all", false);
     SEQPAR_RETURN_IF_ERROR(to_ints(send_bytes, op->send_counts));
     SEQPAR_RETURN_IF_ERROR(to_ints(send_offsets, op->send_displs));
@@ -272,8 +279,8 @@ class MpiCommunicator final : public Communicator {
     }
     MPI_Request request = MPI_REQUEST_NULL;
     SEQPAR_MPI_CHECK(MPI_Iallreduce(send == recv ? MPI_IN_PLACE : send, recv,
-                                    static_cast<int>(count), mpi_type(dtype), mpi_op(reduce),
-                                    comm_, &request));
+                                    static_cast<int>(count), mpi_type(dtype), mpi_op(reduce), comm_,
+                                    &request));
     op->add(request);
     return PendingOpPtr(std::move(op));
   }
@@ -314,8 +321,9 @@ class MpiCommunicator final : public Communicator {
   static Status to_ints(std::span<const size_t> values, std::vector<int>& out) {
     out.resize(values.size());
     for (size_t i = 0; i < values.size(); ++i) {
-      SEQPAR_REQUIRE(values[i] <= kMaxMessage, StatusCode::kUnsupported, "mpi all_to_all: ",
-                     values[i], " bytes or offset exceed the MPI int count limit");
+      SEQPAR_REQUIRE(values[i] <= kMaxMessage, StatusCode::kUnsupported,
+                     "mpi all_to_all: ", values[i],
+                     " bytes or offset exceed the MPI int count limit");
       out[i] = static_cast<int>(values[i]);
     }
     return Status::ok();

@@ -8,12 +8,13 @@
 #include "core/log.hpp"
 
 // Returns a located kCommError when an NCCL call fails.
-#define SEQPAR_NCCL_CHECK(call)                                                            \
-  do {                                                                                     \
-    const ncclResult_t seqpar_nccl_err_ = (call);                                          \
-    if (seqpar_nccl_err_ != ncclSuccess)                                                   \
-      return ::seqpar::make_status(::seqpar::StatusCode::kCommError, __FILE__, __LINE__,   \
-                                   ::seqpar::str_cat(#call, ": ", ncclGetErrorString(seqpar_nccl_err_))); \
+#define SEQPAR_NCCL_CHECK(call)                                                  \
+  do {                                                                           \
+    const ncclResult_t seqpar_nccl_err_ = (call);                                \
+    if (seqpar_nccl_err_ != ncclSuccess)                                         \
+      return ::seqpar::make_status(                                              \
+          ::seqpar::StatusCode::kCommError, __FILE__, __LINE__,                  \
+          ::seqpar::str_cat(#call, ": ", ncclGetErrorString(seqpar_nccl_err_))); \
   } while (0)
 
 namespace seqpar {
@@ -32,12 +33,18 @@ namespace {
 
 ncclDataType_t nccl_type(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return ncclFloat32;
-    case DType::kBF16: return ncclBfloat16;
-    case DType::kF16: return ncclFloat16;
-    case DType::kF64: return ncclFloat64;
-    case DType::kI32: return ncclInt32;
-    case DType::kI64: return ncclInt64;
+    case DType::kF32:
+      return ncclFloat32;
+    case DType::kBF16:
+      return ncclBfloat16;
+    case DType::kF16:
+      return ncclFloat16;
+    case DType::kF64:
+      return ncclFloat64;
+    case DType::kI32:
+      return ncclInt32;
+    case DType::kI64:
+      return ncclInt64;
   }
   return ncclFloat32;
 }
@@ -61,7 +68,10 @@ class NcclPendingOp final : public PendingOp {
  public:
   NcclPendingOp(std::shared_ptr<NcclHandle> handle, const char* op_name, int rank,
                 std::chrono::milliseconds timeout, cudaStream_t consumer)
-      : handle_(std::move(handle)), op_name_(op_name), rank_(rank), timeout_(timeout),
+      : handle_(std::move(handle)),
+        op_name_(op_name),
+        rank_(rank),
+        timeout_(timeout),
         consumer_(consumer) {}
   ~NcclPendingOp() override {
     if (event_ != nullptr) cudaEventDestroy(event_);
@@ -116,7 +126,9 @@ StatusOr<std::unique_ptr<Communicator>> adopt(std::shared_ptr<NcclHandle> handle
 
 NcclCommunicator::NcclCommunicator(std::shared_ptr<NcclHandle> handle, int rank, int size,
                                    cudaStream_t stream, bool owns_stream)
-    : Communicator(rank, size), handle_(std::move(handle)), stream_(stream),
+    : Communicator(rank, size),
+      handle_(std::move(handle)),
+      stream_(stream),
       owns_stream_(owns_stream) {}
 
 NcclCommunicator::~NcclCommunicator() {
@@ -187,10 +199,10 @@ StatusOr<PendingOpPtr> NcclCommunicator::post_reduce_scatter(const void* send, v
   return record("reduce_scatter", consumer_stream_);
 }
 
-StatusOr<PendingOpPtr> NcclCommunicator::post_all_reduce(const void* send, void* recv,
-                                                         size_t count, DType dtype, ReduceOp op) {
-  SEQPAR_NCCL_CHECK(ncclAllReduce(send, recv, count, nccl_type(dtype), nccl_op(op), handle_->comm,
-                                  stream_));
+StatusOr<PendingOpPtr> NcclCommunicator::post_all_reduce(const void* send, void* recv, size_t count,
+                                                         DType dtype, ReduceOp op) {
+  SEQPAR_NCCL_CHECK(
+      ncclAllReduce(send, recv, count, nccl_type(dtype), nccl_op(op), handle_->comm, stream_));
   return record("all_reduce", consumer_stream_);
 }
 
@@ -230,8 +242,9 @@ StatusOr<std::unique_ptr<Communicator>> make_nccl_communicator(ncclComm_t adopte
 
 StatusOr<std::unique_ptr<Communicator>> bootstrap_nccl_communicator(MPI_Comm comm, int device) {
   int rank = 0, size = 0;
-  SEQPAR_REQUIRE(MPI_Comm_rank(comm, &rank) == MPI_SUCCESS && MPI_Comm_size(comm, &size) == MPI_SUCCESS,
-                 StatusCode::kCommError, "bootstrap_nccl_communicator: bad MPI communicator");
+  SEQPAR_REQUIRE(
+      MPI_Comm_rank(comm, &rank) == MPI_SUCCESS && MPI_Comm_size(comm, &size) == MPI_SUCCESS,
+      StatusCode::kCommError, "bootstrap_nccl_communicator: bad MPI communicator");
   SEQPAR_CUDA_CHECK(cudaSetDevice(device));
   // Rank 0 broadcasts the unique id together with whether it got one, so a failure there
   // fails every rank instead of leaving them in ncclCommInitRank.
@@ -241,7 +254,8 @@ StatusOr<std::unique_ptr<Communicator>> bootstrap_nccl_communicator(MPI_Comm com
   } root_id{};
   if (rank == 0) root_id.ok = ncclGetUniqueId(&root_id.id) == ncclSuccess ? 1 : 0;
   SEQPAR_REQUIRE(MPI_Bcast(&root_id, sizeof(root_id), MPI_BYTE, 0, comm) == MPI_SUCCESS,
-                 StatusCode::kCommError, "bootstrap_nccl_communicator: MPI_Bcast of the NCCL id failed");
+                 StatusCode::kCommError,
+                 "bootstrap_nccl_communicator: MPI_Bcast of the NCCL id failed");
   SEQPAR_REQUIRE(root_id.ok == 1, StatusCode::kCommError,
                  "bootstrap_nccl_communicator: ncclGetUniqueId failed on rank 0");
   ncclComm_t nccl = nullptr;

@@ -41,10 +41,10 @@ class NcclCommunicator final : public Communicator {
 
  protected:
   StatusOr<PendingOpPtr> post_exchange(std::span<const P2POp> ops) override;
-  StatusOr<PendingOpPtr> post_all_to_all_v(
-      const void* send, std::span<const size_t> send_bytes, std::span<const size_t> send_offsets,
-      void* recv, std::span<const size_t> recv_bytes,
-      std::span<const size_t> recv_offsets) override;
+  StatusOr<PendingOpPtr> post_all_to_all_v(const void* send, std::span<const size_t> send_bytes,
+                                           std::span<const size_t> send_offsets, void* recv,
+                                           std::span<const size_t> recv_bytes,
+                                           std::span<const size_t> recv_offsets) override;
   StatusOr<PendingOpPtr> post_all_gather(const void* send, void* recv,
                                          size_t bytes_per_rank) override;
   StatusOr<PendingOpPtr> post_reduce_scatter(const void* send, void* recv, size_t count_per_rank,

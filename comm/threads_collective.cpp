@@ -41,9 +41,12 @@ CollectiveSlot& ThreadsCollectiveOp::slot() { return group_->slot(seq_); }
 int ThreadsCollectiveOp::phase_count() const {
   switch (kind_) {
     case CollectiveKind::kBarrier:
-    case CollectiveKind::kSplit: return 0;
-    case CollectiveKind::kAllReduce: return 2;  // reduce own part, then gather the others' parts
-    default: return 1;
+    case CollectiveKind::kSplit:
+      return 0;
+    case CollectiveKind::kAllReduce:
+      return 2;  // reduce own part, then gather the others' parts
+    default:
+      return 1;
   }
 }
 
@@ -59,13 +62,18 @@ Status ThreadsCollectiveOp::check_matches(const CollectiveSlot& slot,
     const CollectiveArgs& other = slot.args[q];
     bool same = true;
     switch (kind_) {
-      case CollectiveKind::kAllGather: same = other.size == args.size; break;
-      case CollectiveKind::kBroadcast: same = other.size == args.size && other.root == args.root; break;
+      case CollectiveKind::kAllGather:
+        same = other.size == args.size;
+        break;
+      case CollectiveKind::kBroadcast:
+        same = other.size == args.size && other.root == args.root;
+        break;
       case CollectiveKind::kReduceScatter:
       case CollectiveKind::kAllReduce:
         same = other.size == args.size && other.dtype == args.dtype && other.op == args.op;
         break;
-      default: break;
+      default:
+        break;
     }
     if (!same) {
       return SEQPAR_FAIL(StatusCode::kMismatch, "threads ", name(), ": rank ", rank_, " and rank ",
@@ -152,7 +160,8 @@ Status ThreadsCollectiveOp::run_phase(const CollectiveSlot& s, int phase) {
       return Status::ok();
     }
     case CollectiveKind::kBarrier:
-    case CollectiveKind::kSplit: break;
+    case CollectiveKind::kSplit:
+      break;
   }
   return Status::ok();
 }
@@ -238,7 +247,8 @@ std::string ThreadsCollectiveOp::waiting_for() {
   for (size_t q = 0; q < s.posted_by.size(); ++q) {
     if (!s.posted_by[q]) missing += str_cat(missing.empty() ? "" : ", ", q);
   }
-  if (!missing.empty()) return str_cat("ranks [", missing, "] of ", group_->size(), " have not posted it");
+  if (!missing.empty())
+    return str_cat("ranks [", missing, "] of ", group_->size(), " have not posted it");
   return "not every rank has waited on it yet";
 }
 

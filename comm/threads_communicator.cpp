@@ -40,10 +40,10 @@ class ThreadsCommunicator final : public Communicator {
     return PendingOpPtr(&op);
   }
 
-  StatusOr<PendingOpPtr> post_all_to_all_v(
-      const void* send, std::span<const size_t> send_bytes, std::span<const size_t> send_offsets,
-      void* recv, std::span<const size_t> recv_bytes,
-      std::span<const size_t> recv_offsets) override {
+  StatusOr<PendingOpPtr> post_all_to_all_v(const void* send, std::span<const size_t> send_bytes,
+                                           std::span<const size_t> send_offsets, void* recv,
+                                           std::span<const size_t> recv_bytes,
+                                           std::span<const size_t> recv_offsets) override {
     CollectiveArgs args;
     args.send = send;
     args.recv = recv;
@@ -71,7 +71,8 @@ class ThreadsCommunicator final : public Communicator {
 
   StatusOr<PendingOpPtr> post_all_reduce(const void* send, void* recv, size_t count, DType dtype,
                                          ReduceOp op) override {
-    return post_collective(CollectiveKind::kAllReduce, reduction_args(send, recv, count, dtype, op));
+    return post_collective(CollectiveKind::kAllReduce,
+                           reduction_args(send, recv, count, dtype, op));
   }
 
   StatusOr<PendingOpPtr> post_broadcast(void* buffer, size_t bytes, int root) override {

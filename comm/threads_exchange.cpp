@@ -45,9 +45,9 @@ bool ThreadsExchangeOp::pull(std::unique_lock<std::mutex>& lock, Recv& recv) {
     recv.done = true;
     channel.pop_finished();
     domain().changed.notify_all();
-    fail(lock, SEQPAR_FAIL(StatusCode::kMismatch, "threads exchange: recv from rank ", recv.src,
-                           " expects ", recv.bytes, " bytes but the matching send has ",
-                           send->bytes));
+    fail(lock,
+         SEQPAR_FAIL(StatusCode::kMismatch, "threads exchange: recv from rank ", recv.src,
+                     " expects ", recv.bytes, " bytes but the matching send has ", send->bytes));
     return false;
   }
   send->state = PostedSend::State::kCopying;
@@ -104,9 +104,8 @@ void ThreadsExchangeOp::abandon(std::unique_lock<std::mutex>& lock, const Status
     PostedSend* posted = channel.find(send.seq);
     if (posted->state == PostedSend::State::kPosted) posted->state = PostedSend::State::kCancelled;
     // A receiver copying out of our buffer finishes before we let the caller reuse it.
-    domain().changed.wait(lock, [&] {
-      return channel.find(send.seq)->state != PostedSend::State::kCopying;
-    });
+    domain().changed.wait(
+        lock, [&] { return channel.find(send.seq)->state != PostedSend::State::kCopying; });
     posted = channel.find(send.seq);
     posted->sender_finished = true;
     send.done = true;
@@ -127,8 +126,8 @@ std::string ThreadsExchangeOp::waiting_for() {
   for (const Recv& recv : recvs_) {
     if (recv.done) continue;
     const bool posted = group_->channel(recv.src, rank_).find(recv.seq) != nullptr;
-    text += str_cat(text.empty() ? "" : "; ", "recv of ", recv.bytes, " bytes from rank ",
-                    recv.src, posted ? "" : " (no matching send posted)");
+    text += str_cat(text.empty() ? "" : "; ", "recv of ", recv.bytes, " bytes from rank ", recv.src,
+                    posted ? "" : " (no matching send posted)");
   }
   for (const Send& send : sends_) {
     if (send.done) continue;

@@ -5,8 +5,9 @@
 namespace seqpar {
 
 Status ThreadsDomain::abort_status(const std::string& op_name) const {
-  return Status(StatusCode::kAborted, str_cat("threads ", op_name, ": the group was aborted by rank ",
-                                              abort_rank, ": ", abort_reason));
+  return Status(StatusCode::kAborted,
+                str_cat("threads ", op_name, ": the group was aborted by rank ", abort_rank, ": ",
+                        abort_reason));
 }
 
 uint64_t Channel::post(const void* data, size_t bytes) {
@@ -37,13 +38,20 @@ void Channel::grow() {
 
 const char* collective_kind_name(CollectiveKind kind) {
   switch (kind) {
-    case CollectiveKind::kAllToAllV: return "all_to_all";
-    case CollectiveKind::kAllGather: return "all_gather";
-    case CollectiveKind::kReduceScatter: return "reduce_scatter";
-    case CollectiveKind::kAllReduce: return "all_reduce";
-    case CollectiveKind::kBroadcast: return "broadcast";
-    case CollectiveKind::kBarrier: return "barrier";
-    case CollectiveKind::kSplit: return "split";
+    case CollectiveKind::kAllToAllV:
+      return "all_to_all";
+    case CollectiveKind::kAllGather:
+      return "all_gather";
+    case CollectiveKind::kReduceScatter:
+      return "reduce_scatter";
+    case CollectiveKind::kAllReduce:
+      return "all_reduce";
+    case CollectiveKind::kBroadcast:
+      return "broadcast";
+    case CollectiveKind::kBarrier:
+      return "barrier";
+    case CollectiveKind::kSplit:
+      return "split";
   }
   return "unknown";
 }

@@ -143,7 +143,7 @@ class ThreadsGroup {
   std::shared_ptr<ThreadsDomain> domain_;
   std::vector<int> domain_ranks_;  // group rank -> domain rank
   std::vector<Channel> channels_;  // [src * size + dst]
-  SlotMap slots_;  // open slots, by collective sequence number
+  SlotMap slots_;                  // open slots, by collective sequence number
   std::vector<SlotMap::node_type> spare_slots_;
 };
 

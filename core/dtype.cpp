@@ -5,24 +5,36 @@ namespace seqpar {
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return 4;
-    case DType::kBF16: return 2;
-    case DType::kF16: return 2;
-    case DType::kF64: return 8;
-    case DType::kI32: return 4;
-    case DType::kI64: return 8;
+    case DType::kF32:
+      return 4;
+    case DType::kBF16:
+      return 2;
+    case DType::kF16:
+      return 2;
+    case DType::kF64:
+      return 8;
+    case DType::kI32:
+      return 4;
+    case DType::kI64:
+      return 8;
   }
   return 0;
 }
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return "fp32";
-    case DType::kBF16: return "bf16";
-    case DType::kF16: return "fp16";
-    case DType::kF64: return "fp64";
-    case DType::kI32: return "i32";
-    case DType::kI64: return "i64";
+    case DType::kF32:
+      return "fp32";
+    case DType::kBF16:
+      return "bf16";
+    case DType::kF16:
+      return "fp16";
+    case DType::kF64:
+      return "fp64";
+    case DType::kI32:
+      return "i32";
+    case DType::kI64:
+      return "i64";
   }
   return "?";
 }
@@ -68,7 +80,7 @@ uint16_t float_to_fp16_bits(float f) {
     return static_cast<uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));
   }
   if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504
-  if (abs < 0x38800000u) {  // below the smallest normal fp16: subnormal or zero
+  if (abs < 0x38800000u) {               // below the smallest normal fp16: subnormal or zero
     if (abs < 0x33000000u) return sign;  // below half the smallest subnormal
     const uint32_t exponent = abs >> 23;
     const uint32_t mantissa = (abs & 0x7fffffu) | 0x800000u;
@@ -85,7 +97,9 @@ uint16_t float_to_fp16_bits(float f) {
 
 void convert_to_float(const void* src, DType src_dtype, float* dst, size_t n) {
   switch (src_dtype) {
-    case DType::kF32: std::memcpy(dst, src, n * sizeof(float)); return;
+    case DType::kF32:
+      std::memcpy(dst, src, n * sizeof(float));
+      return;
     case DType::kBF16: {
       const auto* s = static_cast<const uint16_t*>(src);
       for (size_t i = 0; i < n; ++i) dst[i] = bf16_bits_to_float(s[i]);
@@ -96,13 +110,16 @@ void convert_to_float(const void* src, DType src_dtype, float* dst, size_t n) {
       for (size_t i = 0; i < n; ++i) dst[i] = fp16_bits_to_float(s[i]);
       return;
     }
-    default: return;
+    default:
+      return;
   }
 }
 
 void convert_from_float(const float* src, void* dst, DType dst_dtype, size_t n) {
   switch (dst_dtype) {
-    case DType::kF32: std::memcpy(dst, src, n * sizeof(float)); return;
+    case DType::kF32:
+      std::memcpy(dst, src, n * sizeof(float));
+      return;
     case DType::kBF16: {
       auto* d = static_cast<uint16_t*>(dst);
       for (size_t i = 0; i < n; ++i) d[i] = float_to_bf16_bits(src[i]);
@@ -113,7 +130,8 @@ void convert_from_float(const float* src, void* dst, DType dst_dtype, size_t n) 
       for (size_t i = 0; i < n; ++i) d[i] = float_to_fp16_bits(src[i]);
       return;
     }
-    default: return;
+    default:
+      return;
   }
 }
 

@@ -14,9 +14,11 @@ namespace seqpar {
 enum class DType : int { kF32 = 0, kBF16, kF16, kF64, kI32, kI64 };
 
 size_t dtype_size(DType dtype);
-const char* dtype_name(DType dtype);              // "fp32", "bf16", "fp16", "fp64", "i32", "i64"
+const char* dtype_name(DType dtype);                 // "fp32", "bf16", "fp16", "fp64", "i32", "i64"
 StatusOr<DType> parse_dtype(std::string_view name);  // accepts the names above
-inline bool is_storage_dtype(DType d) { return d == DType::kF32 || d == DType::kBF16 || d == DType::kF16; }
+inline bool is_storage_dtype(DType d) {
+  return d == DType::kF32 || d == DType::kBF16 || d == DType::kF16;
+}
 
 inline float bf16_bits_to_float(uint16_t bits) {
   uint32_t u = static_cast<uint32_t>(bits) << 16;
@@ -39,28 +41,42 @@ uint16_t float_to_fp16_bits(float f);
 // Element i of a storage-dtype array, as float.
 inline float load_float(const void* data, DType dtype, size_t i) {
   switch (dtype) {
-    case DType::kF32: return static_cast<const float*>(data)[i];
-    case DType::kBF16: return bf16_bits_to_float(static_cast<const uint16_t*>(data)[i]);
-    case DType::kF16: return fp16_bits_to_float(static_cast<const uint16_t*>(data)[i]);
-    default: return 0.0f;
+    case DType::kF32:
+      return static_cast<const float*>(data)[i];
+    case DType::kBF16:
+      return bf16_bits_to_float(static_cast<const uint16_t*>(data)[i]);
+    case DType::kF16:
+      return fp16_bits_to_float(static_cast<const uint16_t*>(data)[i]);
+    default:
+      return 0.0f;
   }
 }
 
 inline void store_float(void* data, DType dtype, size_t i, float value) {
   switch (dtype) {
-    case DType::kF32: static_cast<float*>(data)[i] = value; break;
-    case DType::kBF16: static_cast<uint16_t*>(data)[i] = float_to_bf16_bits(value); break;
-    case DType::kF16: static_cast<uint16_t*>(data)[i] = float_to_fp16_bits(value); break;
-    default: break;
+    case DType::kF32:
+      static_cast<float*>(data)[i] = value;
+      break;
+    case DType::kBF16:
+      static_cast<uint16_t*>(data)[i] = float_to_bf16_bits(value);
+      break;
+    case DType::kF16:
+      static_cast<uint16_t*>(data)[i] = float_to_fp16_bits(value);
+      break;
+    default:
+      break;
   }
 }
 
 // The value a float takes after a round trip through `dtype` (identity for fp32).
 inline float round_to_dtype(float value, DType dtype) {
   switch (dtype) {
-    case DType::kBF16: return bf16_bits_to_float(float_to_bf16_bits(value));
-    case DType::kF16: return fp16_bits_to_float(float_to_fp16_bits(value));
-    default: return value;
+    case DType::kBF16:
+      return bf16_bits_to_float(float_to_bf16_bits(value));
+    case DType::kF16:
+      return fp16_bits_to_float(float_to_fp16_bits(value));
+    default:
+      return value;
   }
 }
 

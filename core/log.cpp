@@ -28,10 +28,14 @@ std::mutex g_write_mutex;
 
 const char* level_tag(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
   }
   return "?";
 }
@@ -54,8 +58,8 @@ void set_log_level(LogLevel level) { g_level.store(static_cast<int>(level)); }
 LogLevel log_level() { return static_cast<LogLevel>(g_level.load()); }
 
 void log_line(LogLevel level, std::string_view message) {
-  std::string line = str_cat("[seqpar r", t_rank, "@", host_name(), " ", level_tag(level), "] ",
-                             message, "\n");
+  std::string line =
+      str_cat("[seqpar r", t_rank, "@", host_name(), " ", level_tag(level), "] ", message, "\n");
   std::lock_guard<std::mutex> lock(g_write_mutex);
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);

@@ -7,17 +7,28 @@ namespace seqpar {
 
 const char* status_code_name(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "ok";
-    case StatusCode::kInvalidArgument: return "invalid_argument";
-    case StatusCode::kMismatch: return "mismatch_between_ranks";
-    case StatusCode::kUnsupported: return "unsupported";
-    case StatusCode::kOutOfMemory: return "out_of_memory";
-    case StatusCode::kTimeout: return "timeout";
-    case StatusCode::kCommError: return "comm_error";
-    case StatusCode::kAborted: return "aborted";
-    case StatusCode::kCudaError: return "cuda_error";
-    case StatusCode::kNumericError: return "numeric_error";
-    case StatusCode::kInternal: return "internal";
+    case StatusCode::kOk:
+      return "ok";
+    case StatusCode::kInvalidArgument:
+      return "invalid_argument";
+    case StatusCode::kMismatch:
+      return "mismatch_between_ranks";
+    case StatusCode::kUnsupported:
+      return "unsupported";
+    case StatusCode::kOutOfMemory:
+      return "out_of_memory";
+    case StatusCode::kTimeout:
+      return "timeout";
+    case StatusCode::kCommError:
+      return "comm_error";
+    case StatusCode::kAborted:
+      return "aborted";
+    case StatusCode::kCudaError:
+      return "cuda_error";
+    case StatusCode::kNumericError:
+      return "numeric_error";
+    case StatusCode::kInternal:
+      return "internal";
   }
   return "unknown";
 }

@@ -15,11 +15,11 @@ enum class StatusCode : int {
   kMismatch,         // ranks disagree (shapes, scheme, dtype)
   kUnsupported,      // valid request that this build or device cannot run
   kOutOfMemory,
-  kTimeout,          // a bounded wait ran out
-  kCommError,        // a backend reported an error
-  kAborted,          // another rank failed and aborted the group
+  kTimeout,    // a bounded wait ran out
+  kCommError,  // a backend reported an error
+  kAborted,    // another rank failed and aborted the group
   kCudaError,
-  kNumericError,     // NaN / Inf where there must be none
+  kNumericError,  // NaN / Inf where there must be none
   kInternal,
 };
 
@@ -74,16 +74,16 @@ Status make_status(StatusCode code, const char* file, int line, const std::strin
 
 }  // namespace seqpar
 
-#define SEQPAR_RETURN_IF_ERROR(expr)                  \
-  do {                                                \
-    ::seqpar::Status seqpar_status_ = (expr);         \
+#define SEQPAR_RETURN_IF_ERROR(expr)                    \
+  do {                                                  \
+    ::seqpar::Status seqpar_status_ = (expr);           \
     if (!seqpar_status_.is_ok()) return seqpar_status_; \
   } while (0)
 
 // Return a Status of `code` naming rank, host, file and line when `cond` is false.
-#define SEQPAR_REQUIRE(cond, code, ...)                                                   \
-  do {                                                                                    \
-    if (!(cond))                                                                          \
+#define SEQPAR_REQUIRE(cond, code, ...)                                                         \
+  do {                                                                                          \
+    if (!(cond))                                                                                \
       return ::seqpar::make_status((code), __FILE__, __LINE__, ::seqpar::str_cat(__VA_ARGS__)); \
   } while (0)
 
@@ -92,8 +92,8 @@ Status make_status(StatusCode code, const char* file, int line, const std::strin
 
 #define SEQPAR_CONCAT_INNER(a, b) a##b
 #define SEQPAR_CONCAT(a, b) SEQPAR_CONCAT_INNER(a, b)
-#define SEQPAR_ASSIGN_OR_RETURN(lhs, expr)                                    \
-  auto SEQPAR_CONCAT(seqpar_or_, __LINE__) = (expr);                          \
-  if (!SEQPAR_CONCAT(seqpar_or_, __LINE__).is_ok())                           \
-    return SEQPAR_CONCAT(seqpar_or_, __LINE__).status();                      \
+#define SEQPAR_ASSIGN_OR_RETURN(lhs, expr)               \
+  auto SEQPAR_CONCAT(seqpar_or_, __LINE__) = (expr);     \
+  if (!SEQPAR_CONCAT(seqpar_or_, __LINE__).is_ok())      \
+    return SEQPAR_CONCAT(seqpar_or_, __LINE__).status(); \
   lhs = std::move(SEQPAR_CONCAT(seqpar_or_, __LINE__)).value()

@@ -18,7 +18,8 @@ Doubles doubles(int64_t n) { return Doubles(static_cast<size_t>(n)); }
 struct L2 {
   double diff = 0, ref = 0;
   void add(double x, double r) {
-    if (std::isinf(x) && std::isinf(r) && (x > 0) == (r > 0)) return;  // equal infinities (masked rows)
+    if (std::isinf(x) && std::isinf(r) && (x > 0) == (r > 0))
+      return;  // equal infinities (masked rows)
     diff += (x - r) * (x - r);
     ref += r * r;
   }
@@ -35,9 +36,12 @@ L2 compare_storage(const void* got, DType dtype, const Doubles& ref) {
 
 double check_tolerance(DType dtype) {
   switch (dtype) {
-    case DType::kBF16: return 2e-2;
-    case DType::kF16: return 5e-3;
-    default: return 1e-5;
+    case DType::kBF16:
+      return 2e-2;
+    case DType::kF16:
+      return 5e-3;
+    default:
+      return 1e-5;
   }
 }
 
@@ -51,7 +55,8 @@ StatusOr<CheckErrors> check_against_reference(const AttentionProblem& p, const L
   const size_t q_row = static_cast<size_t>(Hq * D) * sizeof(double);
   const size_t kv_row = static_cast<size_t>(Hkv * D) * sizeof(double);
 
-  std::vector<int64_t> all_positions(static_cast<size_t>(S)), own_positions(static_cast<size_t>(local));
+  std::vector<int64_t> all_positions(static_cast<size_t>(S)),
+      own_positions(static_cast<size_t>(local));
   for (int64_t t = 0; t < S; ++t) all_positions[static_cast<size_t>(t)] = t;
   layout.positions(rank, own_positions.data());
 
@@ -64,8 +69,19 @@ StatusOr<CheckErrors> check_against_reference(const AttentionProblem& p, const L
   scatter_to_shard(layout, rank, q.data(), q_own.data(), B, q_row);
 
   // Forward: own query rows against every key.
-  ReferenceBlock rows{B, local, S, Hq, Hkv, D, q_own.data(), k.data(), v.data(),
-                      own_positions.data(), all_positions.data(), p.mask, p.softmax_scale};
+  ReferenceBlock rows{B,
+                      local,
+                      S,
+                      Hq,
+                      Hkv,
+                      D,
+                      q_own.data(),
+                      k.data(),
+                      v.data(),
+                      own_positions.data(),
+                      all_positions.data(),
+                      p.mask,
+                      p.softmax_scale};
   Doubles out_ref = doubles(B * local * Hq * D), lse_ref = doubles(B * Hq * local);
   reference_forward(rows, out_ref.data(), lse_ref.data());
 
@@ -82,9 +98,12 @@ StatusOr<CheckErrors> check_against_reference(const AttentionProblem& p, const L
     // delta (B, Hq, S_local) = rowsum(dout * out_ref) of own rows; then every row's lse, delta.
     Doubles delta_own = doubles(B * Hq * local);
     reference_delta(dout_own.data(), out_ref.data(), B, local, Hq, D, delta_own.data());
-    Doubles lse_by_rank = doubles(ranks * B * Hq * local), delta_by_rank = doubles(ranks * B * Hq * local);
-    SEQPAR_RETURN_IF_ERROR(comm.all_gather(lse_ref.data(), lse_by_rank.data(), lse_ref.size() * sizeof(double)));
-    SEQPAR_RETURN_IF_ERROR(comm.all_gather(delta_own.data(), delta_by_rank.data(), delta_own.size() * sizeof(double)));
+    Doubles lse_by_rank = doubles(ranks * B * Hq * local),
+            delta_by_rank = doubles(ranks * B * Hq * local);
+    SEQPAR_RETURN_IF_ERROR(
+        comm.all_gather(lse_ref.data(), lse_by_rank.data(), lse_ref.size() * sizeof(double)));
+    SEQPAR_RETURN_IF_ERROR(
+        comm.all_gather(delta_own.data(), delta_by_rank.data(), delta_own.size() * sizeof(double)));
     Doubles lse_all = doubles(B * Hq * S), delta_all = doubles(B * Hq * S);  // (B, Hq, S)
     for (int r = 0; r < ranks; ++r)
       for (int64_t bh = 0; bh < B * Hq; ++bh)
@@ -97,14 +116,27 @@ StatusOr<CheckErrors> check_against_reference(const AttentionProblem& p, const L
 
     // dQ of own rows (against every key); dK, dV of own keys (against every query).
     Doubles dq_ref = doubles(B * local * Hq * D);
-    reference_backward(rows, dout_own.data(), lse_ref.data(), delta_own.data(), dq_ref.data(), nullptr, nullptr);
+    reference_backward(rows, dout_own.data(), lse_ref.data(), delta_own.data(), dq_ref.data(),
+                       nullptr, nullptr);
     Doubles k_own = doubles(B * local * Hkv * D), v_own = doubles(B * local * Hkv * D);
     scatter_to_shard(layout, rank, k.data(), k_own.data(), B, kv_row);
     scatter_to_shard(layout, rank, v.data(), v_own.data(), B, kv_row);
-    ReferenceBlock keys{B, S, local, Hq, Hkv, D, q.data(), k_own.data(), v_own.data(),
-                        all_positions.data(), own_positions.data(), p.mask, p.softmax_scale};
+    ReferenceBlock keys{B,
+                        S,
+                        local,
+                        Hq,
+                        Hkv,
+                        D,
+                        q.data(),
+                        k_own.data(),
+                        v_own.data(),
+                        all_positions.data(),
+                        own_positions.data(),
+                        p.mask,
+                        p.softmax_scale};
     Doubles dk_ref = doubles(B * local * Hkv * D), dv_ref = doubles(B * local * Hkv * D);
-    reference_backward(keys, dout.data(), lse_all.data(), delta_all.data(), nullptr, dk_ref.data(), dv_ref.data());
+    reference_backward(keys, dout.data(), lse_all.data(), delta_all.data(), nullptr, dk_ref.data(),
+                       dv_ref.data());
 
     l2[kDq] = compare_storage(results.dq.data(), p.dtype, dq_ref);
     l2[kDk] = compare_storage(results.dk.data(), p.dtype, dk_ref);

@@ -18,7 +18,9 @@ std::string number(double x) {
 
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
-const char* device_label(const RunOptions& o) { return o.plan.device == Device::kCuda ? "cuda" : "cpu"; }
+const char* device_label(const RunOptions& o) {
+  return o.plan.device == Device::kCuda ? "cuda" : "cpu";
+}
 
 }  // namespace
 
@@ -57,7 +59,8 @@ std::string report_json(const RunOptions& o, const StepReport& r) {
     const CheckErrors& e = *r.errors;
     std::string err = "{\"out\": " + number(e.out) + ", \"lse\": " + number(e.lse);
     if (e.backward) {
-      err += ", \"dq\": " + number(e.dq) + ", \"dk\": " + number(e.dk) + ", \"dv\": " + number(e.dv);
+      err +=
+          ", \"dq\": " + number(e.dq) + ", \"dk\": " + number(e.dk) + ", \"dv\": " + number(e.dv);
     }
     field("err", err + "}");
     field("tolerance", number(e.tolerance));
@@ -69,20 +72,22 @@ std::string report_json(const RunOptions& o, const StepReport& r) {
 std::string report_table(const RunOptions& o, const StepReport& r) {
   const AttentionProblem& p = r.problem;
   std::string s;
-  s += str_cat("seqpar-run  ", scheme_name(o.plan.scheme), " on ", r.ranks, " ranks (", backend_name(o.backend),
-               ", ", device_label(o), ")\n");
-  s += str_cat("  problem    B=", p.batch, " S=", p.seq, " (", r.local_seq, " per rank) Hq=", p.heads_q,
-               " Hkv=", p.heads_kv, " D=", p.head_dim, " ", mask_name(p.mask), " ", dtype_name(p.dtype),
+  s += str_cat("seqpar-run  ", scheme_name(o.plan.scheme), " on ", r.ranks, " ranks (",
+               backend_name(o.backend), ", ", device_label(o), ")\n");
+  s += str_cat("  problem    B=", p.batch, " S=", p.seq, " (", r.local_seq,
+               " per rank) Hq=", p.heads_q, " Hkv=", p.heads_kv, " D=", p.head_dim, " ",
+               mask_name(p.mask), " ", dtype_name(p.dtype),
                o.backward ? " forward+backward\n" : " forward\n");
-  s += str_cat("  step time  ", number(r.time_ms), " ms median, ", number(r.time_ms_min), " ms best of ", o.iters,
-               "  (", number(r.tflops * 1e3), " GFLOP/s)\n");
+  s += str_cat("  step time  ", number(r.time_ms), " ms median, ", number(r.time_ms_min),
+               " ms best of ", o.iters, "  (", number(r.tflops * 1e3), " GFLOP/s)\n");
   s += str_cat("  comm/rank  ", r.bytes_sent_per_rank, " bytes in ", r.exchanges_per_rank,
-               " exchanges; formula ", r.bytes_expected_per_rank, " bytes in ", r.exchanges_expected, ": ",
-               r.comm_matches_formula ? "match" : "MISMATCH", "\n");
+               " exchanges; formula ", r.bytes_expected_per_rank, " bytes in ",
+               r.exchanges_expected, ": ", r.comm_matches_formula ? "match" : "MISMATCH", "\n");
   if (r.errors) {
     const CheckErrors& e = *r.errors;
     s += str_cat("  rel. L2    out ", number(e.out), "  lse ", number(e.lse));
-    if (e.backward) s += str_cat("  dq ", number(e.dq), "  dk ", number(e.dk), "  dv ", number(e.dv));
+    if (e.backward)
+      s += str_cat("  dq ", number(e.dq), "  dk ", number(e.dk), "  dv ", number(e.dv));
     s += str_cat("  (tolerance ", number(e.tolerance), ")\n");
   }
   if (r.errors) s += str_cat("  check      ", r.passed() ? "pass" : "FAIL", "\n");

@@ -36,29 +36,29 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
 
   po::options_description desc(
       "seqpar-run: one attention training step across ranks.\n"
-      "  mpirun -np 4 seqpar-run --backend mpi ...   or   seqpar-run --backend threads --ranks 4 ...\n"
+      "  mpirun -np 4 seqpar-run --backend mpi ...   or   seqpar-run --backend threads --ranks 4 "
+      "...\n"
       "Options");
-  desc.add_options()
-      ("help,h", "print this help")
-      ("backend", po::value(&backend)->default_value(backend),
-       "threads | mpi | nccl (default: mpi under mpirun, else threads)")
-      ("ranks", po::value(&o.ranks)->default_value(o.ranks), "ranks for the threads backend")
-      ("scheme", po::value(&scheme)->default_value(scheme), "ring | striped | zigzag")
-      ("batch", po::value(&p.batch)->default_value(p.batch), "batch size B")
-      ("seq", po::value(&p.seq)->default_value(p.seq), "global sequence length S")
-      ("heads", po::value(&p.heads_q)->default_value(p.heads_q), "query heads Hq")
-      ("kv-heads", po::value(&p.heads_kv)->default_value(p.heads_kv), "key/value heads Hkv (GQA)")
-      ("head-dim", po::value(&p.head_dim)->default_value(p.head_dim), "head dimension D")
-      ("mask", po::value(&mask)->default_value(mask), "causal | full")
-      ("dtype", po::value(&dtype)->default_value(dtype), "fp32 | bf16 | fp16")
-      ("backward", po::bool_switch(&o.backward), "run backward too (a training step)")
-      ("iters", po::value(&o.iters)->default_value(o.iters), "timed steps")
-      ("warmup", po::value(&o.warmup)->default_value(o.warmup), "untimed steps first")
-      ("seed", po::value(&o.seed)->default_value(o.seed), "seed of the inputs")
-      ("check", po::bool_switch(&o.check), "compare with the fp64 reference; exit 1 on failure")
-      ("json", po::bool_switch(&o.json), "rank 0 prints one JSON object on stdout")
-      ("timeout", po::value(&o.timeout_s)->default_value(0.0),
-       "seconds any communication wait may take (0: SEQPAR_TIMEOUT_S or 300)");
+  desc.add_options()("help,h", "print this help")(
+      "backend", po::value(&backend)->default_value(backend),
+      "threads | mpi | nccl (default: mpi under mpirun, else threads)")(
+      "ranks", po::value(&o.ranks)->default_value(o.ranks), "ranks for the threads backend")(
+      "scheme", po::value(&scheme)->default_value(scheme), "ring | striped | zigzag")(
+      "batch", po::value(&p.batch)->default_value(p.batch), "batch size B")(
+      "seq", po::value(&p.seq)->default_value(p.seq), "global sequence length S")(
+      "heads", po::value(&p.heads_q)->default_value(p.heads_q), "query heads Hq")(
+      "kv-heads", po::value(&p.heads_kv)->default_value(p.heads_kv), "key/value heads Hkv (GQA)")(
+      "head-dim", po::value(&p.head_dim)->default_value(p.head_dim), "head dimension D")(
+      "mask", po::value(&mask)->default_value(mask), "causal | full")(
+      "dtype", po::value(&dtype)->default_value(dtype), "fp32 | bf16 | fp16")(
+      "backward", po::bool_switch(&o.backward), "run backward too (a training step)")(
+      "iters", po::value(&o.iters)->default_value(o.iters), "timed steps")(
+      "warmup", po::value(&o.warmup)->default_value(o.warmup), "untimed steps first")(
+      "seed", po::value(&o.seed)->default_value(o.seed), "seed of the inputs")(
+      "check", po::bool_switch(&o.check), "compare with the fp64 reference; exit 1 on failure")(
+      "json", po::bool_switch(&o.json), "rank 0 prints one JSON object on stdout")(
+      "timeout", po::value(&o.timeout_s)->default_value(0.0),
+      "seconds any communication wait may take (0: SEQPAR_TIMEOUT_S or 300)");
 
   po::variables_map vm;
   try {
@@ -85,22 +85,26 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
   }
   SEQPAR_ASSIGN_OR_RETURN(o.plan.scheme, parse_scheme(scheme));
   SEQPAR_ASSIGN_OR_RETURN(p.dtype, parse_dtype(dtype));
-  SEQPAR_REQUIRE(is_storage_dtype(p.dtype), StatusCode::kInvalidArgument, "--dtype must be fp32, bf16 or fp16");
+  SEQPAR_REQUIRE(is_storage_dtype(p.dtype), StatusCode::kInvalidArgument,
+                 "--dtype must be fp32, bf16 or fp16");
   if (mask == "causal") {
     p.mask = MaskKind::kCausal;
   } else if (mask == "full") {
     p.mask = MaskKind::kFull;
   } else {
-    return SEQPAR_FAIL(StatusCode::kInvalidArgument, "unknown mask '", mask, "' (expected causal or full)");
+    return SEQPAR_FAIL(StatusCode::kInvalidArgument, "unknown mask '", mask,
+                       "' (expected causal or full)");
   }
   if (o.backend == BackendKind::kThreads) {
     SEQPAR_REQUIRE(o.ranks >= 1 && o.ranks <= kMaxThreadRanks, StatusCode::kInvalidArgument,
                    "--ranks must be from 1 to ", kMaxThreadRanks, " (got ", o.ranks, ")");
-    SEQPAR_REQUIRE(launcher_world_size() == 1, StatusCode::kInvalidArgument,
-                   "--backend threads runs all ranks in one process; under mpirun use --backend mpi");
+    SEQPAR_REQUIRE(
+        launcher_world_size() == 1, StatusCode::kInvalidArgument,
+        "--backend threads runs all ranks in one process; under mpirun use --backend mpi");
   } else {
-    SEQPAR_REQUIRE(vm["ranks"].defaulted(), StatusCode::kInvalidArgument, "--ranks is for --backend threads; with ",
-                   backend, " the ranks are mpirun's processes (-np)");
+    SEQPAR_REQUIRE(vm["ranks"].defaulted(), StatusCode::kInvalidArgument,
+                   "--ranks is for --backend threads; with ", backend,
+                   " the ranks are mpirun's processes (-np)");
   }
   SEQPAR_REQUIRE(o.iters >= 1 && o.warmup >= 0, StatusCode::kInvalidArgument,
                  "--iters must be >= 1 and --warmup >= 0");

@@ -12,9 +12,12 @@ namespace seqpar {
 enum class BackendKind : int { kThreads = 0, kMpi, kNccl };
 inline const char* backend_name(BackendKind backend) {
   switch (backend) {
-    case BackendKind::kThreads: return "threads";
-    case BackendKind::kMpi: return "mpi";
-    case BackendKind::kNccl: return "nccl";
+    case BackendKind::kThreads:
+      return "threads";
+    case BackendKind::kMpi:
+      return "mpi";
+    case BackendKind::kNccl:
+      return "nccl";
   }
   return "?";
 }

@@ -26,7 +26,8 @@ namespace seqpar {
 namespace {
 
 int print_report(const RunOptions& options, const StepReport& report) {
-  std::cout << (options.json ? report_json(options, report) : report_table(options, report)) << std::flush;
+  std::cout << (options.json ? report_json(options, report) : report_table(options, report))
+            << std::flush;
   return report.passed() ? 0 : 1;
 }
 
@@ -59,10 +60,12 @@ StatusOr<std::unique_ptr<Communicator>> make_world_communicator(const RunOptions
   MPI_Comm_rank(node, &local_rank);
   MPI_Comm_free(&node);
   const int devices = cuda_device_count();
-  SEQPAR_REQUIRE(devices > 0, StatusCode::kUnsupported, "the nccl backend needs a CUDA device; none is visible");
+  SEQPAR_REQUIRE(devices > 0, StatusCode::kUnsupported,
+                 "the nccl backend needs a CUDA device; none is visible");
   return bootstrap_nccl_communicator(MPI_COMM_WORLD, local_rank % devices);
 #else
-  return SEQPAR_FAIL(StatusCode::kUnsupported, "this build has no NCCL (it needs the CUDA toolkit with NCCL)");
+  return SEQPAR_FAIL(StatusCode::kUnsupported,
+                     "this build has no NCCL (it needs the CUDA toolkit with NCCL)");
 #endif
 }
 
@@ -82,13 +85,15 @@ int run_with_mpi(int argc, char** argv, const RunOptions& options) {
     if (!result.is_ok()) SEQPAR_LOG_ERROR(result.status().to_string());
     // Every rank learns whether any rank failed, so all exit alike (bounded by the timeout).
     int32_t failed = result.is_ok() ? 0 : 1;
-    const Status agreed = comm.value()->all_reduce(&failed, &failed, 1, DType::kI32, ReduceOp::kMax);
+    const Status agreed =
+        comm.value()->all_reduce(&failed, &failed, 1, DType::kI32, ReduceOp::kMax);
     if (!agreed.is_ok()) {
       SEQPAR_LOG_ERROR(agreed.to_string());
       MPI_Abort(MPI_COMM_WORLD, 1);
     }
     if (failed == 0) {
-      exit_code = rank == 0 ? print_report(options, result.value()) : (result.value().passed() ? 0 : 1);
+      exit_code =
+          rank == 0 ? print_report(options, result.value()) : (result.value().passed() ? 0 : 1);
     }
   }
   MPI_Finalize();

@@ -37,7 +37,8 @@ void fill_input_shard(const AttentionProblem& p, const Layout& layout, int rank,
   }
 }
 
-void fill_input_global(const AttentionProblem& p, uint64_t seed, InputTensor tensor, double* global) {
+void fill_input_global(const AttentionProblem& p, uint64_t seed, InputTensor tensor,
+                       double* global) {
   const int64_t heads = input_heads(p, tensor);
   for (int64_t b = 0; b < p.batch; ++b) {
     for (int64_t t = 0; t < p.seq; ++t) {

@@ -21,13 +21,14 @@ void fill_input_shard(const AttentionProblem& p, const Layout& layout, int rank,
                       InputTensor tensor, void* shard);
 
 // The whole tensor (B, S, H, D) as fp64 (values rounded through the storage dtype).
-void fill_input_global(const AttentionProblem& p, uint64_t seed, InputTensor tensor, double* global);
+void fill_input_global(const AttentionProblem& p, uint64_t seed, InputTensor tensor,
+                       double* global);
 
 // A rank's inputs and outputs for one training step, allocated once.
 struct RankTensors {
   HostBuffer q, k, v, dout;  // (B, S_local, H, D) storage dtype
   HostBuffer out, dq, dk, dv;
-  HostBuffer lse;            // (B, Hq, S_local) fp32
+  HostBuffer lse;  // (B, Hq, S_local) fp32
   Status allocate(const AttentionProblem& p, int64_t local_seq);
 };
 

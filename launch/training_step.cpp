@@ -20,13 +20,14 @@ StatusOr<StepReport> run_training_step(const RunOptions& options, Communicator& 
   const int rank = comm.rank();
 
   RankTensors t;
-  SEQPAR_RETURN_IF_ERROR(agree_across_ranks(t.allocate(p, plan->local_seq()), comm, "allocate their tensors"));
+  SEQPAR_RETURN_IF_ERROR(
+      agree_across_ranks(t.allocate(p, plan->local_seq()), comm, "allocate their tensors"));
   fill_input_shard(p, plan->layout(), rank, options.seed, InputTensor::kQ, t.q.data());
   fill_input_shard(p, plan->layout(), rank, options.seed, InputTensor::kK, t.k.data());
   fill_input_shard(p, plan->layout(), rank, options.seed, InputTensor::kV, t.v.data());
   fill_input_shard(p, plan->layout(), rank, options.seed, InputTensor::kDout, t.dout.data());
   const ForwardArgs fwd{t.q.data(), t.k.data(), t.v.data(), t.out.data(), t.lse.as<float>()};
-  const BackwardArgs bwd{t.q.data(), t.k.data(), t.v.data(), t.out.data(), t.lse.as<float>(),
+  const BackwardArgs bwd{t.q.data(),    t.k.data(),  t.v.data(),  t.out.data(), t.lse.as<float>(),
                          t.dout.data(), t.dq.data(), t.dk.data(), t.dv.data()};
 
   std::vector<double> step_ms(static_cast<size_t>(options.iters));
@@ -55,7 +56,8 @@ StatusOr<StepReport> run_training_step(const RunOptions& options, Communicator& 
   report.workspace_bytes = plan->workspace_bytes();
 
   // The step takes as long as its slowest rank.
-  SEQPAR_RETURN_IF_ERROR(comm.all_reduce(step_ms.data(), step_ms.data(), step_ms.size(), DType::kF64, ReduceOp::kMax));
+  SEQPAR_RETURN_IF_ERROR(
+      comm.all_reduce(step_ms.data(), step_ms.data(), step_ms.size(), DType::kF64, ReduceOp::kMax));
   std::sort(step_ms.begin(), step_ms.end());
   report.time_ms = step_ms[step_ms.size() / 2];
   report.time_ms_min = step_ms.front();
@@ -78,14 +80,14 @@ StatusOr<StepReport> run_training_step(const RunOptions& options, Communicator& 
   report.bytes_expected_per_rank = expected.bytes_sent;
   report.exchanges_expected = expected.exchanges;
   // Every rank sent exactly the formula's bytes in exactly its number of exchanges, every step.
-  report.comm_matches_formula = extremes[0] == expected.bytes_sent * steps &&
-                                -extremes[1] == expected.bytes_sent * steps &&
-                                extremes[2] == expected.exchanges * steps &&
-                                -extremes[3] == expected.exchanges * steps;
+  report.comm_matches_formula =
+      extremes[0] == expected.bytes_sent * steps && -extremes[1] == expected.bytes_sent * steps &&
+      extremes[2] == expected.exchanges * steps && -extremes[3] == expected.exchanges * steps;
 
   if (options.check) {
-    SEQPAR_ASSIGN_OR_RETURN(report.errors, check_against_reference(p, plan->layout(), comm, options.seed,
-                                                                    t, options.backward));
+    SEQPAR_ASSIGN_OR_RETURN(
+        report.errors,
+        check_against_reference(p, plan->layout(), comm, options.seed, t, options.backward));
   }
   return report;
 }

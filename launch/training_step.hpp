@@ -16,9 +16,9 @@ struct StepReport {
   int ranks = 0;
   int64_t local_seq = 0;
   size_t workspace_bytes = 0;
-  double time_ms = 0;      // median over iterations of the slowest rank's step
-  double time_ms_min = 0;  // fastest iteration (slowest rank)
-  double tflops = 0;       // whole-problem FLOPs (ANCHORS.md convention) / time_ms
+  double time_ms = 0;                   // median over iterations of the slowest rank's step
+  double time_ms_min = 0;               // fastest iteration (slowest rank)
+  double tflops = 0;                    // whole-problem FLOPs (ANCHORS.md convention) / time_ms
   int64_t bytes_sent_per_rank = 0;      // measured, per step, the largest over ranks
   int64_t bytes_sent_min_rank = 0;      // measured, per step, the smallest over ranks
   int64_t bytes_expected_per_rank = 0;  // the scheme's formula (runtime/comm_formula.hpp)

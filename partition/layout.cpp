@@ -7,9 +7,12 @@ namespace seqpar {
 
 const char* layout_name(LayoutKind kind) {
   switch (kind) {
-    case LayoutKind::kContiguous: return "contiguous";
-    case LayoutKind::kStriped: return "striped";
-    case LayoutKind::kZigzag: return "zigzag";
+    case LayoutKind::kContiguous:
+      return "contiguous";
+    case LayoutKind::kStriped:
+      return "striped";
+    case LayoutKind::kZigzag:
+      return "zigzag";
   }
   return "?";
 }
@@ -32,8 +35,10 @@ StatusOr<Layout> Layout::make(LayoutKind kind, int64_t seq, int ranks) {
 std::vector<Segment> Layout::segments(int rank) const {
   const int64_t local = local_seq();
   switch (kind_) {
-    case LayoutKind::kContiguous: return {Segment{0, local, rank * local, 1}};
-    case LayoutKind::kStriped: return {Segment{0, local, rank, ranks_}};
+    case LayoutKind::kContiguous:
+      return {Segment{0, local, rank * local, 1}};
+    case LayoutKind::kStriped:
+      return {Segment{0, local, rank, ranks_}};
     case LayoutKind::kZigzag: {
       const int64_t chunk = local / 2;
       const int64_t late_chunk = 2 * int64_t{ranks_} - 1 - rank;
@@ -46,8 +51,10 @@ std::vector<Segment> Layout::segments(int rank) const {
 int64_t Layout::global_position(int rank, int64_t local) const {
   const int64_t n = local_seq();
   switch (kind_) {
-    case LayoutKind::kContiguous: return rank * n + local;
-    case LayoutKind::kStriped: return local * ranks_ + rank;
+    case LayoutKind::kContiguous:
+      return rank * n + local;
+    case LayoutKind::kStriped:
+      return local * ranks_ + rank;
     case LayoutKind::kZigzag: {
       const int64_t chunk = n / 2;
       if (local < chunk) return rank * chunk + local;
@@ -60,8 +67,10 @@ int64_t Layout::global_position(int rank, int64_t local) const {
 std::pair<int, int64_t> Layout::owner(int64_t global) const {
   const int64_t n = local_seq();
   switch (kind_) {
-    case LayoutKind::kContiguous: return {static_cast<int>(global / n), global % n};
-    case LayoutKind::kStriped: return {static_cast<int>(global % ranks_), global / ranks_};
+    case LayoutKind::kContiguous:
+      return {static_cast<int>(global / n), global % n};
+    case LayoutKind::kStriped:
+      return {static_cast<int>(global % ranks_), global / ranks_};
     case LayoutKind::kZigzag: {
       const int64_t chunk = n / 2;
       const int64_t c = global / chunk;
@@ -75,7 +84,8 @@ std::pair<int, int64_t> Layout::owner(int64_t global) const {
 
 void Layout::positions(int rank, int64_t* out) const {
   for (const Segment& s : segments(rank)) {
-    for (int64_t i = 0; i < s.length; ++i) out[s.local_begin + i] = s.global_offset + s.global_stride * i;
+    for (int64_t i = 0; i < s.length; ++i)
+      out[s.local_begin + i] = s.global_offset + s.global_stride * i;
   }
 }
 

@@ -40,7 +40,7 @@ class Layout {
   std::vector<Segment> segments(int rank) const;
   int64_t global_position(int rank, int64_t local) const;
   std::pair<int, int64_t> owner(int64_t global) const;  // (rank, local index)
-  void positions(int rank, int64_t* out) const;  // local_seq() absolute positions
+  void positions(int rank, int64_t* out) const;         // local_seq() absolute positions
 
  private:
   Layout(LayoutKind kind, int64_t seq, int ranks) : kind_(kind), seq_(seq), ranks_(ranks) {}

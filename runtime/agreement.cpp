@@ -12,10 +12,11 @@ Status agree_across_ranks(const Status& local, Communicator& comm, const char* w
   if (!local.is_ok()) return local;
   std::string failed_ranks;
   for (int r = 0; r < comm.size(); ++r) {
-    if (all[static_cast<size_t>(r)] != 0) failed_ranks += str_cat(failed_ranks.empty() ? "" : ", ", r);
+    if (all[static_cast<size_t>(r)] != 0)
+      failed_ranks += str_cat(failed_ranks.empty() ? "" : ", ", r);
   }
-  SEQPAR_REQUIRE(failed_ranks.empty(), StatusCode::kAborted, "rank(s) ", failed_ranks, " failed to ",
-                 what, " (see their errors)");
+  SEQPAR_REQUIRE(failed_ranks.empty(), StatusCode::kAborted, "rank(s) ", failed_ranks,
+                 " failed to ", what, " (see their errors)");
   return Status::ok();
 }
 

@@ -5,7 +5,8 @@ namespace seqpar {
 namespace {
 
 int64_t kv_bytes(const AttentionProblem& p, int ranks) {
-  return p.batch * (p.seq / ranks) * p.heads_kv * p.head_dim * static_cast<int64_t>(dtype_size(p.dtype));
+  return p.batch * (p.seq / ranks) * p.heads_kv * p.head_dim *
+         static_cast<int64_t>(dtype_size(p.dtype));
 }
 
 }  // namespace

@@ -21,8 +21,9 @@ constexpr int64_t kMaxElements = int64_t{1} << 56;  // per global tensor; bytes 
 struct Fingerprint {
   static constexpr int kFields = 11;
   static constexpr const char* kNames[kFields] = {
-      "ranks", "scheme", "batch", "seq", "heads", "kv_heads", "head_dim", "mask", "dtype",
-      "softmax_scale (bits)", "device"};
+      "ranks",    "scheme",   "batch", "seq",   "heads",
+      "kv_heads", "head_dim", "mask",  "dtype", "softmax_scale (bits)",
+      "device"};
   int64_t values[kFields];
 };
 
@@ -44,8 +45,9 @@ Status check_ranks_agree(const PlanConfig& config, Communicator& comm) {
     for (int f = 0; f < Fingerprint::kFields; ++f) {
       const int64_t first = all[0].values[f];
       const int64_t other = all[static_cast<size_t>(r)].values[f];
-      SEQPAR_REQUIRE(first == other, StatusCode::kMismatch, "ranks disagree on the plan: ",
-                     Fingerprint::kNames[f], " is ", first, " on rank 0 but ", other, " on rank ", r);
+      SEQPAR_REQUIRE(first == other, StatusCode::kMismatch,
+                     "ranks disagree on the plan: ", Fingerprint::kNames[f], " is ", first,
+                     " on rank 0 but ", other, " on rank ", r);
     }
   }
   return Status::ok();
@@ -56,25 +58,29 @@ Status check_ranks_agree(const PlanConfig& config, Communicator& comm) {
 Status validate_problem(const PlanConfig& config, int ranks) {
   const AttentionProblem& p = config.problem;
   SEQPAR_REQUIRE(p.batch >= 1 && p.seq >= 1 && p.heads_q >= 1 && p.heads_kv >= 1,
-                 StatusCode::kInvalidArgument, "batch, seq, heads and kv-heads must be positive (got ",
-                 p.batch, ", ", p.seq, ", ", p.heads_q, ", ", p.heads_kv, ")");
+                 StatusCode::kInvalidArgument,
+                 "batch, seq, heads and kv-heads must be positive (got ", p.batch, ", ", p.seq,
+                 ", ", p.heads_q, ", ", p.heads_kv, ")");
   SEQPAR_REQUIRE(p.heads_q % p.heads_kv == 0, StatusCode::kInvalidArgument, "heads (", p.heads_q,
                  ") must be a multiple of kv-heads (", p.heads_kv,
                  "): each kv head serves an equal group of query heads");
   SEQPAR_REQUIRE(p.head_dim >= kMinHeadDim && p.head_dim <= kMaxHeadDim && p.head_dim % 8 == 0,
                  StatusCode::kInvalidArgument, "head dim ", p.head_dim,
-                 " is unsupported: it must be a multiple of 8 from ", kMinHeadDim, " to ", kMaxHeadDim);
+                 " is unsupported: it must be a multiple of 8 from ", kMinHeadDim, " to ",
+                 kMaxHeadDim);
   SEQPAR_REQUIRE(is_storage_dtype(p.dtype), StatusCode::kInvalidArgument, "dtype ",
                  dtype_name(p.dtype), " is not a storage dtype (fp32, bf16, fp16)");
   int64_t elements = 0;  // of the largest global tensor, (B, S, max(Hq, Hkv), D)
-  const bool overflow = __builtin_mul_overflow(p.batch, p.seq, &elements) ||
-                        __builtin_mul_overflow(elements, std::max(p.heads_q, p.heads_kv), &elements) ||
-                        __builtin_mul_overflow(elements, p.head_dim, &elements);
+  const bool overflow =
+      __builtin_mul_overflow(p.batch, p.seq, &elements) ||
+      __builtin_mul_overflow(elements, std::max(p.heads_q, p.heads_kv), &elements) ||
+      __builtin_mul_overflow(elements, p.head_dim, &elements);
   SEQPAR_REQUIRE(!overflow && elements <= kMaxElements, StatusCode::kInvalidArgument,
-                 "problem too large: B*S*H*D of (", p.batch, ", ", p.seq, ", ", std::max(p.heads_q, p.heads_kv),
-                 ", ", p.head_dim, ") exceeds 2^56 elements");
+                 "problem too large: B*S*H*D of (", p.batch, ", ", p.seq, ", ",
+                 std::max(p.heads_q, p.heads_kv), ", ", p.head_dim, ") exceeds 2^56 elements");
   SEQPAR_REQUIRE(p.softmax_scale >= 0.0f && std::isfinite(p.softmax_scale),
-                 StatusCode::kInvalidArgument, "softmax scale must be finite and >= 0 (0 means 1/sqrt(D))");
+                 StatusCode::kInvalidArgument,
+                 "softmax scale must be finite and >= 0 (0 means 1/sqrt(D))");
   return Layout::make(scheme_layout(config.scheme), p.seq, ranks).status();
 }
 
@@ -87,16 +93,21 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Commun
   SEQPAR_RETURN_IF_ERROR(check_ranks_agree(config, comm));
   // Configs are equal on every rank now, so every rank reaches the same verdict here.
   SEQPAR_RETURN_IF_ERROR(validate_problem(config, comm.size()));
-  SEQPAR_REQUIRE(comm.device_memory() == (config.device == Device::kCuda), StatusCode::kInvalidArgument,
-                 "the ", comm.backend_name(), " backend moves ",
+  SEQPAR_REQUIRE(comm.device_memory() == (config.device == Device::kCuda),
+                 StatusCode::kInvalidArgument, "the ", comm.backend_name(), " backend moves ",
                  comm.device_memory() ? "device" : "host", " memory but the plan's tensors are on ",
                  device_name(config.device));
 
-  SchemeContext context{config.problem, config.scheme,
-                        Layout::make(scheme_layout(config.scheme), config.problem.seq, comm.size()).value(),
-                        &comm, config.device, config.stream};
+  SchemeContext context{
+      config.problem,
+      config.scheme,
+      Layout::make(scheme_layout(config.scheme), config.problem.seq, comm.size()).value(),
+      &comm,
+      config.device,
+      config.stream};
   StatusOr<std::unique_ptr<Scheme>> scheme = RingAttention::create(context);
-  SEQPAR_RETURN_IF_ERROR(agree_across_ranks(scheme.status(), comm, "create their plan"));  // e.g. out of memory
+  SEQPAR_RETURN_IF_ERROR(
+      agree_across_ranks(scheme.status(), comm, "create their plan"));  // e.g. out of memory
   return std::unique_ptr<Plan>(new Plan(std::move(context), std::move(scheme).value()));
 }
 
@@ -115,17 +126,18 @@ Status Plan::fail_group_on_error(Status status) {
 
 Status Plan::forward(const ForwardArgs& args) {
   const bool complete = args.q && args.k && args.v && args.out && args.lse;
-  return fail_group_on_error(complete ? scheme_->forward(args)
-                                      : SEQPAR_FAIL(StatusCode::kInvalidArgument,
-                                                    "forward needs q, k, v, out and lse"));
+  return fail_group_on_error(
+      complete ? scheme_->forward(args)
+               : SEQPAR_FAIL(StatusCode::kInvalidArgument, "forward needs q, k, v, out and lse"));
 }
 
 Status Plan::backward(const BackwardArgs& args) {
-  const bool complete = args.q && args.k && args.v && args.out && args.lse && args.dout && args.dq &&
-                        args.dk && args.dv;
-  return fail_group_on_error(complete ? scheme_->backward(args)
-                                      : SEQPAR_FAIL(StatusCode::kInvalidArgument,
-                                                    "backward needs q, k, v, out, lse, dout, dq, dk and dv"));
+  const bool complete = args.q && args.k && args.v && args.out && args.lse && args.dout &&
+                        args.dq && args.dk && args.dv;
+  return fail_group_on_error(
+      complete ? scheme_->backward(args)
+               : SEQPAR_FAIL(StatusCode::kInvalidArgument,
+                             "backward needs q, k, v, out, lse, dout, dq, dk and dv"));
 }
 
 }  // namespace seqpar

@@ -35,15 +35,17 @@ StatusOr<std::unique_ptr<Scheme>> RingAttention::create(const SchemeContext& con
     scheme->all_positions_.resize(static_cast<size_t>(layout.ranks()) * local);
     scheme->positions_of_.reserve(static_cast<size_t>(layout.ranks()));
   } catch (const std::bad_alloc&) {
-    return SEQPAR_FAIL(StatusCode::kOutOfMemory, "no memory for the positions of ", layout.seq(), " tokens");
+    return SEQPAR_FAIL(StatusCode::kOutOfMemory, "no memory for the positions of ", layout.seq(),
+                       " tokens");
   }
   for (int r = 0; r < layout.ranks(); ++r) {
     int64_t* positions = scheme->all_positions_.data() + r * layout.local_seq();
     layout.positions(r, positions);
     const std::vector<Segment> segments = layout.segments(r);
     scheme->positions_of_.push_back(
-        segments.size() == 1 ? PositionMap::affine(segments[0].global_offset, segments[0].global_stride)
-                             : PositionMap::indexed(positions));
+        segments.size() == 1
+            ? PositionMap::affine(segments[0].global_offset, segments[0].global_stride)
+            : PositionMap::indexed(positions));
   }
   SEQPAR_RETURN_IF_ERROR(scheme->allocate_workspace());
   return std::unique_ptr<Scheme>(std::move(scheme));
@@ -60,7 +62,8 @@ Status RingAttention::post_kv_shift(const void* k, const void* v, char* landing,
   const int next = (comm.rank() + 1) % comm.size();
   const int prev = (comm.rank() + comm.size() - 1) % comm.size();
   const P2POp ops[] = {P2POp::send(next, k, kv_bytes_), P2POp::send(next, v, kv_bytes_),
-                       P2POp::recv(prev, landing, kv_bytes_), P2POp::recv(prev, landing + kv_bytes_, kv_bytes_)};
+                       P2POp::recv(prev, landing, kv_bytes_),
+                       P2POp::recv(prev, landing + kv_bytes_, kv_bytes_)};
   return comm.start_exchange(ops, request);
 }
 
@@ -84,7 +87,8 @@ Status RingAttention::allocate_workspace() {
   const size_t dkv_total = carve(2 * kv_elems_ * sizeof(float));
   const size_t dkv_send = carve(ring ? 2 * kv_bytes_ : 0);
   const size_t dkv_recv = carve(ring ? 2 * kv_bytes_ : 0);
-  const size_t kernel = carve(block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
+  const size_t kernel =
+      carve(block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
   SEQPAR_RETURN_IF_ERROR(workspace_.allocate(offset));
 
   char* base = workspace_.as<char>();
@@ -169,7 +173,8 @@ Status RingAttention::backward(const BackwardArgs& args) {
 
   const void* k = args.k;
   const void* v = args.v;
-  Request shares;  // our share of the previous block going to its owner, and a share of ours arriving
+  Request
+      shares;  // our share of the previous block going to its owner, and a share of ours arriving
   for (int step = 0; step < ranks; ++step) {
     const int source = (rank - step + ranks) % ranks;  // owner of the block held this step
     Request incoming;

@@ -36,21 +36,22 @@ class RingAttention final : public Scheme {
   Status post_kv_shift(const void* k, const void* v, char* landing, Request& request);
 
   SchemeContext ctx_;
-  size_t q_elems_ = 0;   // B * S_local * Hq * D
-  size_t kv_elems_ = 0;  // B * S_local * Hkv * D
-  size_t kv_bytes_ = 0;  // kv_elems_ in the storage dtype: one of K or V
+  size_t q_elems_ = 0;                     // B * S_local * Hq * D
+  size_t kv_elems_ = 0;                    // B * S_local * Hkv * D
+  size_t kv_bytes_ = 0;                    // kv_elems_ in the storage dtype: one of K or V
   std::vector<int64_t> all_positions_;     // (P, S_local): every rank's token positions
   std::vector<PositionMap> positions_of_;  // (P): rank r's positions, affine when one segment
 
   // One arena, carved once (see allocate_workspace):
   HostBuffer workspace_;
-  void* kv_recv_[2] = {nullptr, nullptr};  // (2, B, S_local, Hkv, D) storage: K then V, double buffered
-  float* acc_q_ = nullptr;       // (B, S_local, Hq, D) fp32: running O (forward) or dQ (backward)
-  float* delta_ = nullptr;       // (B, Hq, S_local) fp32: rowsum(dO * O)
-  float* dkv_local_ = nullptr;   // (2, B, S_local, Hkv, D) fp32: this step's dK, dV share
-  float* dkv_total_ = nullptr;   // (2, B, S_local, Hkv, D) fp32: our own block's dK, dV, summed
-  void* dkv_send_ = nullptr;     // (2, B, S_local, Hkv, D) storage: a share going to its owner
-  void* dkv_recv_ = nullptr;     // (2, B, S_local, Hkv, D) storage: a share of our block arriving
+  void* kv_recv_[2] = {nullptr,
+                       nullptr};  // (2, B, S_local, Hkv, D) storage: K then V, double buffered
+  float* acc_q_ = nullptr;        // (B, S_local, Hq, D) fp32: running O (forward) or dQ (backward)
+  float* delta_ = nullptr;        // (B, Hq, S_local) fp32: rowsum(dO * O)
+  float* dkv_local_ = nullptr;    // (2, B, S_local, Hkv, D) fp32: this step's dK, dV share
+  float* dkv_total_ = nullptr;    // (2, B, S_local, Hkv, D) fp32: our own block's dK, dV, summed
+  void* dkv_send_ = nullptr;      // (2, B, S_local, Hkv, D) storage: a share going to its owner
+  void* dkv_recv_ = nullptr;      // (2, B, S_local, Hkv, D) storage: a share of our block arriving
   float* kernel_scratch_ = nullptr;  // the block kernels' work area (block_kernel_scratch_bytes)
 };
 

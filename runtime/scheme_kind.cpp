@@ -5,9 +5,12 @@ namespace seqpar {
 
 const char* scheme_name(SchemeKind scheme) {
   switch (scheme) {
-    case SchemeKind::kRing: return "ring";
-    case SchemeKind::kStriped: return "striped";
-    case SchemeKind::kZigzag: return "zigzag";
+    case SchemeKind::kRing:
+      return "ring";
+    case SchemeKind::kStriped:
+      return "striped";
+    case SchemeKind::kZigzag:
+      return "zigzag";
   }
   return "?";
 }
@@ -22,9 +25,12 @@ StatusOr<SchemeKind> parse_scheme(std::string_view name) {
 
 LayoutKind scheme_layout(SchemeKind scheme) {
   switch (scheme) {
-    case SchemeKind::kRing: return LayoutKind::kContiguous;
-    case SchemeKind::kStriped: return LayoutKind::kStriped;
-    case SchemeKind::kZigzag: return LayoutKind::kZigzag;
+    case SchemeKind::kRing:
+      return LayoutKind::kContiguous;
+    case SchemeKind::kStriped:
+      return LayoutKind::kStriped;
+    case SchemeKind::kZigzag:
+      return LayoutKind::kZigzag;
   }
   return LayoutKind::kContiguous;
 }

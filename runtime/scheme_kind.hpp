@@ -9,8 +9,8 @@ namespace seqpar {
 
 enum class SchemeKind : int { kRing = 0, kStriped, kZigzag };
 
-const char* scheme_name(SchemeKind scheme);          // "ring", "striped", "zigzag"
+const char* scheme_name(SchemeKind scheme);  // "ring", "striped", "zigzag"
 StatusOr<SchemeKind> parse_scheme(std::string_view name);
-LayoutKind scheme_layout(SchemeKind scheme);         // ring: contiguous; striped; zigzag
+LayoutKind scheme_layout(SchemeKind scheme);  // ring: contiguous; striped; zigzag
 
 }  // namespace seqpar

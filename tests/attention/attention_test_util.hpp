@@ -47,7 +47,8 @@ inline Stored random_stored(uint64_t seed, uint64_t stream, int64_t n, DType dty
   t.bytes.resize(static_cast<size_t>(n) * dtype_size(dtype));
   t.values.resize(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
-    const float x = round_to_dtype(amp * uniform_pm1(seed, stream, static_cast<uint64_t>(i)), dtype);
+    const float x =
+        round_to_dtype(amp * uniform_pm1(seed, stream, static_cast<uint64_t>(i)), dtype);
     store_float(t.bytes.data(), dtype, static_cast<size_t>(i), x);
     t.values[static_cast<size_t>(i)] = x;
   }
@@ -60,10 +61,18 @@ inline std::vector<int64_t> expand_positions(const MapSpec& m, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     int64_t p = 0;
     switch (m.kind) {
-      case MapKind::kContiguous: p = m.offset + i; break;
-      case MapKind::kStrided: p = m.offset + m.stride * i; break;
-      case MapKind::kZigzag: p = i < first_half ? m.offset + i : m.offset2 + (i - first_half); break;
-      case MapKind::kReversed: p = m.offset + (n - 1 - i); break;
+      case MapKind::kContiguous:
+        p = m.offset + i;
+        break;
+      case MapKind::kStrided:
+        p = m.offset + m.stride * i;
+        break;
+      case MapKind::kZigzag:
+        p = i < first_half ? m.offset + i : m.offset2 + (i - first_half);
+        break;
+      case MapKind::kReversed:
+        p = m.offset + (n - 1 - i);
+        break;
     }
     pos[static_cast<size_t>(i)] = p;
   }
@@ -73,9 +82,12 @@ inline std::vector<int64_t> expand_positions(const MapSpec& m, int64_t n) {
 // The map the kernel gets: affine where the spec is affine, else an index into `pos`.
 inline PositionMap kernel_map(const MapSpec& m, const std::vector<int64_t>& pos) {
   switch (m.kind) {
-    case MapKind::kContiguous: return PositionMap::affine(m.offset, 1);
-    case MapKind::kStrided: return PositionMap::affine(m.offset, m.stride);
-    default: return PositionMap::indexed(pos.data());
+    case MapKind::kContiguous:
+      return PositionMap::affine(m.offset, 1);
+    case MapKind::kStrided:
+      return PositionMap::affine(m.offset, m.stride);
+    default:
+      return PositionMap::indexed(pos.data());
   }
 }
 
@@ -92,9 +104,19 @@ struct Problem {
   int64_t k_elems() const { return c.batch * c.seq_k * c.heads_kv * c.head_dim; }
   int64_t stat_elems() const { return c.batch * c.heads_q * c.seq_q; }
   ReferenceBlock reference() const {
-    return {c.batch, c.seq_q, c.seq_k, c.heads_q, c.heads_kv, c.head_dim,
-            q.values.data(), k.values.data(), v.values.data(), q_pos.data(), k_pos.data(),
-            c.mask, static_cast<double>(scale)};
+    return {c.batch,
+            c.seq_q,
+            c.seq_k,
+            c.heads_q,
+            c.heads_kv,
+            c.head_dim,
+            q.values.data(),
+            k.values.data(),
+            v.values.data(),
+            q_pos.data(),
+            k_pos.data(),
+            c.mask,
+            static_cast<double>(scale)};
   }
   BlockForwardParams forward_params(float* out, float* lse, bool accumulate) const {
     BlockForwardParams p;

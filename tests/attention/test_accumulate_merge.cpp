@@ -18,7 +18,8 @@ constexpr double kMergeTolerance = 1e-6;
 
 // The same problem restricted to keys [k0, k1): k, v pointers and positions of the piece (B = 1).
 BlockForwardParams key_piece(const Problem& pr, BlockForwardParams p, int64_t k0, int64_t k1) {
-  const int64_t row_bytes = pr.c.heads_kv * pr.c.head_dim * static_cast<int64_t>(dtype_size(pr.c.dtype));
+  const int64_t row_bytes =
+      pr.c.heads_kv * pr.c.head_dim * static_cast<int64_t>(dtype_size(pr.c.dtype));
   p.shape.seq_k = k1 - k0;
   p.k = pr.k.bytes.data() + k0 * row_bytes;
   p.v = pr.v.bytes.data() + k0 * row_bytes;
@@ -35,8 +36,16 @@ class AttentionAccumulateTest : public ::testing::TestWithParam<SplitCase> {};
 
 TEST_P(AttentionAccumulateTest, SplitKeysEqualsOneCall) {
   const SplitCase sc = GetParam();
-  const Case c{1, 130, 150, 8, 2, 64, sc.mask, sc.dtype,
-               {MapKind::kContiguous, 100, 1, 0}, {MapKind::kZigzag, 0, 1, 200}};
+  const Case c{1,
+               130,
+               150,
+               8,
+               2,
+               64,
+               sc.mask,
+               sc.dtype,
+               {MapKind::kContiguous, 100, 1, 0},
+               {MapKind::kZigzag, 0, 1, 200}};
   const Problem pr = make_problem(c, 11);
   const size_t nq = static_cast<size_t>(pr.q_elems());
   const size_t ns = static_cast<size_t>(pr.stat_elems());
@@ -44,7 +53,7 @@ TEST_P(AttentionAccumulateTest, SplitKeysEqualsOneCall) {
   cpu_block_forward(pr.forward_params(out.data(), lse.data(), false));
 
   const int64_t cuts[] = {0, 37, 101, 150};
-  std::vector<float> acc_out(nq, kNaN), acc_lse(ns, kNaN);  // first piece overwrites
+  std::vector<float> acc_out(nq, kNaN), acc_lse(ns, kNaN);       // first piece overwrites
   std::vector<float> mrg_out(nq, 0.0f), mrg_lse(ns, -INFINITY);  // pieces merged afterwards
   for (int piece = 0; piece < 3; ++piece) {
     const BlockForwardParams whole = pr.forward_params(acc_out.data(), acc_lse.data(), piece > 0);
@@ -52,8 +61,8 @@ TEST_P(AttentionAccumulateTest, SplitKeysEqualsOneCall) {
     std::vector<float> part_out(nq, kNaN), part_lse(ns, kNaN);
     cpu_block_forward(key_piece(pr, pr.forward_params(part_out.data(), part_lse.data(), false),
                                 cuts[piece], cuts[piece + 1]));
-    cpu_merge_partials(mrg_out.data(), mrg_lse.data(), part_out.data(), part_lse.data(), 1,
-                       c.seq_q, c.heads_q, c.head_dim);
+    cpu_merge_partials(mrg_out.data(), mrg_lse.data(), part_out.data(), part_lse.data(), 1, c.seq_q,
+                       c.heads_q, c.head_dim);
   }
   const std::vector<double> ref_out(out.begin(), out.end());
   for (const auto* x : {&acc_out, &mrg_out}) {
@@ -74,8 +83,16 @@ TEST_P(AttentionAccumulateTest, SplitKeysEqualsOneCall) {
 // Backward over key pieces: dq sums over the pieces, dk/dv of each piece are its slice.
 TEST_P(AttentionAccumulateTest, BackwardSplitKeysEqualsOneCall) {
   const SplitCase sc = GetParam();
-  const Case c{1, 70, 90, 4, 4, 32, sc.mask, sc.dtype,
-               {MapKind::kStrided, 1, 2, 0}, {MapKind::kStrided, 0, 2, 0}};
+  const Case c{1,
+               70,
+               90,
+               4,
+               4,
+               32,
+               sc.mask,
+               sc.dtype,
+               {MapKind::kStrided, 1, 2, 0},
+               {MapKind::kStrided, 0, 2, 0}};
   const Problem pr = make_problem(c, 12);
   const ReferenceResult ref = reference_results(pr);
   std::vector<float> lse(ref.lse.begin(), ref.lse.end());
@@ -91,8 +108,9 @@ TEST_P(AttentionAccumulateTest, BackwardSplitKeysEqualsOneCall) {
   std::vector<float> dq_split(nq, 0.0f), dk_split(nk, 0.0f), dv_split(nk, 0.0f);
   for (int piece = 0; piece < 2; ++piece) {
     const int64_t k0 = cuts[piece];
-    BlockBackwardParams p = pr.backward_params(lse.data(), delta.data(), dq_split.data(),
-                                               dk_split.data() + k0 * row, dv_split.data() + k0 * row);
+    BlockBackwardParams p =
+        pr.backward_params(lse.data(), delta.data(), dq_split.data(), dk_split.data() + k0 * row,
+                           dv_split.data() + k0 * row);
     p.shape.seq_k = cuts[piece + 1] - k0;
     p.k = pr.k.bytes.data() + k0 * row_bytes;
     p.v = pr.v.bytes.data() + k0 * row_bytes;
@@ -112,8 +130,16 @@ INSTANTIATE_TEST_SUITE_P(MasksAndDtypes, AttentionAccumulateTest,
 
 // Queries at positions 0..69 against keys at 50..89 (causal): rows 0..49 see no key.
 TEST(AttentionFullyMasked, RowsGiveMinusInfZeroOutAndNoGradient) {
-  const Case c{2, 70, 40, 4, 2, 16, MaskKind::kCausal, DType::kF32,
-               {MapKind::kContiguous, 0, 1, 0}, {MapKind::kContiguous, 50, 1, 0}};
+  const Case c{2,
+               70,
+               40,
+               4,
+               2,
+               16,
+               MaskKind::kCausal,
+               DType::kF32,
+               {MapKind::kContiguous, 0, 1, 0},
+               {MapKind::kContiguous, 50, 1, 0}};
   const Problem pr = make_problem(c, 13);
   const size_t nq = static_cast<size_t>(pr.q_elems());
   const size_t ns = static_cast<size_t>(pr.stat_elems());
@@ -169,7 +195,8 @@ struct Partial {
   std::vector<float> out, lse;
 };
 
-Partial random_partial(uint64_t seed, int64_t b, int64_t s, int64_t h, int64_t d, int masked_every) {
+Partial random_partial(uint64_t seed, int64_t b, int64_t s, int64_t h, int64_t d,
+                       int masked_every) {
   Partial p;
   p.out.resize(static_cast<size_t>(b * s * h * d));
   p.lse.resize(static_cast<size_t>(b * h * s));
@@ -200,7 +227,8 @@ TEST(AttentionMerge, AssociativeAndExactWithMaskedPartials) {
   Partial right = a;
   cpu_merge_partials(right.out.data(), right.lse.data(), bc.out.data(), bc.lse.data(), b, s, h, d);
   ASSERT_TRUE(all_finite(left.out) && all_finite(right.out));
-  for (size_t i = 0; i < left.out.size(); ++i) ASSERT_NEAR(left.out[i], right.out[i], kMergeTolerance);
+  for (size_t i = 0; i < left.out.size(); ++i)
+    ASSERT_NEAR(left.out[i], right.out[i], kMergeTolerance);
   for (size_t i = 0; i < left.lse.size(); ++i) {
     if (std::isinf(left.lse[i])) {
       ASSERT_EQ(left.lse[i], right.lse[i]);
@@ -244,7 +272,8 @@ TEST(AttentionDelta, MatchesDirectSum) {
         for (int64_t hh = 0; hh < h; ++hh) {
           const size_t row = static_cast<size_t>(((bb * s + i) * h + hh) * d);
           double sum = 0.0;
-          for (size_t e = 0; e < static_cast<size_t>(d); ++e) sum += out.values[row + e] * dout.values[row + e];
+          for (size_t e = 0; e < static_cast<size_t>(d); ++e)
+            sum += out.values[row + e] * dout.values[row + e];
           direct[static_cast<size_t>((bb * h + hh) * s + i)] = sum;
         }
       }

@@ -22,8 +22,9 @@ constexpr double kGradRmsFloor = 3e-2;
 constexpr double kDkFloorOfDv = 3e-2;
 
 int64_t pick(int idx, int salt, int64_t n) {
-  return static_cast<int64_t>(mix64(kCaseSeed + static_cast<uint64_t>(idx) * 64u + static_cast<uint64_t>(salt)) %
-                              static_cast<uint64_t>(n));
+  return static_cast<int64_t>(
+      mix64(kCaseSeed + static_cast<uint64_t>(idx) * 64u + static_cast<uint64_t>(salt)) %
+      static_cast<uint64_t>(n));
 }
 
 MapSpec pick_map(int idx, int salt, MapKind kind, int64_t span) {
@@ -31,7 +32,9 @@ MapSpec pick_map(int idx, int salt, MapKind kind, int64_t span) {
   m.kind = kind;
   switch (kind) {
     case MapKind::kContiguous:
-    case MapKind::kReversed: m.offset = pick(idx, salt, 3 * span); break;
+    case MapKind::kReversed:
+      m.offset = pick(idx, salt, 3 * span);
+      break;
     case MapKind::kStrided: {
       const int64_t ranks = 2 + pick(idx, salt + 1, 3);
       m.stride = ranks;
@@ -88,7 +91,7 @@ TEST_P(AttentionCpuKernelTest, ForwardMatchesReference) {
   const Problem pr = make_problem(c, static_cast<uint64_t>(GetParam()) + 1);
   const ReferenceResult ref = reference_results(pr);
 
-  std::vector<float> out(static_cast<size_t>(pr.q_elems()), kNaN);    // (B, Sq, Hq, D)
+  std::vector<float> out(static_cast<size_t>(pr.q_elems()), kNaN);     // (B, Sq, Hq, D)
   std::vector<float> lse(static_cast<size_t>(pr.stat_elems()), kNaN);  // (B, Hq, Sq)
   const BlockForwardParams p = pr.forward_params(out.data(), lse.data(), false);
   ASSERT_TRUE(validate_block_params(p).is_ok());
@@ -160,8 +163,16 @@ INSTANTIATE_TEST_SUITE_P(RandomShapes, AttentionCpuKernelTest, ::testing::Range(
 
 // dq alone, and dk/dv alone, give the same values as all three together.
 TEST(AttentionCpuKernel, BackwardPartialOutputs) {
-  const Case c{2, 65, 63, 8, 2, 64, MaskKind::kCausal, DType::kF32,
-               {MapKind::kContiguous, 40, 1, 0}, {MapKind::kContiguous, 0, 1, 0}};
+  const Case c{2,
+               65,
+               63,
+               8,
+               2,
+               64,
+               MaskKind::kCausal,
+               DType::kF32,
+               {MapKind::kContiguous, 40, 1, 0},
+               {MapKind::kContiguous, 0, 1, 0}};
   const Problem pr = make_problem(c, 7);
   const ReferenceResult ref = reference_results(pr);
   std::vector<float> lse(ref.lse.begin(), ref.lse.end());
@@ -171,8 +182,10 @@ TEST(AttentionCpuKernel, BackwardPartialOutputs) {
   std::vector<float> dq(nq, 0.0f), dk(nk, 0.0f), dv(nk, 0.0f);
   cpu_block_backward(pr.backward_params(lse.data(), delta.data(), dq.data(), dk.data(), dv.data()));
   std::vector<float> dq_only(nq, 0.0f), dk_only(nk, 0.0f), dv_only(nk, 0.0f);
-  cpu_block_backward(pr.backward_params(lse.data(), delta.data(), dq_only.data(), nullptr, nullptr));
-  cpu_block_backward(pr.backward_params(lse.data(), delta.data(), nullptr, dk_only.data(), dv_only.data()));
+  cpu_block_backward(
+      pr.backward_params(lse.data(), delta.data(), dq_only.data(), nullptr, nullptr));
+  cpu_block_backward(
+      pr.backward_params(lse.data(), delta.data(), nullptr, dk_only.data(), dv_only.data()));
   EXPECT_EQ(dq, dq_only);
   EXPECT_EQ(dk, dk_only);
   EXPECT_EQ(dv, dv_only);

@@ -11,12 +11,21 @@
 namespace seqpar::test {
 namespace {
 
-const Case kSmall{1, 9, 11, 4, 2, 16, MaskKind::kCausal, DType::kF32,
-                  {MapKind::kContiguous, 5, 1, 0}, {MapKind::kContiguous, 0, 1, 0}};
+const Case kSmall{1,
+                  9,
+                  11,
+                  4,
+                  2,
+                  16,
+                  MaskKind::kCausal,
+                  DType::kF32,
+                  {MapKind::kContiguous, 5, 1, 0},
+                  {MapKind::kContiguous, 0, 1, 0}};
 
 TEST(AttentionValidate, RejectsBrokenRules) {
   const Problem pr = make_problem(kSmall, 51);
-  std::vector<float> out(static_cast<size_t>(pr.q_elems())), lse(static_cast<size_t>(pr.stat_elems()));
+  std::vector<float> out(static_cast<size_t>(pr.q_elems())),
+      lse(static_cast<size_t>(pr.stat_elems()));
   const BlockForwardParams good = pr.forward_params(out.data(), lse.data(), false);
   EXPECT_TRUE(validate_block_params(good).is_ok());
 
@@ -37,7 +46,8 @@ TEST(AttentionValidate, RejectsBrokenRules) {
   EXPECT_EQ(validate_block_params(p).code(), StatusCode::kInvalidArgument);
 
   std::vector<float> delta(lse.size()), dq(out.size()), dk(static_cast<size_t>(pr.k_elems()));
-  BlockBackwardParams bp = pr.backward_params(lse.data(), delta.data(), dq.data(), dk.data(), nullptr);
+  BlockBackwardParams bp =
+      pr.backward_params(lse.data(), delta.data(), dq.data(), dk.data(), nullptr);
   s = validate_block_params(bp);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("dk and dv together"), std::string::npos) << s.message();
@@ -52,7 +62,8 @@ TEST(AttentionDispatch, HostRunsCpuKernelsAndCudaIsUnsupported) {
   const size_t nq = static_cast<size_t>(pr.q_elems());
   const size_t ns = static_cast<size_t>(pr.stat_elems());
   std::vector<float> out(nq, kNaN), lse(ns, kNaN), out_direct(nq, kNaN), lse_direct(ns, kNaN);
-  ASSERT_TRUE(run_block_forward(pr.forward_params(out.data(), lse.data(), false), KernelTarget{}).is_ok());
+  ASSERT_TRUE(
+      run_block_forward(pr.forward_params(out.data(), lse.data(), false), KernelTarget{}).is_ok());
   cpu_block_forward(pr.forward_params(out_direct.data(), lse_direct.data(), false));
   EXPECT_EQ(out, out_direct);
   EXPECT_EQ(lse, lse_direct);
@@ -66,10 +77,12 @@ TEST(AttentionDispatch, HostRunsCpuKernelsAndCudaIsUnsupported) {
   EXPECT_EQ(delta, delta_direct);
 
   std::vector<float> dq(nq, 0.0f), dq_direct(nq, 0.0f);
-  ASSERT_TRUE(run_block_backward(pr.backward_params(lse.data(), delta.data(), dq.data(), nullptr, nullptr),
-                                 KernelTarget{})
-                  .is_ok());
-  cpu_block_backward(pr.backward_params(lse.data(), delta.data(), dq_direct.data(), nullptr, nullptr));
+  ASSERT_TRUE(
+      run_block_backward(pr.backward_params(lse.data(), delta.data(), dq.data(), nullptr, nullptr),
+                         KernelTarget{})
+          .is_ok());
+  cpu_block_backward(
+      pr.backward_params(lse.data(), delta.data(), dq_direct.data(), nullptr, nullptr));
   EXPECT_EQ(dq, dq_direct);
 
   std::vector<float> merged = out, merged_lse = lse;
@@ -80,8 +93,10 @@ TEST(AttentionDispatch, HostRunsCpuKernelsAndCudaIsUnsupported) {
   const KernelTarget cuda{Device::kCuda, nullptr};
   const Status s = run_block_forward(pr.forward_params(out.data(), lse.data(), false), cuda);
   EXPECT_EQ(s.code(), StatusCode::kUnsupported);
-  EXPECT_NE(s.message().find("CUDA attention kernels are not built"), std::string::npos) << s.message();
-  EXPECT_EQ(run_block_backward(pr.backward_params(lse.data(), delta.data(), dq.data(), nullptr, nullptr), cuda)
+  EXPECT_NE(s.message().find("CUDA attention kernels are not built"), std::string::npos)
+      << s.message();
+  EXPECT_EQ(run_block_backward(
+                pr.backward_params(lse.data(), delta.data(), dq.data(), nullptr, nullptr), cuda)
                 .code(),
             StatusCode::kUnsupported);
   EXPECT_EQ(run_attention_delta(out.data(), pr.dout.data(), DType::kF32, 1, kSmall.seq_q,

@@ -22,8 +22,16 @@ TEST(AttentionReference, SingleQueryTwoKeys) {
 }
 
 TEST(AttentionReference, BackwardMatchesFiniteDifferences) {
-  const Case c{1, 3, 4, 2, 1, 3, MaskKind::kCausal, DType::kF32,
-               {MapKind::kContiguous, 1, 1, 0}, {MapKind::kContiguous, 0, 1, 0}};
+  const Case c{1,
+               3,
+               4,
+               2,
+               1,
+               3,
+               MaskKind::kCausal,
+               DType::kF32,
+               {MapKind::kContiguous, 1, 1, 0},
+               {MapKind::kContiguous, 0, 1, 0}};
   Problem pr = make_problem(c, 41);
   auto loss = [&]() {
     const ReferenceResult r = reference_results(pr);
@@ -38,8 +46,8 @@ TEST(AttentionReference, BackwardMatchesFiniteDifferences) {
                      dq.data(), dk.data(), dv.data());
   constexpr double kStep = 1e-6;
   constexpr double kTol = 1e-7;
-  for (auto [x, g] : {std::pair{&pr.q.values, &dq}, std::pair{&pr.k.values, &dk},
-                      std::pair{&pr.v.values, &dv}}) {
+  for (auto [x, g] :
+       {std::pair{&pr.q.values, &dq}, std::pair{&pr.k.values, &dk}, std::pair{&pr.v.values, &dv}}) {
     for (size_t i = 0; i < x->size(); ++i) {
       const double saved = (*x)[i];
       (*x)[i] = saved + kStep;

@@ -49,10 +49,9 @@ Status check_exchange_steps_allocate_nothing(Communicator& comm) {
     const int s = 1 + step % std::max(p - 1, 1);
     const int share_to = (rank + p - s) % p;
     const int share_from = (rank + s) % p;
-    const P2POp ring_ops[] = {P2POp::send(next, k.data(), kBlockBytes),
-                              P2POp::send(next, v.data(), kBlockBytes),
-                              P2POp::recv(prev, k_in.data(), kBlockBytes),
-                              P2POp::recv(prev, v_in.data(), kBlockBytes)};
+    const P2POp ring_ops[] = {
+        P2POp::send(next, k.data(), kBlockBytes), P2POp::send(next, v.data(), kBlockBytes),
+        P2POp::recv(prev, k_in.data(), kBlockBytes), P2POp::recv(prev, v_in.data(), kBlockBytes)};
     const P2POp share_ops[] = {P2POp::send(share_to, share.data(), kBlockBytes),
                                P2POp::recv(share_from, share_in.data(), kBlockBytes)};
     Request ring, shares;
@@ -71,8 +70,8 @@ Status check_exchange_steps_allocate_nothing(Communicator& comm) {
     SEQPAR_RETURN_IF_ERROR(second_waited);
     SEQPAR_REQUIRE(block_matches(k_in, prev, step, kK) && block_matches(v_in, prev, step, kV) &&
                        block_matches(share_in, share_from, step, kShare),
-                   StatusCode::kInternal, "rank ", rank, " step ", step,
-                   ": wrong data from rank ", prev, " or rank ", share_from);
+                   StatusCode::kInternal, "rank ", rank, " step ", step, ": wrong data from rank ",
+                   prev, " or rank ", share_from);
   }
   SEQPAR_REQUIRE(allocations == 0, StatusCode::kInternal, "rank ", rank, " made ", allocations,
                  " C++ heap allocations in ", kCountedSteps, " warm exchange steps (expected 0)");
@@ -101,18 +100,18 @@ Status check_collectives_allocate_nothing(Communicator& comm) {
     std::fill(bf16_values.begin(), bf16_values.end(), uint16_t{0x3f80});  // 1.0 in bf16
     const bool counted = round >= kWarmupSteps;
     if (counted) start_counting_allocations();
-    Status status = comm.all_reduce(values.data(), values.data(), values.size(), DType::kF32,
-                                    ReduceOp::kSum);
+    Status status =
+        comm.all_reduce(values.data(), values.data(), values.size(), DType::kF32, ReduceOp::kSum);
     Request started;
     if (status.is_ok()) {
-      status = comm.start_all_reduce(bf16_values.data(), bf16_reduced.data(), kCount,
-                                     DType::kBF16, ReduceOp::kMax, started);
+      status = comm.start_all_reduce(bf16_values.data(), bf16_reduced.data(), kCount, DType::kBF16,
+                                     ReduceOp::kMax, started);
     }
     if (status.is_ok()) status = comm.wait(started);
     if (status.is_ok()) status = comm.all_gather(sent.data(), gathered.data(), kCount);
     if (status.is_ok()) {
-      status = comm.reduce_scatter(reduced.data(), slice.data(), kCount, DType::kF32,
-                                   ReduceOp::kSum);
+      status =
+          comm.reduce_scatter(reduced.data(), slice.data(), kCount, DType::kF32, ReduceOp::kSum);
     }
     if (status.is_ok()) status = comm.broadcast(sent.data(), kCount, round % comm.size());
     if (status.is_ok()) status = comm.barrier();
@@ -121,8 +120,8 @@ Status check_collectives_allocate_nothing(Communicator& comm) {
     }
     if (status.is_ok()) status = comm.wait(started);
     if (status.is_ok()) {
-      status = comm.all_to_all_v(sent.data(), send_bytes, send_offsets, received.data(),
-                                 recv_bytes, recv_offsets);
+      status = comm.all_to_all_v(sent.data(), send_bytes, send_offsets, received.data(), recv_bytes,
+                                 recv_offsets);
     }
     if (counted) allocations += stop_counting_allocations();
     SEQPAR_RETURN_IF_ERROR(status);

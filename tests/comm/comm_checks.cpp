@@ -58,19 +58,31 @@ double input_value(int rank, size_t i) {
 
 void store_value(void* data, DType dtype, size_t i, double value) {
   switch (dtype) {
-    case DType::kF64: static_cast<double*>(data)[i] = value; break;
-    case DType::kI32: static_cast<int32_t*>(data)[i] = static_cast<int32_t>(value); break;
-    case DType::kI64: static_cast<int64_t*>(data)[i] = static_cast<int64_t>(value); break;
-    default: store_float(data, dtype, i, static_cast<float>(value)); break;
+    case DType::kF64:
+      static_cast<double*>(data)[i] = value;
+      break;
+    case DType::kI32:
+      static_cast<int32_t*>(data)[i] = static_cast<int32_t>(value);
+      break;
+    case DType::kI64:
+      static_cast<int64_t*>(data)[i] = static_cast<int64_t>(value);
+      break;
+    default:
+      store_float(data, dtype, i, static_cast<float>(value));
+      break;
   }
 }
 
 double load_value(const void* data, DType dtype, size_t i) {
   switch (dtype) {
-    case DType::kF64: return static_cast<const double*>(data)[i];
-    case DType::kI32: return static_cast<const int32_t*>(data)[i];
-    case DType::kI64: return static_cast<double>(static_cast<const int64_t*>(data)[i]);
-    default: return load_float(data, dtype, i);
+    case DType::kF64:
+      return static_cast<const double*>(data)[i];
+    case DType::kI32:
+      return static_cast<const int32_t*>(data)[i];
+    case DType::kI64:
+      return static_cast<double>(static_cast<const int64_t*>(data)[i]);
+    default:
+      return load_float(data, dtype, i);
   }
 }
 
@@ -87,8 +99,8 @@ struct ReductionCase {
   ReduceOp op;
 };
 constexpr ReductionCase kReductionCases[] = {
-    {DType::kF32, ReduceOp::kSum}, {DType::kF32, ReduceOp::kMax}, {DType::kF64, ReduceOp::kSum},
-    {DType::kF64, ReduceOp::kMax}, {DType::kI64, ReduceOp::kSum}, {DType::kI64, ReduceOp::kMax},
+    {DType::kF32, ReduceOp::kSum},  {DType::kF32, ReduceOp::kMax}, {DType::kF64, ReduceOp::kSum},
+    {DType::kF64, ReduceOp::kMax},  {DType::kI64, ReduceOp::kSum}, {DType::kI64, ReduceOp::kMax},
     {DType::kBF16, ReduceOp::kSum}, {DType::kI32, ReduceOp::kMax}};
 
 const char* op_name(ReduceOp op) { return op == ReduceOp::kSum ? "sum" : "max"; }
@@ -133,7 +145,9 @@ Status check_all_to_all_equal(Communicator& comm) {
 Status check_all_to_all_uneven(Communicator& comm) {
   const int p = comm.size();
   const int r = comm.rank();
-  auto piece_bytes = [](int src, int dst) { return static_cast<size_t>(((src + 2 * dst) % 3) * 5); };
+  auto piece_bytes = [](int src, int dst) {
+    return static_cast<size_t>(((src + 2 * dst) % 3) * 5);
+  };
   std::vector<size_t> send_bytes(p), send_offsets(p), recv_bytes(p), recv_offsets(p);
   size_t send_total = 0, recv_total = 0;
   for (int q = 0; q < p; ++q) {  // pieces packed in reverse rank order with 3-byte gaps
@@ -150,9 +164,11 @@ Status check_all_to_all_uneven(Communicator& comm) {
   SEQPAR_RETURN_IF_ERROR(comm.all_to_all_v(send.data(), send_bytes, send_offsets, recv.data(),
                                            recv_bytes, recv_offsets));
   Expectations e(comm);
-  for (int s = 0; s < p; ++s) expect_pattern(e, recv, recv_offsets[s], recv_bytes[s], s, r, "all_to_all_v");
   for (int s = 0; s < p; ++s)
-    e.expect(recv[recv_offsets[s] + recv_bytes[s]] == 0, "all_to_all_v wrote into the gap after rank ", s);
+    expect_pattern(e, recv, recv_offsets[s], recv_bytes[s], s, r, "all_to_all_v");
+  for (int s = 0; s < p; ++s)
+    e.expect(recv[recv_offsets[s] + recv_bytes[s]] == 0,
+             "all_to_all_v wrote into the gap after rank ", s);
   return e.status();
 }
 
@@ -169,7 +185,8 @@ Status check_all_gather(Communicator& comm) {
   std::vector<uint8_t> in_place(slice * p, 0);
   fill_pattern(in_place, slice * r, slice, r, 1);
   SEQPAR_RETURN_IF_ERROR(comm.all_gather(in_place.data() + slice * r, in_place.data(), slice));
-  for (int s = 0; s < p; ++s) expect_pattern(e, in_place, slice * s, slice, s, 1, "all_gather in place");
+  for (int s = 0; s < p; ++s)
+    expect_pattern(e, in_place, slice * s, slice, s, 1, "all_gather in place");
   return e.status();
 }
 
@@ -241,7 +258,8 @@ Status check_split(Communicator& comm) {
   // Parity groups, ordered by rank.
   SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> parity, comm.split(r % 2, r));
   const int parity_size = (p - r % 2 + 1) / 2;
-  e.expect(parity->size() == parity_size, "parity group size ", parity->size(), ", expected ", parity_size);
+  e.expect(parity->size() == parity_size, "parity group size ", parity->size(), ", expected ",
+           parity_size);
   e.expect(parity->rank() == r / 2, "parity group rank ", parity->rank(), ", expected ", r / 2);
   e.expect(parity->timeout() == comm.timeout(), "child does not share the timeout");
   std::vector<int64_t> members(static_cast<size_t>(parity->size()), -1);
@@ -261,7 +279,8 @@ Status check_split(Communicator& comm) {
   // A collective on the parent between two on the children keeps them apart.
   SEQPAR_RETURN_IF_ERROR(comm.barrier());
   int64_t parity_max = r;
-  SEQPAR_RETURN_IF_ERROR(parity->all_reduce(&parity_max, &parity_max, 1, DType::kI64, ReduceOp::kMax));
+  SEQPAR_RETURN_IF_ERROR(
+      parity->all_reduce(&parity_max, &parity_max, 1, DType::kI64, ReduceOp::kMax));
   const int64_t largest = p - 1 - ((p - 1) % 2 != r % 2 ? 1 : 0);
   e.expect(parity_max == largest, "parity max rank ", parity_max, ", expected ", largest);
   // A split of a child.
@@ -284,10 +303,13 @@ Status check_nonblocking(Communicator& comm) {
   fill_pattern(gather_send, 0, bytes, r, 3);
   int64_t sum = r + 1;
   Request forward, gather, backward, reduce;
-  const P2POp fwd_ops[] = {P2POp::send(next, fwd_send.data(), bytes), P2POp::recv(prev, fwd_recv.data(), bytes)};
-  const P2POp bwd_ops[] = {P2POp::send(prev, bwd_send.data(), bytes), P2POp::recv(next, bwd_recv.data(), bytes)};
+  const P2POp fwd_ops[] = {P2POp::send(next, fwd_send.data(), bytes),
+                           P2POp::recv(prev, fwd_recv.data(), bytes)};
+  const P2POp bwd_ops[] = {P2POp::send(prev, bwd_send.data(), bytes),
+                           P2POp::recv(next, bwd_recv.data(), bytes)};
   SEQPAR_RETURN_IF_ERROR(comm.start_exchange(fwd_ops, forward));
-  SEQPAR_RETURN_IF_ERROR(comm.start_all_gather(gather_send.data(), gather_recv.data(), bytes, gather));
+  SEQPAR_RETURN_IF_ERROR(
+      comm.start_all_gather(gather_send.data(), gather_recv.data(), bytes, gather));
   SEQPAR_RETURN_IF_ERROR(comm.start_exchange(bwd_ops, backward));
   SEQPAR_RETURN_IF_ERROR(comm.start_all_reduce(&sum, &sum, 1, DType::kI64, ReduceOp::kSum, reduce));
   // Even ranks wait in posting order, odd ranks in reverse.
@@ -298,7 +320,8 @@ Status check_nonblocking(Communicator& comm) {
   e.expect(!forward.pending() && !reduce.pending(), "requests still pending after wait");
   expect_pattern(e, fwd_recv, 0, bytes, prev, r, "non-blocking forward");
   expect_pattern(e, bwd_recv, 0, bytes, next, r + 500, "non-blocking backward");
-  for (int s = 0; s < p; ++s) expect_pattern(e, gather_recv, bytes * s, bytes, s, 3, "non-blocking all_gather");
+  for (int s = 0; s < p; ++s)
+    expect_pattern(e, gather_recv, bytes * s, bytes, s, 3, "non-blocking all_gather");
   e.expect(sum == static_cast<int64_t>(p) * (p + 1) / 2, "non-blocking all_reduce sum ", sum);
   Request empty;
   SEQPAR_RETURN_IF_ERROR(comm.wait(empty));
@@ -312,23 +335,27 @@ Status check_stats(Communicator& comm) {
   comm.reset_stats();
   // exchange: 10 bytes forward and 20 backward, twice; self messages (P == 1) are not counted.
   std::vector<uint8_t> a(10), b(20), c(10), d(20);
-  const P2POp ops[] = {P2POp::send((r + 1) % p, a.data(), 10), P2POp::recv((r + p - 1) % p, c.data(), 10),
-                       P2POp::send((r + p - 1) % p, b.data(), 20), P2POp::recv((r + 1) % p, d.data(), 20)};
+  const P2POp ops[] = {
+      P2POp::send((r + 1) % p, a.data(), 10), P2POp::recv((r + p - 1) % p, c.data(), 10),
+      P2POp::send((r + p - 1) % p, b.data(), 20), P2POp::recv((r + 1) % p, d.data(), 20)};
   SEQPAR_RETURN_IF_ERROR(comm.exchange(ops));
   SEQPAR_RETURN_IF_ERROR(comm.exchange(ops));
   std::vector<uint8_t> send(16 * p), recv(16 * p);
   SEQPAR_RETURN_IF_ERROR(comm.all_to_all(send.data(), recv.data(), 16));
   SEQPAR_RETURN_IF_ERROR(comm.all_gather(send.data(), recv.data(), 16));
   std::vector<float> floats(4 * p, 1.0f), reduced(4 * p);
-  SEQPAR_RETURN_IF_ERROR(comm.reduce_scatter(floats.data(), reduced.data(), 4, DType::kF32, ReduceOp::kSum));
-  SEQPAR_RETURN_IF_ERROR(comm.all_reduce(floats.data(), reduced.data(), 3, DType::kF32, ReduceOp::kMax));
+  SEQPAR_RETURN_IF_ERROR(
+      comm.reduce_scatter(floats.data(), reduced.data(), 4, DType::kF32, ReduceOp::kSum));
+  SEQPAR_RETURN_IF_ERROR(
+      comm.all_reduce(floats.data(), reduced.data(), 3, DType::kF32, ReduceOp::kMax));
   SEQPAR_RETURN_IF_ERROR(comm.broadcast(send.data(), 8, 0));
   SEQPAR_RETURN_IF_ERROR(comm.barrier());
 
   Expectations e(comm);
   const CommStats& stats = comm.stats();
   auto expect_op = [&](CommOp op, int64_t calls, int64_t bytes) {
-    e.expect(stats[op].calls == calls, comm_op_name(op), " calls ", stats[op].calls, ", expected ", calls);
+    e.expect(stats[op].calls == calls, comm_op_name(op), " calls ", stats[op].calls, ", expected ",
+             calls);
     e.expect(stats[op].bytes_sent == bytes, comm_op_name(op), " bytes ", stats[op].bytes_sent,
              ", expected ", bytes);
   };
@@ -341,7 +368,8 @@ Status check_stats(Communicator& comm) {
   expect_op(CommOp::kBarrier, 1, 0);
   e.expect(stats.total_calls() == 8, "total calls ", stats.total_calls());
   const int64_t total = (p > 1 ? 60 + 12 : 0) + others * (16 + 16 + 16) + (r == 0 ? others * 8 : 0);
-  e.expect(stats.total_bytes_sent() == total, "total bytes ", stats.total_bytes_sent(), ", expected ", total);
+  e.expect(stats.total_bytes_sent() == total, "total bytes ", stats.total_bytes_sent(),
+           ", expected ", total);
   comm.reset_stats();
   e.expect(comm.stats().total_calls() == 0, "reset_stats left calls");
   return e.status();

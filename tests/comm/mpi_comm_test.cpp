@@ -11,7 +11,8 @@ namespace seqpar::testing {
 namespace {
 
 Status run_check(Status (*check)(Communicator&)) {
-  SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, make_mpi_communicator(MPI_COMM_WORLD));
+  SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm,
+                          make_mpi_communicator(MPI_COMM_WORLD));
   comm->set_timeout(std::chrono::milliseconds(60'000));
   return check(*comm);
 }

@@ -36,12 +36,14 @@ TEST(comm_nccl, RingExchangeAndAllReduce) {
   int64_t* recv = nullptr;
   ASSERT_EQ(cudaMalloc(&send, count * sizeof(int64_t)), cudaSuccess);
   ASSERT_EQ(cudaMalloc(&recv, count * sizeof(int64_t)), cudaSuccess);
-  ASSERT_EQ(cudaMemcpy(send, host.data(), count * sizeof(int64_t), cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(send, host.data(), count * sizeof(int64_t), cudaMemcpyHostToDevice),
+            cudaSuccess);
   const int next = (r + 1) % p, prev = (r + p - 1) % p;
   const P2POp ops[] = {P2POp::send(next, send, count * sizeof(int64_t)),
                        P2POp::recv(prev, recv, count * sizeof(int64_t))};
   SEQPAR_EXPECT_OK(comm->exchange(ops));
-  ASSERT_EQ(cudaMemcpy(host.data(), recv, count * sizeof(int64_t), cudaMemcpyDeviceToHost), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(host.data(), recv, count * sizeof(int64_t), cudaMemcpyDeviceToHost),
+            cudaSuccess);
   for (size_t i = 0; i < count; ++i) ASSERT_EQ(host[i], prev * 100000 + static_cast<int64_t>(i));
 
   // In-place sum, waited through a consumer stream.
@@ -49,7 +51,9 @@ TEST(comm_nccl, RingExchangeAndAllReduce) {
   ASSERT_EQ(cudaStreamCreate(&consumer), cudaSuccess);
   static_cast<NcclCommunicator&>(*comm).set_consumer_stream(consumer);
   SEQPAR_EXPECT_OK(comm->all_reduce(send, send, count, DType::kI64, ReduceOp::kSum));
-  ASSERT_EQ(cudaMemcpyAsync(host.data(), send, count * sizeof(int64_t), cudaMemcpyDeviceToHost, consumer), cudaSuccess);
+  ASSERT_EQ(
+      cudaMemcpyAsync(host.data(), send, count * sizeof(int64_t), cudaMemcpyDeviceToHost, consumer),
+      cudaSuccess);
   ASSERT_EQ(cudaStreamSynchronize(consumer), cudaSuccess);
   const int64_t rank_sum = 100000LL * p * (p - 1) / 2;
   for (size_t i = 0; i < count; ++i) ASSERT_EQ(host[i], rank_sum + p * static_cast<int64_t>(i));

@@ -25,11 +25,19 @@ Status run_check(int ranks, Status (*check)(Communicator&)) {
 
 class ThreadsCommTest : public ::testing::TestWithParam<int> {};
 
-TEST_P(ThreadsCommTest, ExchangeRing) { SEQPAR_EXPECT_OK(run_check(GetParam(), check_exchange_ring)); }
-TEST_P(ThreadsCommTest, AllToAllEqual) { SEQPAR_EXPECT_OK(run_check(GetParam(), check_all_to_all_equal)); }
-TEST_P(ThreadsCommTest, AllToAllUneven) { SEQPAR_EXPECT_OK(run_check(GetParam(), check_all_to_all_uneven)); }
+TEST_P(ThreadsCommTest, ExchangeRing) {
+  SEQPAR_EXPECT_OK(run_check(GetParam(), check_exchange_ring));
+}
+TEST_P(ThreadsCommTest, AllToAllEqual) {
+  SEQPAR_EXPECT_OK(run_check(GetParam(), check_all_to_all_equal));
+}
+TEST_P(ThreadsCommTest, AllToAllUneven) {
+  SEQPAR_EXPECT_OK(run_check(GetParam(), check_all_to_all_uneven));
+}
 TEST_P(ThreadsCommTest, AllGather) { SEQPAR_EXPECT_OK(run_check(GetParam(), check_all_gather)); }
-TEST_P(ThreadsCommTest, ReduceScatter) { SEQPAR_EXPECT_OK(run_check(GetParam(), check_reduce_scatter)); }
+TEST_P(ThreadsCommTest, ReduceScatter) {
+  SEQPAR_EXPECT_OK(run_check(GetParam(), check_reduce_scatter));
+}
 TEST_P(ThreadsCommTest, AllReduce) { SEQPAR_EXPECT_OK(run_check(GetParam(), check_all_reduce)); }
 TEST_P(ThreadsCommTest, Broadcast) { SEQPAR_EXPECT_OK(run_check(GetParam(), check_broadcast)); }
 TEST_P(ThreadsCommTest, Barrier) { SEQPAR_EXPECT_OK(run_check(GetParam(), check_barrier)); }
@@ -61,8 +69,10 @@ TEST_P(ThreadsCommTest, WaitsAcrossGroupsInAnyOrder) {
     SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> child, comm.split(0, comm.rank()));
     int64_t parent_sum = 1, child_sum = 1;
     Request on_parent, on_child;
-    SEQPAR_RETURN_IF_ERROR(comm.start_all_reduce(&parent_sum, &parent_sum, 1, DType::kI64, ReduceOp::kSum, on_parent));
-    SEQPAR_RETURN_IF_ERROR(child->start_all_reduce(&child_sum, &child_sum, 1, DType::kI64, ReduceOp::kSum, on_child));
+    SEQPAR_RETURN_IF_ERROR(
+        comm.start_all_reduce(&parent_sum, &parent_sum, 1, DType::kI64, ReduceOp::kSum, on_parent));
+    SEQPAR_RETURN_IF_ERROR(
+        child->start_all_reduce(&child_sum, &child_sum, 1, DType::kI64, ReduceOp::kSum, on_child));
     if (comm.rank() % 2 == 0) {
       SEQPAR_RETURN_IF_ERROR(comm.wait(on_parent));
       SEQPAR_RETURN_IF_ERROR(child->wait(on_child));
@@ -133,8 +143,10 @@ TEST(comm_threads_failures, FailingRankAbortsTheOthers) {
   EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << status.to_string();
   EXPECT_EQ(status.message().rfind("rank 2: ", 0), 0u) << status.message();
   for (int r : {0, 1, 3}) {
-    EXPECT_EQ(seen[static_cast<size_t>(r)].code(), StatusCode::kAborted) << seen[static_cast<size_t>(r)].to_string();
-    EXPECT_NE(seen[static_cast<size_t>(r)].message().find("bad shape on purpose"), std::string::npos);
+    EXPECT_EQ(seen[static_cast<size_t>(r)].code(), StatusCode::kAborted)
+        << seen[static_cast<size_t>(r)].to_string();
+    EXPECT_NE(seen[static_cast<size_t>(r)].message().find("bad shape on purpose"),
+              std::string::npos);
   }
 }
 
@@ -249,7 +261,8 @@ TEST(comm_threads_failures, InvalidArgumentsAreRejected) {
   EXPECT_EQ(comm.broadcast(&byte, 1, 5).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(comm.broadcast(&byte, 1, -1).code(), StatusCode::kInvalidArgument);
   const size_t sizes[] = {1};
-  EXPECT_EQ(comm.all_to_all_v(&byte, sizes, sizes, &byte, sizes, sizes).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(comm.all_to_all_v(&byte, sizes, sizes, &byte, sizes, sizes).code(),
+            StatusCode::kInvalidArgument);
   EXPECT_EQ(comm.all_reduce(&byte, &byte, 1, static_cast<DType>(42), ReduceOp::kSum).code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(comm.stats().total_calls(), 0);

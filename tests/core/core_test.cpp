@@ -28,7 +28,7 @@ TEST(DType, Fp16MatchesIeeeBinary16) {
   EXPECT_EQ(float_to_fp16_bits(1.0f), 0x3c00);
   EXPECT_EQ(float_to_fp16_bits(-2.0f), 0xc000);
   EXPECT_EQ(float_to_fp16_bits(65504.0f), 0x7bff);
-  EXPECT_EQ(float_to_fp16_bits(70000.0f), 0x7c00);  // overflow to inf
+  EXPECT_EQ(float_to_fp16_bits(70000.0f), 0x7c00);                // overflow to inf
   EXPECT_EQ(float_to_fp16_bits(5.960464477539063e-08f), 0x0001);  // smallest subnormal
   EXPECT_EQ(float_to_fp16_bits(6.103515625e-05f), 0x0400);        // smallest normal
   EXPECT_EQ(float_to_fp16_bits(2.0e-08f), 0x0000);                // below half the smallest

@@ -9,7 +9,8 @@
 namespace seqpar {
 namespace {
 
-constexpr LayoutKind kKinds[] = {LayoutKind::kContiguous, LayoutKind::kStriped, LayoutKind::kZigzag};
+constexpr LayoutKind kKinds[] = {LayoutKind::kContiguous, LayoutKind::kStriped,
+                                 LayoutKind::kZigzag};
 
 TEST(Layout, EveryTokenHasExactlyOneOwnerAndMapsRoundTrip) {
   for (LayoutKind kind : kKinds) {
@@ -41,7 +42,7 @@ TEST(Layout, SegmentsMatchTheDefinitions) {
   auto zigzag = Layout::make(LayoutKind::kZigzag, 16, 4).value();  // chunks of 2
   auto segs = zigzag.segments(1);
   ASSERT_EQ(segs.size(), 2u);
-  EXPECT_EQ(segs[0].global_offset, 2);  // chunk 1
+  EXPECT_EQ(segs[0].global_offset, 2);   // chunk 1
   EXPECT_EQ(segs[1].global_offset, 12);  // chunk 2P-1-1 = 6
   EXPECT_EQ(segs[1].local_begin, 2);
   auto striped = Layout::make(LayoutKind::kStriped, 16, 4).value();
@@ -67,7 +68,8 @@ TEST(Layout, BalancedLayoutsBalanceCausalWork) {
       lo = std::min(lo, work);
       hi = std::max(hi, work);
     }
-    EXPECT_LE(static_cast<double>(hi) / static_cast<double>(lo), kind == LayoutKind::kZigzag ? 1.0 : 1.06)
+    EXPECT_LE(static_cast<double>(hi) / static_cast<double>(lo),
+              kind == LayoutKind::kZigzag ? 1.0 : 1.06)
         << layout_name(kind);
   }
 }

@@ -42,17 +42,20 @@ TEST_P(AllocationFreeStep, ForwardAndBackwardAllocateNothingOnceWarm) {
   const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
     PlanConfig config;
     config.scheme = scheme;
-    config.problem = AttentionProblem{1, 2 * ranks * 16, 4, 2, 16, MaskKind::kCausal, DType::kBF16, 0.0f};
+    config.problem =
+        AttentionProblem{1, 2 * ranks * 16, 4, 2, 16, MaskKind::kCausal, DType::kBF16, 0.0f};
     SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(config, comm));
     RankTensors t;
     SEQPAR_RETURN_IF_ERROR(t.allocate(plan->problem(), plan->local_seq()));
-    const std::pair<InputTensor, HostBuffer*> inputs[] = {
-        {InputTensor::kQ, &t.q}, {InputTensor::kK, &t.k}, {InputTensor::kV, &t.v}, {InputTensor::kDout, &t.dout}};
+    const std::pair<InputTensor, HostBuffer*> inputs[] = {{InputTensor::kQ, &t.q},
+                                                          {InputTensor::kK, &t.k},
+                                                          {InputTensor::kV, &t.v},
+                                                          {InputTensor::kDout, &t.dout}};
     for (const auto& [input, buffer] : inputs) {
       fill_input_shard(plan->problem(), plan->layout(), comm.rank(), 7, input, buffer->data());
     }
     const ForwardArgs fwd{t.q.data(), t.k.data(), t.v.data(), t.out.data(), t.lse.as<float>()};
-    const BackwardArgs bwd{t.q.data(), t.k.data(), t.v.data(), t.out.data(), t.lse.as<float>(),
+    const BackwardArgs bwd{t.q.data(),    t.k.data(),  t.v.data(),  t.out.data(), t.lse.as<float>(),
                            t.dout.data(), t.dq.data(), t.dk.data(), t.dv.data()};
     for (int step = 0; step < kWarmupSteps + kCountedSteps; ++step) {
       t_counting = step >= kWarmupSteps;
@@ -66,19 +69,20 @@ TEST_P(AllocationFreeStep, ForwardAndBackwardAllocateNothingOnceWarm) {
   });
   ASSERT_TRUE(status.is_ok()) << status.to_string();
   for (int r = 0; r < ranks; ++r) {
-    EXPECT_EQ(allocations[static_cast<size_t>(r)], 0) << "rank " << r << " allocated during "
-                                                       << kCountedSteps << " warm steps";
+    EXPECT_EQ(allocations[static_cast<size_t>(r)], 0)
+        << "rank " << r << " allocated during " << kCountedSteps << " warm steps";
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(RingFamily, AllocationFreeStep,
-                         ::testing::Combine(::testing::Values(SchemeKind::kRing, SchemeKind::kStriped,
-                                                              SchemeKind::kZigzag),
-                                            ::testing::Values(1, 2, 3, 4)),
-                         [](const ::testing::TestParamInfo<std::tuple<SchemeKind, int>>& param_info) {
-                           return str_cat(scheme_name(std::get<0>(param_info.param)), "_P",
-                                          std::get<1>(param_info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    RingFamily, AllocationFreeStep,
+    ::testing::Combine(::testing::Values(SchemeKind::kRing, SchemeKind::kStriped,
+                                         SchemeKind::kZigzag),
+                       ::testing::Values(1, 2, 3, 4)),
+    [](const ::testing::TestParamInfo<std::tuple<SchemeKind, int>>& param_info) {
+      return str_cat(scheme_name(std::get<0>(param_info.param)), "_P",
+                     std::get<1>(param_info.param));
+    });
 
 }  // namespace
 }  // namespace seqpar

@@ -60,11 +60,13 @@ TEST(RingSchemesMpi, IndivisibleSequenceFailsOnEveryRank) {
   ASSERT_NE(comm, nullptr);
   PlanConfig config;
   config.scheme = SchemeKind::kZigzag;
-  config.problem = AttentionProblem{1, 2 * comm->size() * 8 + 1, 4, 2, 16, MaskKind::kCausal, DType::kF32, 0.0f};
+  config.problem =
+      AttentionProblem{1, 2 * comm->size() * 8 + 1, 4, 2, 16, MaskKind::kCausal, DType::kF32, 0.0f};
   StatusOr<std::unique_ptr<Plan>> plan = Plan::create(config, *comm);
   ASSERT_FALSE(plan.is_ok());
   EXPECT_EQ(plan.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(plan.status().message().find("not divisible"), std::string::npos) << plan.status().message();
+  EXPECT_NE(plan.status().message().find("not divisible"), std::string::npos)
+      << plan.status().message();
 }
 
 }  // namespace

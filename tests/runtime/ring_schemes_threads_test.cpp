@@ -21,7 +21,8 @@ using testing::SchemeCase;
 std::vector<StepReport> run_checked_step(const RunOptions& options, int ranks, Status* status) {
   std::vector<StepReport> reports(static_cast<size_t>(ranks));
   *status = run_threads(ranks, [&](Communicator& comm) -> Status {
-    SEQPAR_ASSIGN_OR_RETURN(reports[static_cast<size_t>(comm.rank())], run_training_step(options, comm));
+    SEQPAR_ASSIGN_OR_RETURN(reports[static_cast<size_t>(comm.rank())],
+                            run_training_step(options, comm));
     return Status::ok();
   });
   return reports;
@@ -46,8 +47,9 @@ TEST_P(RingSchemes, MatchReferenceAndCommFormula) {
     EXPECT_LE(e.dv, e.tolerance) << "rank " << r;
     EXPECT_TRUE(e.passed);
     EXPECT_TRUE(rep.comm_matches_formula)
-        << "rank " << r << " sent " << rep.bytes_sent_per_rank << " bytes in " << rep.exchanges_per_rank
-        << " exchanges; formula " << rep.bytes_expected_per_rank << " in " << rep.exchanges_expected;
+        << "rank " << r << " sent " << rep.bytes_sent_per_rank << " bytes in "
+        << rep.exchanges_per_rank << " exchanges; formula " << rep.bytes_expected_per_rank << " in "
+        << rep.exchanges_expected;
   }
 }
 
@@ -94,11 +96,13 @@ PlanConfig good_config() {
   return c;
 }
 
-void expect_every_rank_fails(const std::vector<Status>& statuses, StatusCode code, const std::string& words) {
+void expect_every_rank_fails(const std::vector<Status>& statuses, StatusCode code,
+                             const std::string& words) {
   for (size_t r = 0; r < statuses.size(); ++r) {
     EXPECT_EQ(statuses[r].code(), code) << "rank " << r << ": " << statuses[r].to_string();
     EXPECT_NE(statuses[r].message().find(words), std::string::npos) << statuses[r].message();
-    EXPECT_NE(statuses[r].message().find("rank " + std::to_string(r)), std::string::npos) << statuses[r].message();
+    EXPECT_NE(statuses[r].message().find("rank " + std::to_string(r)), std::string::npos)
+        << statuses[r].message();
   }
 }
 

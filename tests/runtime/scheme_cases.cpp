@@ -6,17 +6,19 @@
 namespace seqpar::testing {
 
 std::string SchemeCase::name() const {
-  return str_cat(scheme_name(scheme), "_", mask_name(mask), "_h", heads_q, "kv", heads_kv, "_d", head_dim,
-                 "_t", tokens_per_rank, "_b", batch, "_", dtype_name(dtype));
+  return str_cat(scheme_name(scheme), "_", mask_name(mask), "_h", heads_q, "kv", heads_kv, "_d",
+                 head_dim, "_t", tokens_per_rank, "_b", batch, "_", dtype_name(dtype));
 }
 
 std::vector<SchemeCase> scheme_cases() {
   std::vector<SchemeCase> cases;
   for (SchemeKind s : {SchemeKind::kRing, SchemeKind::kStriped, SchemeKind::kZigzag}) {
     const bool zigzag = s == SchemeKind::kZigzag;  // two chunks per rank: even token counts
-    cases.push_back({s, MaskKind::kCausal, 8, 2, 16, 10, 1, DType::kF32});  // GQA 4, tiny odd chunks
-    cases.push_back({s, MaskKind::kFull, 4, 4, 8, 14, 2, DType::kF32});     // MHA, batch 2
-    cases.push_back({s, MaskKind::kCausal, 8, 1, 32, 80, 1, DType::kF32});  // MQA, chunks cross tiles
+    cases.push_back(
+        {s, MaskKind::kCausal, 8, 2, 16, 10, 1, DType::kF32});           // GQA 4, tiny odd chunks
+    cases.push_back({s, MaskKind::kFull, 4, 4, 8, 14, 2, DType::kF32});  // MHA, batch 2
+    cases.push_back(
+        {s, MaskKind::kCausal, 8, 1, 32, 80, 1, DType::kF32});  // MQA, chunks cross tiles
     cases.push_back({s, MaskKind::kCausal, 4, 2, 64, 48, 1, DType::kBF16});
     cases.push_back({s, MaskKind::kCausal, 8, 8, 8, 6, 1, DType::kF16});
     if (!zigzag) {  // S % 2P != 0: layouts that need only S % P == 0
@@ -31,8 +33,8 @@ RunOptions options_for(const SchemeCase& c, int ranks) {
   RunOptions o;
   o.ranks = ranks;
   o.plan.scheme = c.scheme;
-  o.plan.problem = AttentionProblem{c.batch, ranks * c.tokens_per_rank, c.heads_q, c.heads_kv, c.head_dim,
-                                    c.mask, c.dtype, 0.0f};
+  o.plan.problem = AttentionProblem{
+      c.batch, ranks * c.tokens_per_rank, c.heads_q, c.heads_kv, c.head_dim, c.mask, c.dtype, 0.0f};
   o.backward = true;
   o.check = true;
   o.iters = 1;

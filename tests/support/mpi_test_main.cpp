@@ -1,11 +1,10 @@
 // main() of the MPI GoogleTest binaries: every rank runs every test; rank 0 prints the usual
 // gtest report, the other ranks print only their failures (prefixed with their rank); the exit
 // code is the same non-zero value on every rank when any rank failed.
+#include <gtest/gtest.h>
 #include <mpi.h>
 
 #include <cstdio>
-
-#include <gtest/gtest.h>
 
 #include "core/log.hpp"
 
