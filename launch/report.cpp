@@ -18,6 +18,17 @@ std::string number(double x) {
 
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
+// {"exchange": 3, "all_to_all": 2}: the op kinds a volume uses.
+std::string op_counts(const CommVolume& v) {
+  std::string s = "{";
+  for (size_t op = 0; op < v.calls.size(); ++op) {
+    if (v.calls[op] == 0) continue;
+    s += str_cat(s.size() > 1 ? ", " : "", "\"", comm_op_name(static_cast<CommOp>(op)),
+                 "\": ", v.calls[op]);
+  }
+  return s + "}";
+}
+
 const char* device_label(const RunOptions& o) {
   return o.plan.device == Device::kCuda ? "cuda" : "cpu";
 }
@@ -49,10 +60,10 @@ std::string report_json(const RunOptions& o, const StepReport& r) {
   field("time_ms", number(r.time_ms));
   field("time_ms_min", number(r.time_ms_min));
   field("tflops", number(r.tflops));
-  field("bytes_sent_per_rank", std::to_string(r.bytes_sent_per_rank));
-  field("bytes_expected_per_rank", std::to_string(r.bytes_expected_per_rank));
-  field("exchanges_per_rank", std::to_string(r.exchanges_per_rank));
-  field("exchanges_expected", std::to_string(r.exchanges_expected));
+  field("bytes_sent_per_rank", std::to_string(r.measured_comm.bytes_sent));
+  field("bytes_expected_per_rank", std::to_string(r.expected_comm.bytes_sent));
+  field("ops_per_rank", op_counts(r.measured_comm));
+  field("ops_expected", op_counts(r.expected_comm));
   field("comm_check", quoted(r.comm_matches_formula ? "pass" : "fail"));
   field("workspace_bytes_per_rank", std::to_string(r.workspace_bytes));
   if (r.errors) {
@@ -80,9 +91,10 @@ std::string report_table(const RunOptions& o, const StepReport& r) {
                o.backward ? " forward+backward\n" : " forward\n");
   s += str_cat("  step time  ", number(r.time_ms), " ms median, ", number(r.time_ms_min),
                " ms best of ", o.iters, "  (", number(r.tflops * 1e3), " GFLOP/s)\n");
-  s += str_cat("  comm/rank  ", r.bytes_sent_per_rank, " bytes in ", r.exchanges_per_rank,
-               " exchanges; formula ", r.bytes_expected_per_rank, " bytes in ",
-               r.exchanges_expected, ": ", r.comm_matches_formula ? "match" : "MISMATCH", "\n");
+  s += str_cat("  comm/rank  ", r.measured_comm.bytes_sent, " bytes, ops ",
+               op_counts(r.measured_comm), "; formula ", r.expected_comm.bytes_sent, " bytes, ops ",
+               op_counts(r.expected_comm), ": ", r.comm_matches_formula ? "match" : "MISMATCH",
+               "\n");
   if (r.errors) {
     const CheckErrors& e = *r.errors;
     s += str_cat("  rel. L2    out ", number(e.out), "  lse ", number(e.lse));

@@ -2,6 +2,7 @@
 #include "launch/training_step.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <vector>
 
@@ -44,10 +45,16 @@ StatusOr<StepReport> run_training_step(const RunOptions& options, Communicator& 
     }
     SEQPAR_LOG_INFO("step ", it + 1, "/", options.warmup + options.iters, " done");
   }
-  // This rank's communication over the timed steps, read before the reductions below add theirs.
+  // This rank's communication over the timed steps, read before the reductions below add theirs:
+  // calls per op kind (barriers, which only separate the timed steps, left out) and bytes.
+  constexpr size_t kOps = static_cast<size_t>(CommOp::kCount);
   const CommStats stats = comm.stats();
-  const int64_t my_bytes = stats.total_bytes_sent();
-  const int64_t my_exchanges = stats[CommOp::kExchange].calls;
+  std::array<int64_t, 2 * (kOps + 1)> extremes{};  // (calls..., bytes) then their negations
+  for (size_t op = 0; op < kOps; ++op) {
+    extremes[op] = op == static_cast<size_t>(CommOp::kBarrier) ? 0 : stats.ops[op].calls;
+  }
+  extremes[kOps] = stats.total_bytes_sent();
+  for (size_t i = 0; i <= kOps; ++i) extremes[kOps + 1 + i] = -extremes[i];
 
   StepReport report;
   report.problem = p;
@@ -64,25 +71,22 @@ StatusOr<StepReport> run_training_step(const RunOptions& options, Communicator& 
   const double flops = attention_forward_flops(p) * (options.backward ? 3.5 : 1.0);
   report.tflops = flops / (report.time_ms * 1e-3) / 1e12;
 
-  // Largest and smallest totals over ranks (negated for the minimum), all steps together.
-  int64_t extremes[4] = {my_bytes, -my_bytes, my_exchanges, -my_exchanges};
-  SEQPAR_RETURN_IF_ERROR(comm.all_reduce(extremes, extremes, 4, DType::kI64, ReduceOp::kMax));
+  // Largest and smallest totals over ranks, all timed steps together.
+  SEQPAR_RETURN_IF_ERROR(comm.all_reduce(extremes.data(), extremes.data(), extremes.size(),
+                                         DType::kI64, ReduceOp::kMax));
   CommVolume expected = plan->expected_forward_comm();
-  if (options.backward) {
-    const CommVolume b = plan->expected_backward_comm();
-    expected.exchanges += b.exchanges;
-    expected.bytes_sent += b.bytes_sent;
-  }
+  if (options.backward) expected += plan->expected_backward_comm();
   const int64_t steps = options.iters;
-  report.bytes_sent_per_rank = extremes[0] / steps;
-  report.bytes_sent_min_rank = -extremes[1] / steps;
-  report.exchanges_per_rank = extremes[2] / steps;
-  report.bytes_expected_per_rank = expected.bytes_sent;
-  report.exchanges_expected = expected.exchanges;
-  // Every rank sent exactly the formula's bytes in exactly its number of exchanges, every step.
-  report.comm_matches_formula =
-      extremes[0] == expected.bytes_sent * steps && -extremes[1] == expected.bytes_sent * steps &&
-      extremes[2] == expected.exchanges * steps && -extremes[3] == expected.exchanges * steps;
+  report.expected_comm = expected;
+  report.comm_matches_formula = true;  // every rank, every op kind, every step: the formula exactly
+  for (size_t i = 0; i <= kOps; ++i) {
+    const int64_t want = (i < kOps ? expected.calls[i] : expected.bytes_sent) * steps;
+    const int64_t most = extremes[i], least = -extremes[kOps + 1 + i];
+    if (most != want || least != want) report.comm_matches_formula = false;
+    if (i < kOps) report.measured_comm.calls[i] = most / steps;
+  }
+  report.measured_comm.bytes_sent = extremes[kOps] / steps;
+  report.bytes_sent_min_rank = -extremes[2 * kOps + 1] / steps;
 
   if (options.check) {
     SEQPAR_ASSIGN_OR_RETURN(

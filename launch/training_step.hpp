@@ -8,6 +8,7 @@
 #include "comm/communicator.hpp"
 #include "launch/reference_check.hpp"
 #include "launch/run_options.hpp"
+#include "runtime/comm_formula.hpp"
 
 namespace seqpar {
 
@@ -16,14 +17,12 @@ struct StepReport {
   int ranks = 0;
   int64_t local_seq = 0;
   size_t workspace_bytes = 0;
-  double time_ms = 0;                   // median over iterations of the slowest rank's step
-  double time_ms_min = 0;               // fastest iteration (slowest rank)
-  double tflops = 0;                    // whole-problem FLOPs (ANCHORS.md convention) / time_ms
-  int64_t bytes_sent_per_rank = 0;      // measured, per step, the largest over ranks
-  int64_t bytes_sent_min_rank = 0;      // measured, per step, the smallest over ranks
-  int64_t bytes_expected_per_rank = 0;  // the scheme's formula (runtime/comm_formula.hpp)
-  int64_t exchanges_per_rank = 0;       // measured grouped send/recv calls per step (largest)
-  int64_t exchanges_expected = 0;
+  double time_ms = 0;               // median over iterations of the slowest rank's step
+  double time_ms_min = 0;           // fastest iteration (slowest rank)
+  double tflops = 0;                // whole-problem FLOPs (ANCHORS.md convention) / time_ms
+  CommVolume measured_comm;         // per step, the largest over ranks (calls per op, bytes)
+  int64_t bytes_sent_min_rank = 0;  // per step, the smallest over ranks
+  CommVolume expected_comm;         // the scheme's formula (runtime/comm_formula.hpp)
   bool comm_matches_formula = false;
   std::optional<CheckErrors> errors;  // with --check
 

@@ -9,16 +9,33 @@ int64_t kv_bytes(const AttentionProblem& p, int ranks) {
          static_cast<int64_t>(dtype_size(p.dtype));
 }
 
+// `hops` grouped exchanges of `bytes_each` bytes.
+CommVolume exchanges(int64_t hops, int64_t bytes_each) {
+  CommVolume v;
+  v[CommOp::kExchange] = hops;
+  v.bytes_sent = hops * bytes_each;
+  return v;
+}
+
 }  // namespace
+
+CommVolume& CommVolume::operator+=(const CommVolume& other) {
+  for (size_t i = 0; i < calls.size(); ++i) calls[i] += other.calls[i];
+  bytes_sent += other.bytes_sent;
+  return *this;
+}
 
 CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks) {
   switch (scheme) {
     case SchemeKind::kRing:
     case SchemeKind::kStriped:
     case SchemeKind::kZigzag: {
-      const int64_t hops = ranks - 1;  // K, V to the next rank
-      return {hops, hops * 2 * kv_bytes(p, ranks)};
+      return exchanges(ranks - 1, 2 * kv_bytes(p, ranks));  // K, V to the next rank
     }
+    case SchemeKind::kUlysses:
+    case SchemeKind::kLightSeq:
+    case SchemeKind::kTree:
+      break;  // in their own issue-3 files when they land
   }
   return {};
 }
@@ -28,9 +45,13 @@ CommVolume expected_backward_comm(SchemeKind scheme, const AttentionProblem& p, 
     case SchemeKind::kRing:
     case SchemeKind::kStriped:
     case SchemeKind::kZigzag: {
-      const int64_t hops = 2 * (int64_t{ranks} - 1);  // P-1 of K, V plus P-1 of dK, dV shares
-      return {hops, hops * 2 * kv_bytes(p, ranks)};
+      // P-1 shifts of K, V plus P-1 dK, dV shares sent to their owners
+      return exchanges(2 * (int64_t{ranks} - 1), 2 * kv_bytes(p, ranks));
     }
+    case SchemeKind::kUlysses:
+    case SchemeKind::kLightSeq:
+    case SchemeKind::kTree:
+      break;
   }
   return {};
 }

@@ -10,15 +10,23 @@
 //   dK/dV shares travel in the storage dtype, not fp32 (an fp32 dK/dV ring doubles those bytes
 //   for bf16, a known weakness of existing ring implementations, ANCHORS.md); the owner sums
 //   them in fp32.
+#include <array>
 #include <cstdint>
 
+#include "comm/communicator.hpp"
 #include "runtime/problem.hpp"
 
 namespace seqpar {
 
+// Calls per op kind and bytes sent by each rank (as the communicators count them,
+// comm/communicator.hpp). Barriers are never part of a scheme's formula.
 struct CommVolume {
-  int64_t exchanges = 0;   // grouped send/recv calls
-  int64_t bytes_sent = 0;  // bytes sent by each rank
+  std::array<int64_t, static_cast<size_t>(CommOp::kCount)> calls{};
+  int64_t bytes_sent = 0;
+
+  int64_t& operator[](CommOp op) { return calls[static_cast<size_t>(op)]; }
+  int64_t operator[](CommOp op) const { return calls[static_cast<size_t>(op)]; }
+  CommVolume& operator+=(const CommVolume& other);
 };
 
 CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks);

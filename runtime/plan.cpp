@@ -8,7 +8,7 @@
 
 #include "core/log.hpp"
 #include "runtime/agreement.hpp"
-#include "runtime/ring_attention.hpp"
+#include "runtime/scheme_factory.hpp"
 
 namespace seqpar {
 namespace {
@@ -19,11 +19,11 @@ constexpr int64_t kMaxElements = int64_t{1} << 56;  // per global tensor; bytes 
 
 // The config values every rank must agree on, exchanged once per plan.
 struct Fingerprint {
-  static constexpr int kFields = 11;
+  static constexpr int kFields = 12;
   static constexpr const char* kNames[kFields] = {
-      "ranks",    "scheme",   "batch", "seq",   "heads",
-      "kv_heads", "head_dim", "mask",  "dtype", "softmax_scale (bits)",
-      "device"};
+      "ranks",    "scheme",        "batch", "seq",   "heads",
+      "kv_heads", "head_dim",      "mask",  "dtype", "softmax_scale (bits)",
+      "device",   "ranks_per_node"};
   int64_t values[kFields];
 };
 
@@ -33,7 +33,7 @@ Fingerprint fingerprint_of(const PlanConfig& c, int ranks) {
   const AttentionProblem& p = c.problem;
   return {{ranks, static_cast<int64_t>(c.scheme), p.batch, p.seq, p.heads_q, p.heads_kv, p.head_dim,
            static_cast<int64_t>(p.mask), static_cast<int64_t>(p.dtype), int64_t{scale_bits},
-           static_cast<int64_t>(c.device)}};
+           static_cast<int64_t>(c.device), c.ranks_per_node}};
 }
 
 // Every rank learns whether all ranks hold the same config; a mismatch names the field.
@@ -78,6 +78,10 @@ Status validate_problem(const PlanConfig& config, int ranks) {
   SEQPAR_REQUIRE(!overflow && elements <= kMaxElements, StatusCode::kInvalidArgument,
                  "problem too large: B*S*H*D of (", p.batch, ", ", p.seq, ", ",
                  std::max(p.heads_q, p.heads_kv), ", ", p.head_dim, ") exceeds 2^56 elements");
+  SEQPAR_REQUIRE(config.ranks_per_node >= 0 &&
+                     (config.ranks_per_node == 0 || ranks % config.ranks_per_node == 0),
+                 StatusCode::kInvalidArgument, "ranks per node (", config.ranks_per_node,
+                 ") must divide the ", ranks, " ranks (0: all ranks on one node)");
   SEQPAR_REQUIRE(p.softmax_scale >= 0.0f && std::isfinite(p.softmax_scale),
                  StatusCode::kInvalidArgument,
                  "softmax scale must be finite and >= 0 (0 means 1/sqrt(D))");
@@ -105,7 +109,7 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Commun
       &comm,
       config.device,
       config.stream};
-  StatusOr<std::unique_ptr<Scheme>> scheme = RingAttention::create(context);
+  StatusOr<std::unique_ptr<Scheme>> scheme = create_scheme(context);
   SEQPAR_RETURN_IF_ERROR(
       agree_across_ranks(scheme.status(), comm, "create their plan"));  // e.g. out of memory
   return std::unique_ptr<Plan>(new Plan(std::move(context), std::move(scheme).value()));

@@ -26,6 +26,8 @@ struct PlanConfig {
   SchemeKind scheme = SchemeKind::kZigzag;
   Device device = Device::kHost;  // where the tensors live and the kernels run
   void* stream = nullptr;         // the caller's cudaStream_t (device plans); not owned
+  int ranks_per_node =
+      0;  // consecutive ranks sharing a node (0: all); tree's hierarchy, hybrid's groups
 };
 
 // Shards are (B, S_local, H, D) in the plan's layout; lse is (B, Hq, S_local) fp32.

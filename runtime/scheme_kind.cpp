@@ -3,6 +3,12 @@
 
 namespace seqpar {
 
+namespace {
+constexpr SchemeKind kAllSchemes[] = {SchemeKind::kRing,     SchemeKind::kStriped,
+                                      SchemeKind::kZigzag,   SchemeKind::kUlysses,
+                                      SchemeKind::kLightSeq, SchemeKind::kTree};
+}  // namespace
+
 const char* scheme_name(SchemeKind scheme) {
   switch (scheme) {
     case SchemeKind::kRing:
@@ -11,26 +17,35 @@ const char* scheme_name(SchemeKind scheme) {
       return "striped";
     case SchemeKind::kZigzag:
       return "zigzag";
+    case SchemeKind::kUlysses:
+      return "ulysses";
+    case SchemeKind::kLightSeq:
+      return "lightseq";
+    case SchemeKind::kTree:
+      return "tree";
   }
   return "?";
 }
 
 StatusOr<SchemeKind> parse_scheme(std::string_view name) {
-  for (SchemeKind s : {SchemeKind::kRing, SchemeKind::kStriped, SchemeKind::kZigzag}) {
+  for (SchemeKind s : kAllSchemes) {
     if (name == scheme_name(s)) return s;
   }
   return SEQPAR_FAIL(StatusCode::kInvalidArgument, "unknown scheme '", name,
-                     "' (expected ring, striped or zigzag)");
+                     "' (expected ring, striped, zigzag, ulysses, lightseq or tree)");
 }
 
 LayoutKind scheme_layout(SchemeKind scheme) {
   switch (scheme) {
-    case SchemeKind::kRing:
-      return LayoutKind::kContiguous;
     case SchemeKind::kStriped:
       return LayoutKind::kStriped;
     case SchemeKind::kZigzag:
       return LayoutKind::kZigzag;
+    case SchemeKind::kRing:
+    case SchemeKind::kUlysses:
+    case SchemeKind::kLightSeq:
+    case SchemeKind::kTree:
+      return LayoutKind::kContiguous;
   }
   return LayoutKind::kContiguous;
 }

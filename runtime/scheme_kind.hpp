@@ -7,10 +7,10 @@
 
 namespace seqpar {
 
-enum class SchemeKind : int { kRing = 0, kStriped, kZigzag };
+enum class SchemeKind : int { kRing = 0, kStriped, kZigzag, kUlysses, kLightSeq, kTree };
 
-const char* scheme_name(SchemeKind scheme);  // "ring", "striped", "zigzag"
+const char* scheme_name(SchemeKind scheme);  // "ring", "striped", "zigzag", "ulysses", ...
 StatusOr<SchemeKind> parse_scheme(std::string_view name);
-LayoutKind scheme_layout(SchemeKind scheme);  // ring: contiguous; striped; zigzag
+LayoutKind scheme_layout(SchemeKind scheme);  // token layout of each rank's input shards
 
 }  // namespace seqpar

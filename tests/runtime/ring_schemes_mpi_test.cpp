@@ -33,7 +33,8 @@ TEST(RingSchemesMpi, MatchReferenceAndCommFormula) {
     EXPECT_LE(e.dk, e.tolerance);
     EXPECT_LE(e.dv, e.tolerance);
     EXPECT_TRUE(report->comm_matches_formula)
-        << report->bytes_sent_per_rank << " bytes vs formula " << report->bytes_expected_per_rank;
+        << report->measured_comm.bytes_sent << " bytes vs formula "
+        << report->expected_comm.bytes_sent;
   }
 }
 

@@ -47,9 +47,8 @@ TEST_P(RingSchemes, MatchReferenceAndCommFormula) {
     EXPECT_LE(e.dv, e.tolerance) << "rank " << r;
     EXPECT_TRUE(e.passed);
     EXPECT_TRUE(rep.comm_matches_formula)
-        << "rank " << r << " sent " << rep.bytes_sent_per_rank << " bytes in "
-        << rep.exchanges_per_rank << " exchanges; formula " << rep.bytes_expected_per_rank << " in "
-        << rep.exchanges_expected;
+        << "rank " << r << " sent " << rep.measured_comm.bytes_sent << " bytes; formula "
+        << rep.expected_comm.bytes_sent;
   }
 }
 
@@ -67,9 +66,9 @@ TEST(RingCommFormula, MatchesHandCount) {
   const AttentionProblem p{1, 64, 4, 2, 8, MaskKind::kCausal, DType::kF32, 0.0f};
   const int64_t kv = 1 * 16 * 2 * 8 * 4;  // one of K or V per rank: 1024 bytes
   for (SchemeKind s : {SchemeKind::kRing, SchemeKind::kStriped, SchemeKind::kZigzag}) {
-    EXPECT_EQ(expected_forward_comm(s, p, 4).exchanges, 3);
+    EXPECT_EQ(expected_forward_comm(s, p, 4)[CommOp::kExchange], 3);
     EXPECT_EQ(expected_forward_comm(s, p, 4).bytes_sent, 3 * 2 * kv);
-    EXPECT_EQ(expected_backward_comm(s, p, 4).exchanges, 6);
+    EXPECT_EQ(expected_backward_comm(s, p, 4)[CommOp::kExchange], 6);
     EXPECT_EQ(expected_backward_comm(s, p, 4).bytes_sent, 6 * 2 * kv);
     EXPECT_EQ(expected_forward_comm(s, p, 1).bytes_sent, 0);
   }
