@@ -1,6 +1,9 @@
 // seqpar-bench: timing harness. --mode kernel times the CPU block kernel (forward, backward) on
 // one core for one problem shape and reports the median time and GFLOP/s, with the FlashAttention
-// convention: forward 4*B*Hq*S*S*D (halved for causal), backward 2.5x forward.
+// convention: forward 4*B*Hq*S*S*D (halved for causal), backward 2.5x forward. --mode decode runs
+// tree decoding and the ring-decode baseline for P = 2..8 (threads backend) over a KV cache of
+// --seq tokens, --q-len new tokens per step, and reports bytes sent per rank per step and the
+// median time per token (slowest rank).
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,8 +16,10 @@
 #include <vector>
 
 #include "attention/cpu_block_attention.hpp"
+#include "comm/threads_communicator.hpp"
 #include "core/dtype.hpp"
 #include "core/random.hpp"
+#include "launch/decode_step.hpp"
 
 namespace po = boost::program_options;
 
@@ -115,10 +120,87 @@ StatusOr<KernelBenchResult> bench_kernel(const KernelBenchConfig& cfg) {
   return r;
 }
 
+struct DecodeBenchRow {
+  int ranks = 0;
+  SchemeKind scheme = SchemeKind::kTree;
+  int64_t bytes_per_rank = 0;  // per step, the largest over ranks
+  double ms_per_token = 0.0;   // median step (slowest rank) / q_len
+};
+
+// Tree and ring decoding on P = 2..8 threads: one row per (P, scheme).
+StatusOr<std::vector<DecodeBenchRow>> bench_decode(const KernelBenchConfig& cfg, int64_t q_len) {
+  std::vector<DecodeBenchRow> rows;
+  for (int ranks = 2; ranks <= 8; ++ranks) {
+    for (SchemeKind scheme : {SchemeKind::kTree, SchemeKind::kRing}) {
+      RunOptions o;
+      o.decode = true;
+      o.q_len = q_len;
+      o.iters = cfg.iters;
+      o.warmup = cfg.warmup;
+      o.plan.scheme = scheme;
+      o.plan.problem = AttentionProblem{cfg.batch, cfg.seq / ranks * ranks, cfg.heads, cfg.kv_heads,
+                                        cfg.head_dim, MaskKind::kCausal, cfg.dtype, 0.0f};
+      StepReport report;
+      SEQPAR_RETURN_IF_ERROR(run_threads(ranks, [&](Communicator& comm) -> Status {
+        SEQPAR_ASSIGN_OR_RETURN(StepReport r, run_decode_step(o, comm));
+        if (comm.rank() == 0) report = r;
+        return Status::ok();
+      }));
+      rows.push_back({ranks, scheme, report.measured_comm.bytes_sent,
+                      report.time_ms / static_cast<double>(q_len)});
+    }
+  }
+  return rows;
+}
+
 std::string host_name() {
   char name[256] = {};
   if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
   return name;
+}
+
+int print_decode(const KernelBenchConfig& cfg, int64_t q_len, bool json) {
+  if (q_len < 1 || cfg.seq < 8) {
+    std::cerr << "seqpar-bench: decode needs --q-len >= 1 and --seq >= 8\n";
+    return 2;
+  }
+  const StatusOr<std::vector<DecodeBenchRow>> rows = bench_decode(cfg, q_len);
+  if (!rows.is_ok()) {
+    std::cerr << "seqpar-bench: " << rows.status().to_string() << "\n";
+    return 1;
+  }
+  const std::string host = host_name();
+  if (json) {
+    std::printf(
+        "{\"mode\": \"decode\", \"seq\": %lld, \"q_len\": %lld, \"heads\": %lld, "
+        "\"kv_heads\": %lld, \"head_dim\": %lld, \"batch\": %lld, \"dtype\": \"%s\", "
+        "\"host\": \"%s\", \"rows\": [",
+        static_cast<long long>(cfg.seq), static_cast<long long>(q_len),
+        static_cast<long long>(cfg.heads), static_cast<long long>(cfg.kv_heads),
+        static_cast<long long>(cfg.head_dim), static_cast<long long>(cfg.batch),
+        dtype_name(cfg.dtype), host.c_str());
+    for (size_t i = 0; i < rows->size(); ++i) {
+      const DecodeBenchRow& r = rows.value()[i];
+      std::printf("%s{\"ranks\": %d, \"scheme\": \"%s\", \"bytes_per_rank\": %lld, "
+                  "\"ms_per_token\": %.4f}",
+                  i == 0 ? "" : ", ", r.ranks, scheme_name(r.scheme),
+                  static_cast<long long>(r.bytes_per_rank), r.ms_per_token);
+    }
+    std::printf("]}\n");
+    return 0;
+  }
+  std::printf("seqpar-bench decode (threads backend, CPU) on %s: B=%lld S=%lld n=%lld Hq=%lld "
+              "Hkv=%lld D=%lld %s\n",
+              host.c_str(), static_cast<long long>(cfg.batch), static_cast<long long>(cfg.seq),
+              static_cast<long long>(q_len), static_cast<long long>(cfg.heads),
+              static_cast<long long>(cfg.kv_heads), static_cast<long long>(cfg.head_dim),
+              dtype_name(cfg.dtype));
+  std::printf("%-6s %-6s %18s %14s\n", "ranks", "scheme", "bytes/rank/step", "ms/token");
+  for (const DecodeBenchRow& r : rows.value()) {
+    std::printf("%-6d %-6s %18lld %14.4f\n", r.ranks, scheme_name(r.scheme),
+                static_cast<long long>(r.bytes_per_rank), r.ms_per_token);
+  }
+  return 0;
 }
 
 }  // namespace
@@ -129,9 +211,10 @@ int main(int argc, char** argv) {
   KernelBenchConfig cfg;
   std::string mode, dtype, mask;
   bool json = false;
+  int64_t q_len = 1;
   po::options_description desc("seqpar-bench options");
   desc.add_options()("help,h", "show this help")("mode", po::value(&mode)->default_value("kernel"),
-                                                 "what to time: kernel (the CPU block kernel)")(
+                                                 "what to time: kernel (the CPU block kernel) | decode (tree vs ring decode, P = 2..8)")(
       "seq", po::value(&cfg.seq)->default_value(cfg.seq), "sequence length (Sq = Sk)")(
       "heads", po::value(&cfg.heads)->default_value(cfg.heads), "query heads")(
       "kv-heads", po::value(&cfg.kv_heads)->default_value(cfg.kv_heads), "key/value heads")(
@@ -142,7 +225,8 @@ int main(int argc, char** argv) {
       "iters", po::value(&cfg.iters)->default_value(cfg.iters),
       "timed iterations (median reported)")(
       "warmup", po::value(&cfg.warmup)->default_value(cfg.warmup), "untimed iterations first")(
-      "json", po::bool_switch(&json), "print one JSON object instead of a table");
+      "json", po::bool_switch(&json), "print one JSON object instead of a table")(
+      "q-len", po::value(&q_len)->default_value(q_len), "decode: new tokens per step");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -155,8 +239,8 @@ int main(int argc, char** argv) {
     std::cout << desc;
     return 0;
   }
-  if (mode != "kernel") {
-    std::cerr << "seqpar-bench: unknown --mode '" << mode << "' (only 'kernel' exists so far)\n";
+  if (mode != "kernel" && mode != "decode") {
+    std::cerr << "seqpar-bench: unknown --mode '" << mode << "' (expected kernel or decode)\n";
     return 2;
   }
   const StatusOr<DType> parsed = parse_dtype(dtype);
@@ -175,6 +259,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  if (mode == "decode") return print_decode(cfg, q_len, json);
   const StatusOr<KernelBenchResult> r = bench_kernel(cfg);
   if (!r.is_ok()) {
     std::cerr << "seqpar-bench: " << r.status().to_string() << "\n";

@@ -43,6 +43,8 @@ std::string report_json(const RunOptions& o, const StepReport& r) {
     s += quoted(key) + ": " + value;
   };
   field("scheme", quoted(scheme_name(o.plan.scheme)));
+  field("phase", quoted(o.decode ? "decode" : "train"));
+  if (o.decode) field("q_len", std::to_string(o.q_len));
   field("backend", quoted(backend_name(o.backend)));
   field("device", quoted(device_label(o)));
   field("host", quoted(host_name()));

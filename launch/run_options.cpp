@@ -32,7 +32,7 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
   AttentionProblem& p = o.plan.problem;
   p = AttentionProblem{1, 4096, 8, 2, 64, MaskKind::kCausal, DType::kBF16, 0.0f};
   std::string backend = launched_by_mpirun() ? "mpi" : "threads";
-  std::string scheme = "zigzag", mask = "causal", dtype = "bf16";
+  std::string scheme = "zigzag", mask = "causal", dtype = "bf16", phase = "train";
 
   po::options_description desc(
       "seqpar-run: one attention training step across ranks.\n"
@@ -52,6 +52,10 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
       "mask", po::value(&mask)->default_value(mask), "causal | full")(
       "dtype", po::value(&dtype)->default_value(dtype), "fp32 | bf16 | fp16")(
       "backward", po::bool_switch(&o.backward), "run backward too (a training step)")(
+      "phase", po::value(&phase)->default_value(phase),
+      "train | decode (decode: --q-len new tokens against a KV cache of --seq tokens; "
+      "--scheme tree, or ring for the ring-decode baseline)")(
+      "q-len", po::value(&o.q_len)->default_value(o.q_len), "new query tokens per decode step")(
       "iters", po::value(&o.iters)->default_value(o.iters), "timed steps")(
       "warmup", po::value(&o.warmup)->default_value(o.warmup), "untimed steps first")(
       "seed", po::value(&o.seed)->default_value(o.seed), "seed of the inputs")(
@@ -106,6 +110,16 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
                    "--ranks is for --backend threads; with ", backend,
                    " the ranks are mpirun's processes (-np)");
   }
+  SEQPAR_REQUIRE(phase == "train" || phase == "decode", StatusCode::kInvalidArgument,
+                 "unknown phase '", phase, "' (expected train or decode)");
+  o.decode = phase == "decode";
+  SEQPAR_REQUIRE(!o.decode || (o.plan.scheme == SchemeKind::kTree ||
+                               o.plan.scheme == SchemeKind::kRing),
+                 StatusCode::kInvalidArgument,
+                 "--phase decode runs --scheme tree or ring (the ring-decode baseline)");
+  SEQPAR_REQUIRE(!o.decode || !o.backward, StatusCode::kInvalidArgument,
+                 "--phase decode has no backward");
+  SEQPAR_REQUIRE(o.q_len >= 1, StatusCode::kInvalidArgument, "--q-len must be >= 1");
   SEQPAR_REQUIRE(o.iters >= 1 && o.warmup >= 0, StatusCode::kInvalidArgument,
                  "--iters must be >= 1 and --warmup >= 0");
   SEQPAR_REQUIRE(o.timeout_s >= 0.0, StatusCode::kInvalidArgument, "--timeout must be >= 0");

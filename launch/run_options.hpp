@@ -27,6 +27,8 @@ struct RunOptions {
   int ranks = 4;  // threads backend only (1..1024); mpi/nccl take the size of MPI_COMM_WORLD
   PlanConfig plan;
   bool backward = false;
+  bool decode = false;  // --phase decode: a decoding step over a KV cache (launch/decode_step.hpp)
+  int64_t q_len = 1;    // --q-len: new query tokens per decoding step
   int iters = 3;
   int warmup = 1;
   uint64_t seed = 1234;

@@ -11,6 +11,7 @@
 #include "core/log.hpp"
 #include "launch/report.hpp"
 #include "launch/run_options.hpp"
+#include "launch/decode_step.hpp"
 #include "launch/training_step.hpp"
 #ifdef SEQPAR_HAVE_MPI
 #include <mpi.h>
@@ -35,7 +36,7 @@ int run_with_threads(const RunOptions& options) {
   std::optional<StepReport> report;
   std::mutex report_mutex;
   const Status status = run_threads(options.ranks, [&](Communicator& comm) -> Status {
-    StatusOr<StepReport> result = run_training_step(options, comm);
+    StatusOr<StepReport> result = run_phase_step(options, comm);
     if (!result.is_ok()) {
       SEQPAR_LOG_ERROR(result.status().to_string());
       return result.status();
@@ -81,7 +82,7 @@ int run_with_mpi(int argc, char** argv, const RunOptions& options) {
       SEQPAR_LOG_ERROR(comm.status().to_string());
       MPI_Abort(MPI_COMM_WORLD, 1);  // a rank without a communicator cannot agree on anything
     }
-    StatusOr<StepReport> result = run_training_step(options, *comm.value());
+    StatusOr<StepReport> result = run_phase_step(options, *comm.value());
     if (!result.is_ok()) SEQPAR_LOG_ERROR(result.status().to_string());
     // Every rank learns whether any rank failed, so all exit alike (bounded by the timeout).
     int32_t failed = result.is_ok() ? 0 : 1;

@@ -52,6 +52,17 @@ void fill_input_global(const AttentionProblem& p, uint64_t seed, InputTensor ten
   }
 }
 
+void fill_input_token(const AttentionProblem& p, uint64_t seed, InputTensor tensor, int64_t b,
+                      int64_t t, void* row) {
+  const int64_t heads = input_heads(p, tensor);
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t d = 0; d < p.head_dim; ++d) {
+      store_float(row, p.dtype, static_cast<size_t>(h * p.head_dim + d),
+                  input_value(p, seed, tensor, heads, b, t, h, d));
+    }
+  }
+}
+
 Status RankTensors::allocate(const AttentionProblem& p, int64_t local_seq) {
   const size_t elt = dtype_size(p.dtype);
   const size_t q_bytes = static_cast<size_t>(p.batch * local_seq * p.heads_q * p.head_dim) * elt;

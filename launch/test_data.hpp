@@ -24,6 +24,10 @@ void fill_input_shard(const AttentionProblem& p, const Layout& layout, int rank,
 void fill_input_global(const AttentionProblem& p, uint64_t seed, InputTensor tensor,
                        double* global);
 
+// One token's row (B-th batch, token t) of the whole tensor: (H, D) in the storage dtype.
+void fill_input_token(const AttentionProblem& p, uint64_t seed, InputTensor tensor, int64_t b,
+                      int64_t t, void* row);
+
 // A rank's inputs and outputs for one training step, allocated once.
 struct RankTensors {
   HostBuffer q, k, v, dout;  // (B, S_local, H, D) storage dtype

@@ -49,12 +49,23 @@ StatusOr<StepReport> run_training_step(const RunOptions& options, Communicator& 
   // calls per op kind (barriers, which only separate the timed steps, left out) and bytes.
   constexpr size_t kOps = static_cast<size_t>(CommOp::kCount);
   const CommStats stats = comm.stats();
-  std::array<int64_t, 2 * (kOps + 1)> extremes{};  // (calls..., bytes) then their negations
+  // Each rank compares its own counters with its own formula (ranks may send different amounts).
+  CommVolume expected = plan->expected_forward_comm();
+  if (options.backward) expected += plan->expected_backward_comm();
+  const int64_t steps = options.iters;
+  // Maxima over ranks of: (calls..., bytes), their negations, the formula's (calls..., bytes),
+  // and a mismatch flag.
+  std::array<int64_t, 3 * (kOps + 1) + 1> extremes{};
   for (size_t op = 0; op < kOps; ++op) {
     extremes[op] = op == static_cast<size_t>(CommOp::kBarrier) ? 0 : stats.ops[op].calls;
   }
   extremes[kOps] = stats.total_bytes_sent();
-  for (size_t i = 0; i <= kOps; ++i) extremes[kOps + 1 + i] = -extremes[i];
+  for (size_t i = 0; i <= kOps; ++i) {
+    extremes[kOps + 1 + i] = -extremes[i];
+    const int64_t want = i < kOps ? expected.calls[i] : expected.bytes_sent;
+    extremes[2 * (kOps + 1) + i] = want;
+    if (extremes[i] != want * steps) extremes[3 * (kOps + 1)] = 1;
+  }
 
   StepReport report;
   report.problem = p;
@@ -74,17 +85,13 @@ StatusOr<StepReport> run_training_step(const RunOptions& options, Communicator& 
   // Largest and smallest totals over ranks, all timed steps together.
   SEQPAR_RETURN_IF_ERROR(comm.all_reduce(extremes.data(), extremes.data(), extremes.size(),
                                          DType::kI64, ReduceOp::kMax));
-  CommVolume expected = plan->expected_forward_comm();
-  if (options.backward) expected += plan->expected_backward_comm();
-  const int64_t steps = options.iters;
-  report.expected_comm = expected;
-  report.comm_matches_formula = true;  // every rank, every op kind, every step: the formula exactly
-  for (size_t i = 0; i <= kOps; ++i) {
-    const int64_t want = (i < kOps ? expected.calls[i] : expected.bytes_sent) * steps;
-    const int64_t most = extremes[i], least = -extremes[kOps + 1 + i];
-    if (most != want || least != want) report.comm_matches_formula = false;
-    if (i < kOps) report.measured_comm.calls[i] = most / steps;
+  // Every rank, every op kind, every step: its own formula exactly.
+  report.comm_matches_formula = extremes[3 * (kOps + 1)] == 0;
+  for (size_t i = 0; i < kOps; ++i) {
+    report.measured_comm.calls[i] = extremes[i] / steps;
+    report.expected_comm.calls[i] = extremes[2 * (kOps + 1) + i];  // largest over ranks
   }
+  report.expected_comm.bytes_sent = extremes[2 * (kOps + 1) + kOps];
   report.measured_comm.bytes_sent = extremes[kOps] / steps;
   report.bytes_sent_min_rank = -extremes[2 * kOps + 1] / steps;
 

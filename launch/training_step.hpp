@@ -1,7 +1,8 @@
 #pragma once
 // One rank's part of seqpar-run: make the plan, fill the inputs, time warmup + iters steps
-// (forward, and backward with --backward), measure communication, and check against the
-// reference with --check. Collective; every rank returns the same report.
+// (forward, and backward with --backward), measure communication (each rank against its own
+// formula: ranks may send different amounts), and check against the reference with --check.
+// Collective; every rank returns the same report.
 #include <cstdint>
 #include <optional>
 
@@ -22,7 +23,7 @@ struct StepReport {
   double tflops = 0;                // whole-problem FLOPs (ANCHORS.md convention) / time_ms
   CommVolume measured_comm;         // per step, the largest over ranks (calls per op, bytes)
   int64_t bytes_sent_min_rank = 0;  // per step, the smallest over ranks
-  CommVolume expected_comm;         // the scheme's formula (runtime/comm_formula.hpp)
+  CommVolume expected_comm;         // the formula (runtime/comm_formula.hpp), largest over ranks
   bool comm_matches_formula = false;
   std::optional<CheckErrors> errors;  // with --check
 

@@ -1,6 +1,10 @@
 // Communication formulas of the ring family (see comm_formula.hpp).
 #include "runtime/comm_formula.hpp"
 
+#include "runtime/lightseq_schedule.hpp"
+#include "runtime/tree_attention.hpp"
+#include "runtime/ulysses_comm_formula.hpp"
+
 namespace seqpar {
 namespace {
 
@@ -25,22 +29,26 @@ CommVolume& CommVolume::operator+=(const CommVolume& other) {
   return *this;
 }
 
-CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks) {
+CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks,
+                                 int rank) {
   switch (scheme) {
     case SchemeKind::kRing:
     case SchemeKind::kStriped:
     case SchemeKind::kZigzag: {
       return exchanges(ranks - 1, 2 * kv_bytes(p, ranks));  // K, V to the next rank
     }
-    case SchemeKind::kUlysses:
     case SchemeKind::kLightSeq:
+      return lightseq_forward_comm(p, ranks, rank);
+    case SchemeKind::kUlysses:
+      return ulysses_forward_comm(p, ranks, rank);
     case SchemeKind::kTree:
-      break;  // in their own issue-3 files when they land
+      return tree_forward_comm(p, ranks, 0);  // flat: the plan's communicator sees it all
   }
   return {};
 }
 
-CommVolume expected_backward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks) {
+CommVolume expected_backward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks,
+                                  int rank) {
   switch (scheme) {
     case SchemeKind::kRing:
     case SchemeKind::kStriped:
@@ -48,10 +56,12 @@ CommVolume expected_backward_comm(SchemeKind scheme, const AttentionProblem& p, 
       // P-1 shifts of K, V plus P-1 dK, dV shares sent to their owners
       return exchanges(2 * (int64_t{ranks} - 1), 2 * kv_bytes(p, ranks));
     }
-    case SchemeKind::kUlysses:
     case SchemeKind::kLightSeq:
+      return lightseq_backward_comm(p, ranks, rank);
+    case SchemeKind::kUlysses:
+      return ulysses_backward_comm(p, ranks, rank);
     case SchemeKind::kTree:
-      break;
+      return tree_backward_comm(p, ranks);
   }
   return {};
 }

@@ -29,7 +29,10 @@ struct CommVolume {
   CommVolume& operator+=(const CommVolume& other);
 };
 
-CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks);
-CommVolume expected_backward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks);
+// What `rank` of `ranks` sends (schemes whose ranks send different amounts, e.g. lightseq, differ
+// by rank; the ring family sends the same from every rank).
+CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks, int rank);
+CommVolume expected_backward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks,
+                                  int rank);
 
 }  // namespace seqpar

@@ -108,7 +108,8 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Commun
       Layout::make(scheme_layout(config.scheme), config.problem.seq, comm.size()).value(),
       &comm,
       config.device,
-      config.stream};
+      config.stream,
+      config.ranks_per_node};
   StatusOr<std::unique_ptr<Scheme>> scheme = create_scheme(context);
   SEQPAR_RETURN_IF_ERROR(
       agree_across_ranks(scheme.status(), comm, "create their plan"));  // e.g. out of memory
@@ -116,11 +117,13 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Commun
 }
 
 CommVolume Plan::expected_forward_comm() const {
-  return seqpar::expected_forward_comm(context_.kind, context_.problem, context_.comm->size());
+  return seqpar::expected_forward_comm(context_.kind, context_.problem, context_.comm->size(),
+                                       context_.comm->rank());
 }
 
 CommVolume Plan::expected_backward_comm() const {
-  return seqpar::expected_backward_comm(context_.kind, context_.problem, context_.comm->size());
+  return seqpar::expected_backward_comm(context_.kind, context_.problem, context_.comm->size(),
+                                        context_.comm->rank());
 }
 
 Status Plan::fail_group_on_error(Status status) {

@@ -29,7 +29,7 @@ class Plan {
   int64_t local_seq() const { return context_.layout.local_seq(); }
   size_t workspace_bytes() const { return scheme_->workspace_bytes(); }
   Communicator& comm() const { return *context_.comm; }
-  CommVolume expected_forward_comm() const;
+  CommVolume expected_forward_comm() const;  // what this rank sends (runtime/comm_formula.hpp)
   CommVolume expected_backward_comm() const;
 
   // Collective. Any failure, a missing tensor on one rank included, aborts the group (a partial

@@ -26,6 +26,7 @@ struct SchemeContext {
   Communicator* comm = nullptr;
   Device device = Device::kHost;
   void* stream = nullptr;
+  int ranks_per_node = 0;  // PlanConfig::ranks_per_node: consecutive ranks sharing a node (0: all)
 };
 
 }  // namespace seqpar

@@ -1,7 +1,10 @@
 // create_scheme: SchemeKind -> Scheme.
 #include "runtime/scheme_factory.hpp"
 
+#include "runtime/lightseq_attention.hpp"
 #include "runtime/ring_attention.hpp"
+#include "runtime/tree_attention.hpp"
+#include "runtime/ulysses_attention.hpp"
 
 namespace seqpar {
 
@@ -12,9 +15,11 @@ StatusOr<std::unique_ptr<Scheme>> create_scheme(const SchemeContext& context) {
     case SchemeKind::kZigzag:
       return RingAttention::create(context);
     case SchemeKind::kUlysses:
+      return UlyssesAttention::create(context);
     case SchemeKind::kLightSeq:
+      return LightSeqAttention::create(context);
     case SchemeKind::kTree:
-      break;
+      return TreeAttention::create(context);
   }
   return SEQPAR_FAIL(StatusCode::kUnsupported, "scheme ", scheme_name(context.kind),
                      " is not built yet");

@@ -77,7 +77,8 @@ TEST_P(AllocationFreeStep, ForwardAndBackwardAllocateNothingOnceWarm) {
 INSTANTIATE_TEST_SUITE_P(
     RingFamily, AllocationFreeStep,
     ::testing::Combine(::testing::Values(SchemeKind::kRing, SchemeKind::kStriped,
-                                         SchemeKind::kZigzag),
+                                         SchemeKind::kZigzag, SchemeKind::kTree,
+                                         SchemeKind::kUlysses, SchemeKind::kLightSeq),
                        ::testing::Values(1, 2, 3, 4)),
     [](const ::testing::TestParamInfo<std::tuple<SchemeKind, int>>& param_info) {
       return str_cat(scheme_name(std::get<0>(param_info.param)), "_P",

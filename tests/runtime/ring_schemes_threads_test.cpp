@@ -66,11 +66,11 @@ TEST(RingCommFormula, MatchesHandCount) {
   const AttentionProblem p{1, 64, 4, 2, 8, MaskKind::kCausal, DType::kF32, 0.0f};
   const int64_t kv = 1 * 16 * 2 * 8 * 4;  // one of K or V per rank: 1024 bytes
   for (SchemeKind s : {SchemeKind::kRing, SchemeKind::kStriped, SchemeKind::kZigzag}) {
-    EXPECT_EQ(expected_forward_comm(s, p, 4)[CommOp::kExchange], 3);
-    EXPECT_EQ(expected_forward_comm(s, p, 4).bytes_sent, 3 * 2 * kv);
-    EXPECT_EQ(expected_backward_comm(s, p, 4)[CommOp::kExchange], 6);
-    EXPECT_EQ(expected_backward_comm(s, p, 4).bytes_sent, 6 * 2 * kv);
-    EXPECT_EQ(expected_forward_comm(s, p, 1).bytes_sent, 0);
+    EXPECT_EQ(expected_forward_comm(s, p, 4, 0)[CommOp::kExchange], 3);
+    EXPECT_EQ(expected_forward_comm(s, p, 4, 0).bytes_sent, 3 * 2 * kv);
+    EXPECT_EQ(expected_backward_comm(s, p, 4, 0)[CommOp::kExchange], 6);
+    EXPECT_EQ(expected_backward_comm(s, p, 4, 0).bytes_sent, 6 * 2 * kv);
+    EXPECT_EQ(expected_forward_comm(s, p, 1, 0).bytes_sent, 0);
   }
 }
 

@@ -1,0 +1,73 @@
+// KvCache: a rank's shard of a decoding KV cache (see kv_cache.hpp).
+#include "runtime/kv_cache.hpp"
+
+#include <cstring>
+#include <new>
+
+namespace seqpar {
+
+StatusOr<std::unique_ptr<KvCache>> KvCache::create(const KvCacheShape& shape, int rank, int ranks) {
+  SEQPAR_REQUIRE(shape.prompt >= ranks && shape.prompt % ranks == 0, StatusCode::kInvalidArgument,
+                 "the KV cache's prompt of ", shape.prompt,
+                 " tokens must be a positive multiple of ", ranks,
+                 " ranks (contiguous shards, at least one token each)");
+  SEQPAR_REQUIRE(shape.capacity >= shape.prompt, StatusCode::kInvalidArgument,
+                 "the KV cache's capacity (", shape.capacity, ") is below its prompt (",
+                 shape.prompt, ")");
+  std::unique_ptr<KvCache> cache(new KvCache(shape, rank, ranks));
+  const int64_t shard = shape.prompt / ranks;
+  cache->local_capacity_ = shard + (shape.capacity - shape.prompt + ranks - 1) / ranks;
+  try {
+    cache->positions_.assign(static_cast<size_t>(ranks * cache->local_capacity_), -1);
+  } catch (const std::bad_alloc&) {
+    return SEQPAR_FAIL(StatusCode::kOutOfMemory, "no memory for the KV cache's positions");
+  }
+  for (int r = 0; r < ranks; ++r) {
+    int64_t* pos = cache->positions_.data() + static_cast<size_t>(r * cache->local_capacity_);
+    for (int64_t i = 0; i < shard; ++i) pos[i] = r * shard + i;
+    int64_t i = shard;
+    for (int64_t t = shape.prompt; t < shape.capacity; ++t) {
+      if (t % ranks == r) pos[i++] = t;
+    }
+  }
+  const size_t bytes =
+      static_cast<size_t>(shape.batch * cache->local_capacity_ * shape.heads_kv * shape.head_dim) *
+      dtype_size(shape.dtype);
+  SEQPAR_RETURN_IF_ERROR(cache->k_.allocate(bytes));
+  SEQPAR_RETURN_IF_ERROR(cache->v_.allocate(bytes));
+  return cache;
+}
+
+int KvCache::owner(int64_t token) const {
+  const int64_t shard = shape_.prompt / ranks_;
+  return static_cast<int>(token < shape_.prompt ? token / shard : token % ranks_);
+}
+
+int64_t KvCache::local_length_of(int rank) const {
+  const int64_t fresh =
+      length_ - shape_.prompt;  // appended tokens, shape_.prompt + j for j < fresh
+  const int64_t first = ((rank - shape_.prompt) % ranks_ + ranks_) % ranks_;  // rank's first j
+  return shape_.prompt / ranks_ + (first < fresh ? (fresh - 1 - first) / ranks_ + 1 : 0);
+}
+
+Status KvCache::append(const void* k_new, const void* v_new, int64_t n) {
+  SEQPAR_REQUIRE(length_ + n <= shape_.capacity, StatusCode::kOutOfMemory, "the KV cache holds ",
+                 shape_.capacity, " tokens; appending ", n, " to ", length_, " exceeds it");
+  const size_t row =
+      static_cast<size_t>(shape_.heads_kv * shape_.head_dim) * dtype_size(shape_.dtype);
+  int64_t local = local_length();
+  for (int64_t j = 0; j < n; ++j) {
+    if (owner(length_ + j) != rank_) continue;
+    for (int64_t b = 0; b < shape_.batch; ++b) {
+      const size_t from = static_cast<size_t>(b * n + j) * row;
+      const size_t to = static_cast<size_t>(b * local_capacity_ + local) * row;
+      std::memcpy(static_cast<char*>(k()) + to, static_cast<const char*>(k_new) + from, row);
+      std::memcpy(static_cast<char*>(v()) + to, static_cast<const char*>(v_new) + from, row);
+    }
+    ++local;
+  }
+  length_ += n;
+  return Status::ok();
+}
+
+}  // namespace seqpar

@@ -1,0 +1,65 @@
+#pragma once
+// KvCache: one rank's shard of a decoding KV cache spread over P ranks, preallocated for a
+// maximum length. The prompt's S tokens are contiguous (rank r holds [r*S/P, (r+1)*S/P), the
+// prefill layout, so a prefill's K/V shards become the cache as they are). Each new token t >= S
+// is appended to rank t mod P: shards stay within one token of each other, so every rank does the
+// same work per decoded token and none becomes the straggler that the max all-reduce waits on
+// (appending to the last rank would grow one shard without bound). Every rank knows every rank's
+// token positions (a pure function of S, P and the length), which the ring baseline needs.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/dtype.hpp"
+#include "core/host_buffer.hpp"
+#include "core/status.hpp"
+
+namespace seqpar {
+
+struct KvCacheShape {
+  int64_t batch = 1;
+  int64_t heads_kv = 0;
+  int64_t head_dim = 0;
+  DType dtype = DType::kF32;
+  int64_t prompt = 0;    // S, a multiple of P and >= P: every shard holds a token
+  int64_t capacity = 0;  // the most tokens the whole cache will hold (>= prompt)
+};
+
+class KvCache {
+ public:
+  static StatusOr<std::unique_ptr<KvCache>> create(const KvCacheShape& shape, int rank, int ranks);
+
+  const KvCacheShape& shape() const { return shape_; }
+  int64_t length() const { return length_; }  // tokens in the whole cache
+  int64_t local_capacity() const { return local_capacity_; }
+  int64_t local_length_of(int rank) const;  // tokens rank `rank` holds now
+  int64_t local_length() const { return local_length_of(rank_); }
+  int owner(int64_t token) const;
+  // (local_capacity) absolute positions of rank `rank`'s tokens, in its storage order.
+  const int64_t* positions_of(int rank) const {
+    return positions_.data() + static_cast<size_t>(rank * local_capacity_);
+  }
+  // (B, local_capacity, Hkv, D) storage: this rank's keys and values; the first
+  // local_length() rows of each batch are valid. Writable to fill the prompt's rows.
+  void* k() { return k_.data(); }
+  void* v() { return v_.data(); }
+  const void* k() const { return k_.data(); }
+  const void* v() const { return v_.data(); }
+
+  // Appends n tokens at positions length()..length()+n-1; k_new, v_new (B, n, Hkv, D) storage,
+  // the same on every rank (decoding replicates the new tokens); this rank keeps the ones it owns.
+  Status append(const void* k_new, const void* v_new, int64_t n);
+
+ private:
+  KvCache(const KvCacheShape& shape, int rank, int ranks)
+      : shape_(shape), rank_(rank), ranks_(ranks), length_(shape.prompt) {}
+
+  KvCacheShape shape_;
+  int rank_, ranks_;
+  int64_t length_;
+  int64_t local_capacity_ = 0;
+  std::vector<int64_t> positions_;  // (P, local_capacity)
+  HostBuffer k_, v_;                // (B, local_capacity, Hkv, D) storage
+};
+
+}  // namespace seqpar

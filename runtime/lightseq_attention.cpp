@@ -1,0 +1,302 @@
+// LightSeq balanced DistAttn: forward and backward step loops over lightseq_schedule().
+#include "runtime/lightseq_attention.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "attention/dispatch.hpp"
+
+namespace seqpar {
+namespace {
+
+constexpr size_t kAlign = 64;
+
+size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// total[i] += share[i], the share arriving in the storage dtype; sums stay in fp32.
+void add_share(float* total, const void* share, size_t n, DType dtype) {
+  for (size_t i = 0; i < n; ++i) total[i] += load_float(share, dtype, i);
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Scheme>> LightSeqAttention::create(const SchemeContext& context) {
+  SEQPAR_REQUIRE(context.device == Device::kHost, StatusCode::kUnsupported,
+                 scheme_name(context.kind), " on ", device_name(context.device),
+                 " memory needs the CUDA block kernels, which this build does not have yet");
+  SEQPAR_REQUIRE(context.problem.mask == MaskKind::kCausal, StatusCode::kInvalidArgument,
+                 "lightseq needs the causal mask: its balancing moves the causal work of late "
+                 "ranks to idle early ranks, and a ",
+                 mask_name(context.problem.mask),
+                 " mask has no imbalance to fix (use ring, which does the same work with less "
+                 "communication)");
+  std::unique_ptr<LightSeqAttention> scheme(new LightSeqAttention(context));
+  const AttentionProblem& p = context.problem;
+  const size_t local = static_cast<size_t>(context.layout.local_seq());
+  scheme->q_elems_ = static_cast<size_t>(p.batch * p.heads_q * p.head_dim) * local;
+  scheme->kv_elems_ = static_cast<size_t>(p.batch * p.heads_kv * p.head_dim) * local;
+  scheme->lse_elems_ = static_cast<size_t>(p.batch * p.heads_q) * local;
+  scheme->q_bytes_ = scheme->q_elems_ * dtype_size(p.dtype);
+  scheme->kv_bytes_ = scheme->kv_elems_ * dtype_size(p.dtype);
+  SEQPAR_RETURN_IF_ERROR(scheme->allocate_workspace());
+  return std::unique_ptr<Scheme>(std::move(scheme));
+}
+
+BlockShape LightSeqAttention::block_shape() const {
+  const AttentionProblem& p = ctx_.problem;
+  const int64_t local = ctx_.layout.local_seq();
+  return {p.batch, local, local, p.heads_q, p.heads_kv, p.head_dim};
+}
+
+PositionMap LightSeqAttention::positions_of(int rank) const {
+  return PositionMap::affine(rank * ctx_.layout.local_seq());  // contiguous layout
+}
+
+Status LightSeqAttention::allocate_workspace() {
+  const int ranks = ctx_.layout.ranks();
+  const bool moves_kv = ranks > 1;
+  const bool has_helpers = ranks > 2;  // P <= 2 has no helper steps
+  const size_t lse_bytes = lse_elems_ * sizeof(float);
+
+  // Offsets of every region in one arena; buffers a rank count never uses are empty.
+  size_t offset = 0;
+  auto carve = [&offset](size_t bytes) {
+    const size_t at = offset;
+    offset += align_up(bytes);
+    return at;
+  };
+  const size_t kv_recv0 = carve(moves_kv ? 2 * kv_bytes_ : 0);
+  const size_t kv_recv1 = carve(moves_kv ? 2 * kv_bytes_ : 0);
+  const size_t q_recv0 = carve(has_helpers ? 2 * q_bytes_ + 2 * lse_bytes : 0);
+  const size_t q_recv1 = carve(has_helpers ? 2 * q_bytes_ + 2 * lse_bytes : 0);
+  const size_t acc_q = carve(q_elems_ * sizeof(float));
+  const size_t delta = carve(lse_bytes);
+  const size_t partial = carve(has_helpers ? q_elems_ * sizeof(float) + lse_bytes : 0);
+  const size_t partial_recv = carve(has_helpers ? q_elems_ * sizeof(float) + lse_bytes : 0);
+  const size_t dkv_local = carve(moves_kv ? 2 * kv_elems_ * sizeof(float) : 0);
+  const size_t dkv_total = carve(2 * kv_elems_ * sizeof(float));
+  const size_t share_send =
+      carve(moves_kv ? std::max(2 * kv_bytes_, has_helpers ? q_bytes_ : 0) : 0);
+  const size_t dkv_recv = carve(moves_kv ? 2 * kv_bytes_ : 0);
+  const size_t dq_recv = carve(has_helpers ? q_bytes_ : 0);
+  const size_t kernel =
+      carve(block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
+  SEQPAR_RETURN_IF_ERROR(workspace_.allocate(offset));
+
+  char* base = workspace_.as<char>();
+  kv_recv_[0] = base + kv_recv0;
+  kv_recv_[1] = base + kv_recv1;
+  q_recv_[0] = base + q_recv0;
+  q_recv_[1] = base + q_recv1;
+  acc_q_ = reinterpret_cast<float*>(base + acc_q);
+  delta_ = reinterpret_cast<float*>(base + delta);
+  partial_ = reinterpret_cast<float*>(base + partial);
+  partial_recv_ = reinterpret_cast<float*>(base + partial_recv);
+  dkv_local_ = reinterpret_cast<float*>(base + dkv_local);
+  dkv_total_ = reinterpret_cast<float*>(base + dkv_total);
+  share_send_ = base + share_send;
+  dkv_recv_ = base + dkv_recv;
+  dq_recv_ = base + dq_recv;
+  kernel_scratch_ = reinterpret_cast<float*>(base + kernel);
+  return Status::ok();
+}
+
+Status LightSeqAttention::post_inputs(int step, int slot, const void* q, const void* k,
+                                      const void* v, const void* dout, const float* lse,
+                                      bool backward, Request& request) {
+  const LightSeqRankStep& s = schedule_.at(step, ctx_.comm->rank());
+  const size_t lse_bytes = lse_elems_ * sizeof(float);
+  char* kv_landing = kv_recv_[slot];
+  char* q_landing = q_recv_[slot];  // Q, dO, LSE, delta
+  P2POp ops[12];
+  size_t n = 0;
+  if (s.kv_to >= 0) {
+    ops[n++] = P2POp::send(s.kv_to, k, kv_bytes_);
+    ops[n++] = P2POp::send(s.kv_to, v, kv_bytes_);
+  }
+  if (s.kv_from >= 0) {
+    ops[n++] = P2POp::recv(s.kv_from, kv_landing, kv_bytes_);
+    ops[n++] = P2POp::recv(s.kv_from, kv_landing + kv_bytes_, kv_bytes_);
+  }
+  if (s.q_to >= 0) {
+    ops[n++] = P2POp::send(s.q_to, q, q_bytes_);
+    if (backward) {
+      ops[n++] = P2POp::send(s.q_to, dout, q_bytes_);
+      ops[n++] = P2POp::send(s.q_to, lse, lse_bytes);
+      ops[n++] = P2POp::send(s.q_to, delta_, lse_bytes);
+    }
+  }
+  if (s.q_from >= 0) {
+    ops[n++] = P2POp::recv(s.q_from, q_landing, q_bytes_);
+    if (backward) {
+      ops[n++] = P2POp::recv(s.q_from, q_landing + q_bytes_, q_bytes_);
+      ops[n++] = P2POp::recv(s.q_from, q_landing + 2 * q_bytes_, lse_bytes);
+      ops[n++] = P2POp::recv(s.q_from, q_landing + 2 * q_bytes_ + lse_bytes, lse_bytes);
+    }
+  }
+  return n == 0 ? Status::ok() : ctx_.comm->start_exchange({ops, n}, request);
+}
+
+Status LightSeqAttention::forward(const ForwardArgs& args) {
+  Communicator& comm = *ctx_.comm;
+  const AttentionProblem& p = ctx_.problem;
+  const BlockShape shape = block_shape();
+  const int rank = comm.rank();
+  const int steps = static_cast<int>(schedule_.steps.size());
+  const KernelTarget target{ctx_.device, ctx_.stream};
+  const size_t partial_bytes = q_elems_ * sizeof(float) + lse_elems_ * sizeof(float);
+
+  BlockForwardParams block;
+  block.shape = shape;
+  block.dtype = p.dtype;
+  block.mask = p.mask;
+  block.softmax_scale = p.softmax_scale;
+  block.scratch = kernel_scratch_;
+
+  for (int step = 0; step < steps; ++step) {
+    const LightSeqRankStep& s = schedule_.at(step, rank);
+    const int slot = step % 2;
+    Request next;  // the next step's inputs, in flight while this step computes
+    if (step + 1 < steps) {
+      SEQPAR_RETURN_IF_ERROR(post_inputs(step + 1, (step + 1) % 2, args.q, args.k, args.v, nullptr,
+                                         nullptr, false, next));
+    }
+    Request results;      // a helper's (O, LSE) going back to, or arriving at, the query owner
+    if (s.q_from >= 0) {  // helping: rank q_from's queries against our own K/V
+      block.q = q_recv_[slot];
+      block.k = args.k;
+      block.v = args.v;
+      block.out = partial_;             // (B, S_local, Hq, D) fp32
+      block.lse = partial_ + q_elems_;  // (B, Hq, S_local) fp32
+      block.q_pos = positions_of(s.q_from);
+      block.k_pos = positions_of(rank);
+      block.accumulate = false;
+      SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target));
+      const P2POp ops[] = {P2POp::send(s.q_from, partial_, partial_bytes)};
+      SEQPAR_RETURN_IF_ERROR(comm.start_exchange(ops, results));
+    } else if (s.computes()) {  // our queries against our own or arriving K/V
+      if (s.q_to >= 0) {
+        const P2POp ops[] = {P2POp::recv(s.q_to, partial_recv_, partial_bytes)};
+        SEQPAR_RETURN_IF_ERROR(comm.start_exchange(ops, results));
+      }
+      block.q = args.q;
+      block.k = s.kv_from >= 0 ? kv_recv_[slot] : args.k;
+      block.v = s.kv_from >= 0 ? kv_recv_[slot] + kv_bytes_ : args.v;
+      block.out = acc_q_;    // (B, S_local, Hq, D) fp32 running output
+      block.lse = args.lse;  // (B, Hq, S_local) running LSE, final after the last step
+      block.q_pos = positions_of(rank);
+      block.k_pos = positions_of(s.kv_block);
+      block.accumulate = step > 0;
+      SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target));
+      if (s.q_to >= 0) {  // merge the helper's partial in fp32
+        SEQPAR_RETURN_IF_ERROR(comm.wait(results));
+        SEQPAR_RETURN_IF_ERROR(
+            run_merge_partials(acc_q_, args.lse, partial_recv_, partial_recv_ + q_elems_,
+                               shape.batch, shape.seq_q, shape.heads_q, shape.head_dim, target));
+      }
+    }
+    SEQPAR_RETURN_IF_ERROR(comm.wait(results));
+    SEQPAR_RETURN_IF_ERROR(comm.wait(next));
+  }
+  convert_from_float(acc_q_, args.out, p.dtype, q_elems_);
+  return Status::ok();
+}
+
+Status LightSeqAttention::backward(const BackwardArgs& args) {
+  Communicator& comm = *ctx_.comm;
+  const AttentionProblem& p = ctx_.problem;
+  const BlockShape shape = block_shape();
+  const int rank = comm.rank();
+  const int steps = static_cast<int>(schedule_.steps.size());
+  const KernelTarget target{ctx_.device, ctx_.stream};
+
+  // delta (B, Hq, S_local) = rowsum(dO * O), from the final forward output.
+  SEQPAR_RETURN_IF_ERROR(run_attention_delta(args.out, args.dout, p.dtype, shape.batch, shape.seq_q,
+                                             shape.heads_q, shape.head_dim, delta_, target));
+  std::memset(acc_q_, 0, q_elems_ * sizeof(float));  // dQ (B, S_local, Hq, D) fp32
+  std::memset(dkv_total_, 0, 2 * kv_elems_ * sizeof(float));
+
+  BlockBackwardParams block;
+  block.shape = shape;
+  block.dtype = p.dtype;
+  block.mask = p.mask;
+  block.softmax_scale = p.softmax_scale;
+  block.scratch = kernel_scratch_;
+
+  Request shares;  // the previous step's shares, in flight while this step computes
+  const LightSeqRankStep* previous = nullptr;
+  for (int step = 0; step < steps; ++step) {
+    const LightSeqRankStep& s = schedule_.at(step, rank);
+    const int slot = step % 2;
+    Request next;
+    if (step + 1 < steps) {
+      SEQPAR_RETURN_IF_ERROR(post_inputs(step + 1, (step + 1) % 2, args.q, args.k, args.v,
+                                         args.dout, args.lse, true, next));
+    }
+    if (s.q_from >= 0) {  // helping: dQ share for rank q_from; dK, dV of our own block
+      const char* landing = q_recv_[slot];  // Q, dO, then the final LSE and delta
+      std::memset(partial_, 0, q_elems_ * sizeof(float));
+      block.q = landing;
+      block.dout = landing + q_bytes_;
+      block.lse = reinterpret_cast<const float*>(landing + 2 * q_bytes_);
+      block.delta = block.lse + lse_elems_;
+      block.dq = partial_;  // (B, S_local, Hq, D) fp32
+      block.k = args.k;
+      block.v = args.v;
+      block.dk = dkv_total_;
+      block.dv = dkv_total_ + kv_elems_;
+      block.q_pos = positions_of(s.q_from);
+      block.k_pos = positions_of(rank);
+      SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target));
+    } else if (s.computes()) {  // our queries: dQ stays; a dK, dV share for rank kv_from
+      const bool own_kv = s.kv_from < 0;
+      float* dkv = own_kv ? dkv_total_ : dkv_local_;  // (2, B, S_local, Hkv, D) fp32
+      if (!own_kv) std::memset(dkv_local_, 0, 2 * kv_elems_ * sizeof(float));
+      block.q = args.q;
+      block.dout = args.dout;
+      block.lse = args.lse;
+      block.delta = delta_;
+      block.dq = acc_q_;
+      block.k = own_kv ? args.k : kv_recv_[slot];
+      block.v = own_kv ? args.v : kv_recv_[slot] + kv_bytes_;
+      block.dk = dkv;
+      block.dv = dkv + kv_elems_;
+      block.q_pos = positions_of(rank);
+      block.k_pos = positions_of(s.kv_block);
+      SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target));
+    }
+
+    // The previous step's shares have had this step's compute to arrive: sum them in fp32.
+    SEQPAR_RETURN_IF_ERROR(comm.wait(shares));
+    if (previous != nullptr && previous->kv_to >= 0) {
+      add_share(dkv_total_, dkv_recv_, 2 * kv_elems_, p.dtype);
+    }
+    if (previous != nullptr && previous->q_to >= 0) {
+      add_share(acc_q_, dq_recv_, q_elems_, p.dtype);
+    }
+    // This step's shares: ours out (in the storage dtype), and shares of our blocks in.
+    P2POp ops[3];
+    size_t n = 0;
+    if (s.q_from >= 0) {
+      convert_from_float(partial_, share_send_, p.dtype, q_elems_);
+      ops[n++] = P2POp::send(s.q_from, share_send_, q_bytes_);
+    } else if (s.kv_from >= 0) {
+      convert_from_float(dkv_local_, share_send_, p.dtype, 2 * kv_elems_);
+      ops[n++] = P2POp::send(s.kv_from, share_send_, 2 * kv_bytes_);
+    }
+    if (s.kv_to >= 0) ops[n++] = P2POp::recv(s.kv_to, dkv_recv_, 2 * kv_bytes_);
+    if (s.q_to >= 0) ops[n++] = P2POp::recv(s.q_to, dq_recv_, q_bytes_);
+    if (n > 0) SEQPAR_RETURN_IF_ERROR(comm.start_exchange({ops, n}, shares));
+    previous = &s;
+    SEQPAR_RETURN_IF_ERROR(comm.wait(next));
+  }
+  SEQPAR_RETURN_IF_ERROR(comm.wait(shares));  // the last step's shares
+  if (previous->kv_to >= 0) add_share(dkv_total_, dkv_recv_, 2 * kv_elems_, p.dtype);
+  if (previous->q_to >= 0) add_share(acc_q_, dq_recv_, q_elems_, p.dtype);
+  convert_from_float(dkv_total_, args.dk, p.dtype, kv_elems_);
+  convert_from_float(dkv_total_ + kv_elems_, args.dv, p.dtype, kv_elems_);
+  convert_from_float(acc_q_, args.dq, p.dtype, q_elems_);
+  return Status::ok();
+}
+
+}  // namespace seqpar

@@ -1,0 +1,57 @@
+#pragma once
+// LightSeq's load-balanced DistAttn schedule (Li et al. 2023) for the causal mask over the
+// contiguous layout, and its communication formula.
+//
+// Block pairs (i, j), j <= i: query block i (rank i's tokens) against kv block j. Plain ring
+// computes pair (i, i - t) on rank i at step t, so rank r does r + 1 pairs and early ranks idle.
+// Here step t (0 <= t <= P/2) keeps ring's pairs (i, i - t) on their query owners i >= t, and
+// the t ranks m < t, which have no causal work left, each help a late rank i = P - t + m by
+// computing pair (P - t + m, m) against their own K/V: ring step P - t folded into step t. So:
+//   - K/V of rank j go to rank j + t (the query owner of pair (j + t, j)),
+//   - queries of rank i >= P - t go to helper i - (P - t), which sends back the partial (O, LSE)
+//     (forward) or dQ share (backward); its dK/dV share stays home (the K/V are its own),
+//   - the query owner of (i, i - t) sends the dK/dV share of block i - t back to rank i - t.
+// Pairs of difference 0..P/2 run on their query owners, differences P/2+1..P-1 on helpers:
+// every causal pair exactly once, in P/2 + 1 steps. Odd P: (P + 1) / 2 pairs on every rank.
+// Even P: step P/2 has no helpers (ring steps P/2 and P - P/2 coincide), so ranks < P/2 do P/2
+// pairs and the others P/2 + 1.
+#include <vector>
+
+#include "runtime/comm_formula.hpp"
+#include "runtime/problem.hpp"
+
+namespace seqpar {
+
+// One rank's part of one step. Ranks are the owners of the blocks with the same index.
+struct LightSeqRankStep {
+  int q_block = -1;   // the pair computed this step: query block (-1: idle)
+  int kv_block = -1;  // and kv block
+  int kv_from = -1;   // rank whose K/V arrive for this step's pair (-1: own K/V or idle)
+  int kv_to = -1;     // rank this rank's K/V go to this step (-1: none)
+  int q_from = -1;    // rank whose queries arrive (this rank helps it; results go back to it)
+  int q_to = -1;      // rank this rank's queries go to (it helps this rank; results come back)
+  bool computes() const { return q_block >= 0; }
+};
+
+struct LightSeqSchedule {
+  int ranks = 0;
+  std::vector<std::vector<LightSeqRankStep>> steps;  // (steps, P)
+  const LightSeqRankStep& at(int step, int rank) const {
+    return steps[static_cast<size_t>(step)][static_cast<size_t>(rank)];
+  }
+};
+
+LightSeqSchedule lightseq_schedule(int ranks);
+
+// What `rank` sends per layer. With q = B*S_local*Hq*D and kv = B*S_local*Hkv*D elements,
+// s = sizeof(dtype), lse = B*Hq*S_local, and per step t >= 1 (one exchange per non-empty group):
+//   forward   inputs:  K, V to rank r + t (2*kv*s) and, when helped, Q to the helper (q*s);
+//             results: a helper returns (O, LSE) in fp32 ((q + lse) * 4)
+//   backward  inputs:  K, V as above and, when helped, Q, dO (2*q*s), LSE, delta (2*lse*4);
+//             results: the dK, dV share to the kv owner (2*kv*s) or a helper's dQ share (q*s)
+// Closed form (T = P/2 + 1 steps, H = number of helper steps = (P-1)/2): rank r sends K/V in
+// min(P-1-r, T-1) steps and is helped (sends Q, gets results) in max(0, H - (P-1-r)) steps.
+CommVolume lightseq_forward_comm(const AttentionProblem& p, int ranks, int rank);
+CommVolume lightseq_backward_comm(const AttentionProblem& p, int ranks, int rank);
+
+}  // namespace seqpar

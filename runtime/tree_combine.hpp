@@ -1,0 +1,63 @@
+#pragma once
+// TreeCombine: the exact combination of per-rank partial attention results (O, LSE) over all
+// ranks, as tree attention does it (Shyam et al. 2024): an all-reduce of the max of LSE, then ONE
+// packed all-reduce (sum) of the rescaled numerator O * exp(LSE - max) and denominator
+// exp(LSE - max), all in fp32; then O = num / den and LSE = max + log(den) on every rank.
+//
+// Hierarchy: with ranks_per_node R, 1 < R < P (consecutive ranks share a node), each all-reduce
+// runs as a reduce-scatter inside the node (each local rank ends with 1/R of the buffer reduced
+// over its node), an all-reduce of that slice among the P/R ranks with the same local rank (one
+// per node, so every node's R NICs each carry 1/R of the cross-node traffic), and an all-gather
+// inside the node. Cross-node bytes per node are one buffer, as with node leaders, but no rank
+// idles and nothing is broadcast back. Buffers are padded to a multiple of R (padding is never
+// read). The node and cross communicators are split once, at creation.
+#include <memory>
+
+#include "comm/communicator.hpp"
+#include "core/host_buffer.hpp"
+#include "runtime/comm_formula.hpp"
+
+namespace seqpar {
+
+// The rows a combine works on: out (batch, seq, heads, head_dim), lse (batch, heads, seq), fp32.
+struct CombineShape {
+  int64_t batch = 0, seq = 0, heads = 0, head_dim = 0;
+  int64_t out_elems() const { return batch * seq * heads * head_dim; }
+  int64_t lse_elems() const { return batch * heads * seq; }
+};
+
+// What one combine sends per rank, over the world, node and cross communicators together.
+CommVolume tree_combine_comm(const CombineShape& shape, int ranks, int ranks_per_node);
+
+class TreeCombine {
+ public:
+  // Collective over `comm` (it splits it when hierarchical). `comm` outlives the combine.
+  static StatusOr<std::unique_ptr<TreeCombine>> create(Communicator& comm, int ranks_per_node,
+                                                       const CombineShape& shape);
+
+  // Combines every rank's partial (out, lse) in place: out (B, S, H, D) normalised fp32, lse
+  // (B, H, S) fp32 (fully masked rows: out 0, lse -inf). Afterwards batches [keep_begin,
+  // keep_end) hold the exact result over all ranks' keys; other rows are left unspecified.
+  Status combine(float* out, float* lse, int64_t keep_begin, int64_t keep_end);
+
+  bool hierarchical() const { return node_ != nullptr; }
+  // Calls and bytes of this rank's node and cross communicators (zero when flat).
+  CommVolume subgroup_comm() const;
+  size_t workspace_bytes() const { return workspace_.bytes(); }
+
+ private:
+  TreeCombine(Communicator& comm, const CombineShape& shape) : comm_(comm), shape_(shape) {}
+  size_t padded(int64_t count) const;  // count rounded up to a multiple of the node size
+  Status all_reduce(float* data, int64_t count, ReduceOp op);
+
+  Communicator& comm_;
+  CombineShape shape_;
+  std::unique_ptr<Communicator> node_;   // the ranks of this node (hierarchical only)
+  std::unique_ptr<Communicator> cross_;  // one rank per node, same local rank (hierarchical only)
+  HostBuffer workspace_;
+  float* max_ = nullptr;     // (B, H, S) fp32 (+ padding): max over ranks of lse
+  float* packed_ = nullptr;  // (B, S, H, D) numerator then (B, H, S) denominator, fp32 (+ padding)
+  float* slice_ = nullptr;   // 1/R of the larger padded buffer: this rank's node-reduced slice
+};
+
+}  // namespace seqpar

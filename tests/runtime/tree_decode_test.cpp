@@ -1,0 +1,115 @@
+// Tree decoding and the ring-decode baseline on the threads backend, P in {1, 2, 3, 4, 6, 8}:
+// the last step's (O, LSE) on every rank against the fp64 reference, communication against the
+// formulas (tree flat and per node), and the KV cache's ownership rule.
+#include "runtime/tree_decode.hpp"
+
+#include <gtest/gtest.h>
+
+#include "comm/threads_communicator.hpp"
+#include "launch/decode_step.hpp"
+#include "runtime/kv_cache.hpp"
+
+namespace seqpar {
+namespace {
+
+struct DecodeCase {
+  SchemeKind scheme;
+  int64_t heads_q, heads_kv, head_dim, q_len, batch, tokens_per_rank;
+  DType dtype;
+  int ranks_per_node;
+  std::string name() const {
+    return str_cat(scheme_name(scheme), "_h", heads_q, "kv", heads_kv, "_d", head_dim, "_n", q_len,
+                   "_b", batch, "_t", tokens_per_rank, "_", dtype_name(dtype), "_R",
+                   ranks_per_node);
+  }
+};
+
+std::vector<DecodeCase> decode_cases() {
+  std::vector<DecodeCase> cases;
+  for (SchemeKind s : {SchemeKind::kTree, SchemeKind::kRing}) {
+    cases.push_back({s, 8, 8, 16, 1, 1, 9, DType::kF32, 0});    // GQA 1, one token
+    cases.push_back({s, 8, 4, 32, 4, 2, 70, DType::kF32, 0});   // GQA 2, batch 2, 4 tokens
+    cases.push_back({s, 8, 2, 64, 3, 1, 33, DType::kF32, 0});   // GQA 4
+    cases.push_back({s, 8, 1, 16, 5, 1, 5, DType::kF32, 0});    // MQA (GQA 8)
+    cases.push_back({s, 4, 2, 64, 2, 2, 40, DType::kBF16, 0});  // bf16
+  }
+  cases.push_back({SchemeKind::kTree, 8, 2, 16, 3, 2, 12, DType::kF32, 2});  // per node
+  return cases;
+}
+
+class Decode : public ::testing::TestWithParam<std::tuple<DecodeCase, int>> {};
+
+TEST_P(Decode, MatchesReferenceAndCommFormula) {
+  const auto& [c, ranks] = GetParam();
+  RunOptions o;
+  o.decode = true;
+  o.q_len = c.q_len;
+  o.plan.scheme = c.scheme;
+  o.plan.ranks_per_node = ranks % 2 == 0 ? c.ranks_per_node : 0;
+  o.plan.problem = AttentionProblem{c.batch,    ranks * c.tokens_per_rank, c.heads_q, c.heads_kv,
+                                    c.head_dim, MaskKind::kCausal,         c.dtype,   0.0f};
+  o.check = true;
+  o.iters = 2;
+  o.warmup = 1;  // three steps: the cache grows unevenly across ranks
+  std::vector<StepReport> reports(static_cast<size_t>(ranks));
+  const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
+    SEQPAR_ASSIGN_OR_RETURN(reports[static_cast<size_t>(comm.rank())], run_decode_step(o, comm));
+    return Status::ok();
+  });
+  ASSERT_TRUE(status.is_ok()) << status.to_string();
+  const StepReport& rep = reports[0];
+  ASSERT_TRUE(rep.errors.has_value());
+  EXPECT_LE(rep.errors->out, rep.errors->tolerance);
+  EXPECT_LE(rep.errors->lse, rep.errors->tolerance);
+  if (c.scheme == SchemeKind::kTree && o.plan.ranks_per_node == 0) {  // world comm sees it all
+    EXPECT_TRUE(rep.comm_matches_formula)
+        << rep.measured_comm.bytes_sent << " bytes; formula " << rep.expected_comm.bytes_sent;
+    const DecodeProblem d{c.batch, c.heads_q, c.head_dim, c.q_len, 0.0f};
+    EXPECT_EQ(rep.measured_comm.bytes_sent, tree_decode_comm(d, ranks, 0).bytes_sent);
+  }
+  if (c.scheme == SchemeKind::kRing) {
+    EXPECT_TRUE(rep.comm_matches_formula);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllRanks, Decode,
+    ::testing::Combine(::testing::ValuesIn(decode_cases()), ::testing::Values(1, 2, 3, 4, 6, 8)),
+    [](const ::testing::TestParamInfo<std::tuple<DecodeCase, int>>& param_info) {
+      return str_cat(std::get<0>(param_info.param).name(), "_P", std::get<1>(param_info.param));
+    });
+
+// Tree decode's bytes by hand: B=1, n=2, Hq=8, D=16 on 4 ranks: max of 16 LSE values, then 256
+// numerator + 16 denominator values, fp32; independent of the cache length.
+TEST(TreeDecodeFormula, MatchesHandCount) {
+  const DecodeProblem d{1, 8, 16, 2, 0.0f};
+  const CommVolume v = tree_decode_comm(d, 4, 0);
+  EXPECT_EQ(v[CommOp::kAllReduce], 2);
+  EXPECT_EQ(v.bytes_sent, 16 * 4 + (256 + 16) * 4);
+}
+
+// Prompt tokens contiguous; new token t on rank t mod P; lengths and positions follow.
+TEST(KvCache, AppendsEachNewTokenToItsOwner) {
+  const KvCacheShape shape{1, 1, 8, DType::kF32, 6, 11};
+  std::vector<float> k_new(5 * 8), v_new(5 * 8);
+  for (size_t i = 0; i < k_new.size(); ++i) k_new[i] = static_cast<float>(i / 8);  // token index
+  for (int rank = 0; rank < 3; ++rank) {
+    auto cache = KvCache::create(shape, rank, 3);
+    ASSERT_TRUE(cache.is_ok());
+    KvCache& c = *cache.value();
+    EXPECT_EQ(c.owner(0), 0);
+    EXPECT_EQ(c.owner(5), 2);
+    EXPECT_EQ(c.owner(6), 0);
+    EXPECT_EQ(c.owner(7), 1);
+    ASSERT_TRUE(c.append(k_new.data(), v_new.data(), 5).is_ok());  // tokens 6..10
+    EXPECT_EQ(c.length(), 11);
+    const int64_t want_len[] = {4, 4, 3};  // 2 prompt each + {6, 9}, {7, 10}, {8}
+    EXPECT_EQ(c.local_length(), want_len[rank]);
+    EXPECT_EQ(c.positions_of(rank)[2], 6 + rank);
+    EXPECT_EQ(static_cast<const float*>(c.k())[2 * 8], static_cast<float>(rank));  // token 6+rank
+    EXPECT_FALSE(c.append(k_new.data(), v_new.data(), 1).is_ok());                 // full
+  }
+}
+
+}  // namespace
+}  // namespace seqpar

@@ -1,0 +1,62 @@
+// Ulysses under mpirun (np 1..4, oversubscribed): forward and backward against the fp64
+// reference, every rank's communication against its own formula, and Hq < P failing on every
+// rank. Results are combined across ranks by the MPI test main.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include "comm/mpi_communicator.hpp"
+#include "launch/training_step.hpp"
+#include "runtime/plan.hpp"
+#include "ulysses_cases.hpp"
+
+namespace seqpar {
+namespace {
+
+std::unique_ptr<Communicator> world() {
+  auto comm = make_mpi_communicator(MPI_COMM_WORLD);
+  EXPECT_TRUE(comm.is_ok()) << comm.status().to_string();
+  return comm.is_ok() ? std::move(comm).value() : nullptr;
+}
+
+TEST(UlyssesMpi, MatchReferenceAndCommFormula) {
+  auto comm = world();
+  ASSERT_NE(comm, nullptr);
+  for (const testing::SchemeCase& c : testing::ulysses_cases(comm->size())) {
+    SCOPED_TRACE(c.name());
+    const RunOptions options = testing::options_for(c, comm->size());
+    StatusOr<StepReport> report = run_training_step(options, *comm);
+    ASSERT_TRUE(report.is_ok()) << report.status().to_string();
+    const CheckErrors& e = *report->errors;
+    EXPECT_LE(e.out, e.tolerance);
+    EXPECT_LE(e.lse, e.tolerance);
+    EXPECT_LE(e.dq, e.tolerance);
+    EXPECT_LE(e.dk, e.tolerance);
+    EXPECT_LE(e.dv, e.tolerance);
+    EXPECT_TRUE(report->comm_matches_formula)
+        << report->measured_comm.bytes_sent << " bytes vs formula "
+        << report->expected_comm.bytes_sent;
+  }
+}
+
+TEST(UlyssesMpi, FewerQueryHeadsThanRanksFailsOnEveryRank) {
+  auto comm = world();
+  ASSERT_NE(comm, nullptr);
+  PlanConfig config;
+  config.scheme = SchemeKind::kUlysses;
+  const int64_t heads = comm->size() > 1 ? comm->size() - 1 : 1;
+  config.problem =
+      AttentionProblem{1, 16 * comm->size(), heads, 1, 16, MaskKind::kCausal, DType::kF32, 0.0f};
+  StatusOr<std::unique_ptr<Plan>> plan = Plan::create(config, *comm);
+  if (comm->size() == 1) {
+    EXPECT_TRUE(plan.is_ok()) << plan.status().to_string();
+  } else {
+    ASSERT_FALSE(plan.is_ok());
+    EXPECT_EQ(plan.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(plan.status().message().find("at least as many query heads (H) as ranks (P)"),
+              std::string::npos)
+        << plan.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace seqpar

@@ -1,0 +1,109 @@
+// Ulysses on the threads backend, P in {1, 2, 3, 4, 6, 8}: forward and backward against the
+// fp64 reference with asserted tolerances, every rank's communication against its own formula
+// (uneven head splits make ranks send different amounts), the formula by hand, and Hq < P
+// refused on every rank.
+#include <gtest/gtest.h>
+
+#include <mutex>
+
+#include "comm/threads_communicator.hpp"
+#include "launch/training_step.hpp"
+#include "runtime/plan.hpp"
+#include "runtime/ulysses_comm_formula.hpp"
+#include "ulysses_cases.hpp"
+
+namespace seqpar {
+namespace {
+
+using testing::SchemeCase;
+
+class UlyssesThreads : public ::testing::TestWithParam<int> {};
+
+TEST_P(UlyssesThreads, MatchReferenceAndCommFormula) {
+  const int ranks = GetParam();
+  for (const SchemeCase& c : testing::ulysses_cases(ranks)) {
+    SCOPED_TRACE(c.name());
+    const RunOptions options = testing::options_for(c, ranks);
+    std::vector<StepReport> reports(static_cast<size_t>(ranks));
+    const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
+      SEQPAR_ASSIGN_OR_RETURN(reports[static_cast<size_t>(comm.rank())],
+                              run_training_step(options, comm));
+      return Status::ok();
+    });
+    ASSERT_TRUE(status.is_ok()) << status.to_string();
+    for (int r = 0; r < ranks; ++r) {
+      const StepReport& rep = reports[static_cast<size_t>(r)];
+      ASSERT_TRUE(rep.errors.has_value());
+      const CheckErrors& e = *rep.errors;
+      EXPECT_LE(e.out, e.tolerance) << "rank " << r;
+      EXPECT_LE(e.lse, e.tolerance) << "rank " << r;
+      EXPECT_LE(e.dq, e.tolerance) << "rank " << r;
+      EXPECT_LE(e.dk, e.tolerance) << "rank " << r;
+      EXPECT_LE(e.dv, e.tolerance) << "rank " << r;
+      EXPECT_TRUE(e.passed);
+      EXPECT_TRUE(rep.comm_matches_formula)
+          << "rank " << r << ": largest " << rep.measured_comm.bytes_sent << " bytes, formula's "
+          << rep.expected_comm.bytes_sent;
+      EXPECT_EQ(rep.measured_comm[CommOp::kAllToAll], 4);  // two each way
+      EXPECT_EQ(rep.measured_comm[CommOp::kExchange], 0);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, UlyssesThreads, ::testing::Values(1, 2, 3, 4, 6, 8),
+                         [](const ::testing::TestParamInfo<int>& param_info) {
+                           return str_cat("P", param_info.param);
+                         });
+
+// The uneven case by hand: B = 1, S = 16 on P = 4 (4 tokens each), Hq = 6, Hkv = 2,
+// D = 8, fp32. Slices (q, kv): (2, 1), (1, 1), (2, 1), (1, 1); every rank holds one kv head, so
+// the kv heads of all slices count 4. One head of 4 tokens is 4 * 8 * 4 = 128 bytes.
+TEST(UlyssesCommFormula, MatchesHandCountForUnevenSplit) {
+  const AttentionProblem p{1, 16, 6, 2, 8, MaskKind::kCausal, DType::kF32, 0.0f};
+  const int64_t head = 128;    // (4 tokens, 1 head, D = 8) fp32
+  const int64_t stat = 4 * 4;  // (1 head, 4 tokens) fp32 LSE or delta
+  // Rank 0 (2 q heads): sends the other 4 q heads and the other ranks' 3 kv slices, K and V;
+  // returns O + LSE of its 2 heads to 3 ranks.
+  CommVolume f0 = ulysses_forward_comm(p, 4, 0);
+  EXPECT_EQ(f0[CommOp::kAllToAll], 2);
+  EXPECT_EQ(f0.bytes_sent, 4 * head + 2 * 3 * head + 3 * 2 * (head + stat));
+  // Rank 1 (1 q head).
+  EXPECT_EQ(ulysses_forward_comm(p, 4, 1).bytes_sent, 5 * head + 2 * 3 * head + 3 * (head + stat));
+  // Backward, rank 0: Q and dO of 4 heads, K and V of 3 slices, LSE and delta of 4 heads; then
+  // dQ (2 heads), dK and dV (1 head each) to 3 ranks.
+  CommVolume b0 = ulysses_backward_comm(p, 4, 0);
+  EXPECT_EQ(b0[CommOp::kAllToAll], 2);
+  EXPECT_EQ(b0.bytes_sent, 2 * 4 * head + 2 * 3 * head + 2 * 4 * stat + 3 * (2 + 2) * head);
+  EXPECT_EQ(ulysses_backward_comm(p, 4, 1).bytes_sent,
+            2 * 5 * head + 2 * 3 * head + 2 * 5 * stat + 3 * (1 + 2) * head);
+  // One rank sends nothing, and the plan-level entry point is the same formula.
+  EXPECT_EQ(ulysses_forward_comm(p, 1, 0).bytes_sent, 0);
+  EXPECT_EQ(expected_backward_comm(SchemeKind::kUlysses, p, 4, 3).bytes_sent,
+            ulysses_backward_comm(p, 4, 3).bytes_sent);
+}
+
+TEST(UlyssesRejects, FewerQueryHeadsThanRanksOnEveryRank) {
+  constexpr int kRanks = 4;
+  std::vector<Status> statuses(kRanks);
+  std::mutex mutex;
+  (void)run_threads(kRanks, [&](Communicator& comm) -> Status {
+    PlanConfig config;
+    config.scheme = SchemeKind::kUlysses;
+    config.problem = AttentionProblem{1, 64, 2, 1, 16, MaskKind::kCausal, DType::kF32, 0.0f};
+    Status s = Plan::create(config, comm).status();
+    std::lock_guard<std::mutex> lock(mutex);
+    statuses[static_cast<size_t>(comm.rank())] = s;
+    return Status::ok();  // every rank reports; none aborts the others
+  });
+  for (int r = 0; r < kRanks; ++r) {
+    const Status& s = statuses[static_cast<size_t>(r)];
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << "rank " << r << ": " << s.to_string();
+    EXPECT_NE(s.message().find("ulysses needs at least as many query heads (H) as ranks (P)"),
+              std::string::npos)
+        << s.message();
+    EXPECT_NE(s.message().find("rank " + std::to_string(r)), std::string::npos) << s.message();
+  }
+}
+
+}  // namespace
+}  // namespace seqpar
