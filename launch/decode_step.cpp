@@ -157,11 +157,15 @@ StatusOr<StepReport> run_decode_step(const RunOptions& options, Communicator& co
   SEQPAR_RETURN_IF_ERROR(agree_across_ranks(allocated, comm, "allocate their decode tensors"));
 
   std::vector<double> step_ms(static_cast<size_t>(options.iters));
-  CommVolume expected;  // over the timed steps: the ring's grows with the cache
+  CommVolume expected;          // over the timed steps: the ring's grows with the cache
+  CommVolume subgroups_before;  // the decoder's own communicators, before the timed steps
   for (int it = 0; it < options.warmup + options.iters; ++it) {
     fresh.fill(data, options.seed, cache->length(), n);  // the model's new tokens: untimed
     SEQPAR_RETURN_IF_ERROR(comm.barrier());
-    if (it == options.warmup) comm.reset_stats();
+    if (it == options.warmup) {
+      comm.reset_stats();
+      subgroups_before = decoder.value()->subgroup_comm();
+    }
     const auto start = std::chrono::steady_clock::now();
     SEQPAR_RETURN_IF_ERROR(cache->append(fresh.k.data(), fresh.v.data(), n));
     SEQPAR_RETURN_IF_ERROR(
@@ -173,18 +177,24 @@ StatusOr<StepReport> run_decode_step(const RunOptions& options, Communicator& co
       expected += decoder.value()->expected_comm(*cache);
     }
   }
-  // This rank's counters (barriers left out) against its own formula; maxima over ranks.
+  // This rank's counters (barriers left out), its decoder's subgroups' included, against its
+  // own formula; maxima over ranks.
   constexpr size_t kOps = static_cast<size_t>(CommOp::kCount);
   const CommStats stats = comm.stats();
+  CommVolume sent = decoder.value()->subgroup_comm();
+  for (size_t op = 0; op < kOps; ++op) {
+    const bool barrier = op == static_cast<size_t>(CommOp::kBarrier);
+    sent.calls[op] += (barrier ? 0 : stats.ops[op].calls) - subgroups_before.calls[op];
+  }
+  sent.bytes_sent += stats.total_bytes_sent() - subgroups_before.bytes_sent;
   // measured (calls..., bytes), expected (calls..., bytes), mismatch flag, -bytes
   std::array<int64_t, 2 * (kOps + 1) + 2> extremes{};
   for (size_t op = 0; op <= kOps; ++op) {
-    const bool barrier = op == static_cast<size_t>(CommOp::kBarrier);
-    extremes[op] = op == kOps ? stats.total_bytes_sent() : barrier ? 0 : stats.ops[op].calls;
+    extremes[op] = op == kOps ? sent.bytes_sent : sent.calls[op];
     extremes[kOps + 1 + op] = op == kOps ? expected.bytes_sent : expected.calls[op];
     if (extremes[op] != extremes[kOps + 1 + op]) extremes[2 * (kOps + 1)] = 1;
   }
-  extremes[2 * (kOps + 1) + 1] = -stats.total_bytes_sent();
+  extremes[2 * (kOps + 1) + 1] = -sent.bytes_sent;
   SEQPAR_RETURN_IF_ERROR(comm.all_reduce(extremes.data(), extremes.data(), extremes.size(),
                                          DType::kI64, ReduceOp::kMax));
   SEQPAR_RETURN_IF_ERROR(

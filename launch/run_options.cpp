@@ -43,7 +43,10 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
       "backend", po::value(&backend)->default_value(backend),
       "threads | mpi | nccl (default: mpi under mpirun, else threads)")(
       "ranks", po::value(&o.ranks)->default_value(o.ranks), "ranks for the threads backend")(
-      "scheme", po::value(&scheme)->default_value(scheme), "ring | striped | zigzag")(
+      "scheme", po::value(&scheme)->default_value(scheme),
+      "ring | striped | zigzag | ulysses | lightseq | tree | hybrid")(
+      "ulysses", po::value(&o.plan.ulysses_degree)->default_value(o.plan.ulysses_degree),
+      "hybrid: ranks per Ulysses group, U x R = P (0: widest the heads allow)")(
       "batch", po::value(&p.batch)->default_value(p.batch), "batch size B")(
       "seq", po::value(&p.seq)->default_value(p.seq), "global sequence length S")(
       "heads", po::value(&p.heads_q)->default_value(p.heads_q), "query heads Hq")(
@@ -88,6 +91,9 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
                        "' (expected threads, mpi or nccl)");
   }
   SEQPAR_ASSIGN_OR_RETURN(o.plan.scheme, parse_scheme(scheme));
+  SEQPAR_REQUIRE(vm["ulysses"].defaulted() || o.plan.scheme == SchemeKind::kHybrid,
+                 StatusCode::kInvalidArgument, "--ulysses is for --scheme hybrid (got --scheme ",
+                 scheme, ")");
   SEQPAR_ASSIGN_OR_RETURN(p.dtype, parse_dtype(dtype));
   SEQPAR_REQUIRE(is_storage_dtype(p.dtype), StatusCode::kInvalidArgument,
                  "--dtype must be fp32, bf16 or fp16");

@@ -34,7 +34,7 @@ StatusOr<StepReport> run_training_step(const RunOptions& options, Communicator& 
   std::vector<double> step_ms(static_cast<size_t>(options.iters));
   for (int it = 0; it < options.warmup + options.iters; ++it) {
     SEQPAR_RETURN_IF_ERROR(comm.barrier());  // steps start together; outside the timed region
-    if (it == options.warmup) comm.reset_stats();
+    if (it == options.warmup) plan->reset_comm_stats();
     const auto start = std::chrono::steady_clock::now();
     SEQPAR_RETURN_IF_ERROR(plan->forward(fwd));
     if (options.backward) SEQPAR_RETURN_IF_ERROR(plan->backward(bwd));
@@ -46,9 +46,10 @@ StatusOr<StepReport> run_training_step(const RunOptions& options, Communicator& 
     SEQPAR_LOG_INFO("step ", it + 1, "/", options.warmup + options.iters, " done");
   }
   // This rank's communication over the timed steps, read before the reductions below add theirs:
-  // calls per op kind (barriers, which only separate the timed steps, left out) and bytes.
+  // calls per op kind (barriers, which only separate the timed steps, left out) and bytes, on
+  // the plan's communicator and the subgroups its scheme split off it.
   constexpr size_t kOps = static_cast<size_t>(CommOp::kCount);
-  const CommStats stats = comm.stats();
+  const CommStats stats = plan->comm_stats();
   // Each rank compares its own counters with its own formula (ranks may send different amounts).
   CommVolume expected = plan->expected_forward_comm();
   if (options.backward) expected += plan->expected_backward_comm();

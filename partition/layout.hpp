@@ -3,8 +3,12 @@
 //   contiguous  rank r holds [r*S/P, (r+1)*S/P)                       needs S % P == 0
 //   striped     rank r holds r, r+P, r+2P, ...                         needs S % P == 0
 //   zigzag      2P chunks of S/(2P); rank r holds chunks r and 2P-1-r   needs S % (2P) == 0
-// A rank's tokens are a list of affine segments (contiguous, striped: 1; zigzag: 2), which is
-// what the block kernel's PositionMap takes. Local order = segment order, then position.
+//   hybrid_zigzag  a U x R grid, rank = g*U + u (U = ulysses_degree): zigzag over the R groups
+//               (group g holds chunks g and 2R-1-g of 2R), and rank u of the group holds local
+//               indices [u*S/P, (u+1)*S/P) of its group's S/R tokens    needs S % (2R*U) == 0
+// A rank's tokens are a list of affine segments (contiguous, striped: 1; zigzag: 2; hybrid: 1,
+// or 2 for the rank whose part straddles its group's two chunks), which is what the block
+// kernel's PositionMap takes. Local order = segment order, then position.
 #include <cstdint>
 #include <string_view>
 #include <utility>
@@ -14,7 +18,7 @@
 
 namespace seqpar {
 
-enum class LayoutKind : int { kContiguous = 0, kStriped, kZigzag };
+enum class LayoutKind : int { kContiguous = 0, kStriped, kZigzag, kHybridZigzag };
 const char* layout_name(LayoutKind kind);
 
 // Local tokens [local_begin, local_begin + length) are global positions
@@ -29,13 +33,15 @@ struct Segment {
 class Layout {
  public:
   // Fails with kInvalidArgument naming the rule when `seq` does not split as the layout needs,
-  // or when ranks < 1 or ranks > seq.
-  static StatusOr<Layout> make(LayoutKind kind, int64_t seq, int ranks);
+  // or when ranks < 1 or ranks > seq. ulysses_degree is hybrid_zigzag's U (it must divide
+  // ranks); the other layouts take only 1.
+  static StatusOr<Layout> make(LayoutKind kind, int64_t seq, int ranks, int ulysses_degree = 1);
 
   LayoutKind kind() const { return kind_; }
   int64_t seq() const { return seq_; }
   int ranks() const { return ranks_; }
   int64_t local_seq() const { return seq_ / ranks_; }
+  int ulysses_degree() const { return ulysses_; }  // U: 1 except for hybrid_zigzag
 
   std::vector<Segment> segments(int rank) const;
   int64_t global_position(int rank, int64_t local) const;
@@ -43,10 +49,12 @@ class Layout {
   void positions(int rank, int64_t* out) const;         // local_seq() absolute positions
 
  private:
-  Layout(LayoutKind kind, int64_t seq, int ranks) : kind_(kind), seq_(seq), ranks_(ranks) {}
+  Layout(LayoutKind kind, int64_t seq, int ranks, int ulysses)
+      : kind_(kind), seq_(seq), ranks_(ranks), ulysses_(ulysses) {}
   LayoutKind kind_;
   int64_t seq_;
   int ranks_;
+  int ulysses_;
 };
 
 // Copies a rank's rows of a global (B, S, row_bytes) tensor into its shard (B, S_local,

@@ -1,6 +1,7 @@
 // Communication formulas of the ring family (see comm_formula.hpp).
 #include "runtime/comm_formula.hpp"
 
+#include "runtime/hybrid_comm_formula.hpp"
 #include "runtime/lightseq_schedule.hpp"
 #include "runtime/tree_attention.hpp"
 #include "runtime/ulysses_comm_formula.hpp"
@@ -29,8 +30,8 @@ CommVolume& CommVolume::operator+=(const CommVolume& other) {
   return *this;
 }
 
-CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks,
-                                 int rank) {
+CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks, int rank,
+                                 int ulysses_degree) {
   switch (scheme) {
     case SchemeKind::kRing:
     case SchemeKind::kStriped:
@@ -43,12 +44,14 @@ CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, i
       return ulysses_forward_comm(p, ranks, rank);
     case SchemeKind::kTree:
       return tree_forward_comm(p, ranks, 0);  // flat: the plan's communicator sees it all
+    case SchemeKind::kHybrid:
+      return hybrid_forward_comm(p, ranks, ulysses_degree, rank);
   }
   return {};
 }
 
-CommVolume expected_backward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks,
-                                  int rank) {
+CommVolume expected_backward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks, int rank,
+                                  int ulysses_degree) {
   switch (scheme) {
     case SchemeKind::kRing:
     case SchemeKind::kStriped:
@@ -62,6 +65,8 @@ CommVolume expected_backward_comm(SchemeKind scheme, const AttentionProblem& p, 
       return ulysses_backward_comm(p, ranks, rank);
     case SchemeKind::kTree:
       return tree_backward_comm(p, ranks);
+    case SchemeKind::kHybrid:
+      return hybrid_backward_comm(p, ranks, ulysses_degree, rank);
   }
   return {};
 }

@@ -30,9 +30,11 @@ struct CommVolume {
 };
 
 // What `rank` of `ranks` sends (schemes whose ranks send different amounts, e.g. lightseq, differ
-// by rank; the ring family sends the same from every rank).
-CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks, int rank);
-CommVolume expected_backward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks,
-                                  int rank);
+// by rank; the ring family sends the same from every rank). ulysses_degree is the hybrid's U
+// (its layout's ulysses_degree()); the other schemes ignore it.
+CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks, int rank,
+                                 int ulysses_degree = 1);
+CommVolume expected_backward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks, int rank,
+                                  int ulysses_degree = 1);
 
 }  // namespace seqpar

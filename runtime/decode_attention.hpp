@@ -28,6 +28,9 @@ class DecodeAttention {
   virtual size_t workspace_bytes() const = 0;
   // What this rank sends in one step over a cache of `cache.length()` tokens.
   virtual CommVolume expected_comm(const KvCache& cache) const = 0;
+  // Calls and bytes so far on communicators the decoder split off the caller's (TreeDecode's
+  // node and cross groups): with the caller's counters, what expected_comm() describes.
+  virtual CommVolume subgroup_comm() const { return {}; }
 };
 
 }  // namespace seqpar

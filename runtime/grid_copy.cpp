@@ -39,6 +39,10 @@ void copy_grid_rect(const ConstGrid& src, GridCorner from, const MutableGrid& ds
   }
 }
 
+void add_to_float(float* total, const void* share, DType share_dtype, size_t n) {
+  for (size_t i = 0; i < n; ++i) total[i] += load_float(share, share_dtype, i);
+}
+
 void add_grid_rect(const ConstGrid& src, GridCorner from, const MutableGrid& dst, GridCorner to,
                    int64_t rows, int64_t cols) {
   const size_t run = static_cast<size_t>(cols * src.shape.inner);
@@ -47,7 +51,7 @@ void add_grid_rect(const ConstGrid& src, GridCorner from, const MutableGrid& dst
       const char* in = byte_at(src, element_at(src.shape, b, from.row + r, from.col));
       float* out =
           reinterpret_cast<float*>(byte_at(dst, element_at(dst.shape, b, to.row + r, to.col)));
-      for (size_t i = 0; i < run; ++i) out[i] += load_float(in, src.dtype, i);
+      add_to_float(out, in, src.dtype, run);
     }
   }
 }

@@ -41,6 +41,10 @@ struct MutableGrid {
 void copy_grid_rect(const ConstGrid& src, GridCorner from, const MutableGrid& dst, GridCorner to,
                     int64_t rows, int64_t cols);
 
+// total[i] += share[i] for n values, the share in any dtype (e.g. a gradient share arriving in
+// the storage dtype); the sums stay in fp32.
+void add_to_float(float* total, const void* share, DType share_dtype, size_t n);
+
 // dst[to + (r, c)] += src[from + (r, c)], summed in fp32: dst must be fp32.
 void add_grid_rect(const ConstGrid& src, GridCorner from, const MutableGrid& dst, GridCorner to,
                    int64_t rows, int64_t cols);

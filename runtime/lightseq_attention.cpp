@@ -5,20 +5,10 @@
 #include <cstring>
 
 #include "attention/dispatch.hpp"
+#include "runtime/grid_copy.hpp"
+#include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
-namespace {
-
-constexpr size_t kAlign = 64;
-
-size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
-
-// total[i] += share[i], the share arriving in the storage dtype; sums stay in fp32.
-void add_share(float* total, const void* share, size_t n, DType dtype) {
-  for (size_t i = 0; i < n; ++i) total[i] += load_float(share, dtype, i);
-}
-
-}  // namespace
 
 StatusOr<std::unique_ptr<Scheme>> LightSeqAttention::create(const SchemeContext& context) {
   SEQPAR_REQUIRE(context.device == Device::kHost, StatusCode::kUnsupported,
@@ -58,47 +48,21 @@ Status LightSeqAttention::allocate_workspace() {
   const bool has_helpers = ranks > 2;  // P <= 2 has no helper steps
   const size_t lse_bytes = lse_elems_ * sizeof(float);
 
-  // Offsets of every region in one arena; buffers a rank count never uses are empty.
-  size_t offset = 0;
-  auto carve = [&offset](size_t bytes) {
-    const size_t at = offset;
-    offset += align_up(bytes);
-    return at;
-  };
-  const size_t kv_recv0 = carve(moves_kv ? 2 * kv_bytes_ : 0);
-  const size_t kv_recv1 = carve(moves_kv ? 2 * kv_bytes_ : 0);
-  const size_t q_recv0 = carve(has_helpers ? 2 * q_bytes_ + 2 * lse_bytes : 0);
-  const size_t q_recv1 = carve(has_helpers ? 2 * q_bytes_ + 2 * lse_bytes : 0);
-  const size_t acc_q = carve(q_elems_ * sizeof(float));
-  const size_t delta = carve(lse_bytes);
-  const size_t partial = carve(has_helpers ? q_elems_ * sizeof(float) + lse_bytes : 0);
-  const size_t partial_recv = carve(has_helpers ? q_elems_ * sizeof(float) + lse_bytes : 0);
-  const size_t dkv_local = carve(moves_kv ? 2 * kv_elems_ * sizeof(float) : 0);
-  const size_t dkv_total = carve(2 * kv_elems_ * sizeof(float));
-  const size_t share_send =
-      carve(moves_kv ? std::max(2 * kv_bytes_, has_helpers ? q_bytes_ : 0) : 0);
-  const size_t dkv_recv = carve(moves_kv ? 2 * kv_bytes_ : 0);
-  const size_t dq_recv = carve(has_helpers ? q_bytes_ : 0);
-  const size_t kernel =
-      carve(block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
-  SEQPAR_RETURN_IF_ERROR(workspace_.allocate(offset));
-
-  char* base = workspace_.as<char>();
-  kv_recv_[0] = base + kv_recv0;
-  kv_recv_[1] = base + kv_recv1;
-  q_recv_[0] = base + q_recv0;
-  q_recv_[1] = base + q_recv1;
-  acc_q_ = reinterpret_cast<float*>(base + acc_q);
-  delta_ = reinterpret_cast<float*>(base + delta);
-  partial_ = reinterpret_cast<float*>(base + partial);
-  partial_recv_ = reinterpret_cast<float*>(base + partial_recv);
-  dkv_local_ = reinterpret_cast<float*>(base + dkv_local);
-  dkv_total_ = reinterpret_cast<float*>(base + dkv_total);
-  share_send_ = base + share_send;
-  dkv_recv_ = base + dkv_recv;
-  dq_recv_ = base + dq_recv;
-  kernel_scratch_ = reinterpret_cast<float*>(base + kernel);
-  return Status::ok();
+  // One arena; buffers a rank count never uses are empty.
+  WorkspaceArena arena;
+  for (char*& kv_recv : kv_recv_) arena.add(kv_recv, moves_kv ? 2 * kv_bytes_ : 0);
+  for (char*& q_recv : q_recv_) arena.add(q_recv, has_helpers ? 2 * q_bytes_ + 2 * lse_bytes : 0);
+  arena.add(acc_q_, q_elems_ * sizeof(float));
+  arena.add(delta_, lse_bytes);
+  arena.add(partial_, has_helpers ? q_elems_ * sizeof(float) + lse_bytes : 0);
+  arena.add(partial_recv_, has_helpers ? q_elems_ * sizeof(float) + lse_bytes : 0);
+  arena.add(dkv_local_, moves_kv ? 2 * kv_elems_ * sizeof(float) : 0);
+  arena.add(dkv_total_, 2 * kv_elems_ * sizeof(float));
+  arena.add(share_send_, moves_kv ? std::max(2 * kv_bytes_, has_helpers ? q_bytes_ : 0) : 0);
+  arena.add(dkv_recv_, moves_kv ? 2 * kv_bytes_ : 0);
+  arena.add(dq_recv_, has_helpers ? q_bytes_ : 0);
+  arena.add(kernel_scratch_, block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
+  return arena.allocate(workspace_);
 }
 
 Status LightSeqAttention::post_inputs(int step, int slot, const void* q, const void* k,
@@ -269,10 +233,10 @@ Status LightSeqAttention::backward(const BackwardArgs& args) {
     // The previous step's shares have had this step's compute to arrive: sum them in fp32.
     SEQPAR_RETURN_IF_ERROR(comm.wait(shares));
     if (previous != nullptr && previous->kv_to >= 0) {
-      add_share(dkv_total_, dkv_recv_, 2 * kv_elems_, p.dtype);
+      add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * kv_elems_);
     }
     if (previous != nullptr && previous->q_to >= 0) {
-      add_share(acc_q_, dq_recv_, q_elems_, p.dtype);
+      add_to_float(acc_q_, dq_recv_, p.dtype, q_elems_);
     }
     // This step's shares: ours out (in the storage dtype), and shares of our blocks in.
     P2POp ops[3];
@@ -291,8 +255,8 @@ Status LightSeqAttention::backward(const BackwardArgs& args) {
     SEQPAR_RETURN_IF_ERROR(comm.wait(next));
   }
   SEQPAR_RETURN_IF_ERROR(comm.wait(shares));  // the last step's shares
-  if (previous->kv_to >= 0) add_share(dkv_total_, dkv_recv_, 2 * kv_elems_, p.dtype);
-  if (previous->q_to >= 0) add_share(acc_q_, dq_recv_, q_elems_, p.dtype);
+  if (previous->kv_to >= 0) add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * kv_elems_);
+  if (previous->q_to >= 0) add_to_float(acc_q_, dq_recv_, p.dtype, q_elems_);
   convert_from_float(dkv_total_, args.dk, p.dtype, kv_elems_);
   convert_from_float(dkv_total_ + kv_elems_, args.dv, p.dtype, kv_elems_);
   convert_from_float(acc_q_, args.dq, p.dtype, q_elems_);

@@ -8,6 +8,7 @@
 
 #include "core/log.hpp"
 #include "runtime/agreement.hpp"
+#include "runtime/hybrid_grid.hpp"
 #include "runtime/scheme_factory.hpp"
 
 namespace seqpar {
@@ -19,11 +20,11 @@ constexpr int64_t kMaxElements = int64_t{1} << 56;  // per global tensor; bytes 
 
 // The config values every rank must agree on, exchanged once per plan.
 struct Fingerprint {
-  static constexpr int kFields = 12;
+  static constexpr int kFields = 13;
   static constexpr const char* kNames[kFields] = {
-      "ranks",    "scheme",        "batch", "seq",   "heads",
-      "kv_heads", "head_dim",      "mask",  "dtype", "softmax_scale (bits)",
-      "device",   "ranks_per_node"};
+      "ranks",    "scheme",         "batch",         "seq",   "heads",
+      "kv_heads", "head_dim",       "mask",          "dtype", "softmax_scale (bits)",
+      "device",   "ranks_per_node", "ulysses_degree"};
   int64_t values[kFields];
 };
 
@@ -33,7 +34,17 @@ Fingerprint fingerprint_of(const PlanConfig& c, int ranks) {
   const AttentionProblem& p = c.problem;
   return {{ranks, static_cast<int64_t>(c.scheme), p.batch, p.seq, p.heads_q, p.heads_kv, p.head_dim,
            static_cast<int64_t>(p.mask), static_cast<int64_t>(p.dtype), int64_t{scale_bits},
-           static_cast<int64_t>(c.device), c.ranks_per_node}};
+           static_cast<int64_t>(c.device), c.ranks_per_node, c.ulysses_degree}};
+}
+
+// The token layout of `config` on `ranks` ranks; the hybrid's carries its grid's U.
+StatusOr<Layout> layout_of(const PlanConfig& config, int ranks) {
+  int ulysses = 1;
+  if (config.scheme == SchemeKind::kHybrid) {
+    SEQPAR_ASSIGN_OR_RETURN(const HybridGrid grid, hybrid_grid(config, ranks));
+    ulysses = grid.ulysses;
+  }
+  return Layout::make(scheme_layout(config.scheme), config.problem.seq, ranks, ulysses);
 }
 
 // Every rank learns whether all ranks hold the same config; a mismatch names the field.
@@ -85,7 +96,7 @@ Status validate_problem(const PlanConfig& config, int ranks) {
   SEQPAR_REQUIRE(p.softmax_scale >= 0.0f && std::isfinite(p.softmax_scale),
                  StatusCode::kInvalidArgument,
                  "softmax scale must be finite and >= 0 (0 means 1/sqrt(D))");
-  return Layout::make(scheme_layout(config.scheme), p.seq, ranks).status();
+  return layout_of(config, ranks).status();
 }
 
 StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Communicator& comm) {
@@ -102,14 +113,13 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Commun
                  comm.device_memory() ? "device" : "host", " memory but the plan's tensors are on ",
                  device_name(config.device));
 
-  SchemeContext context{
-      config.problem,
-      config.scheme,
-      Layout::make(scheme_layout(config.scheme), config.problem.seq, comm.size()).value(),
-      &comm,
-      config.device,
-      config.stream,
-      config.ranks_per_node};
+  SchemeContext context{config.problem,
+                        config.scheme,
+                        layout_of(config, comm.size()).value(),
+                        &comm,
+                        config.device,
+                        config.stream,
+                        config.ranks_per_node};
   StatusOr<std::unique_ptr<Scheme>> scheme = create_scheme(context);
   SEQPAR_RETURN_IF_ERROR(
       agree_across_ranks(scheme.status(), comm, "create their plan"));  // e.g. out of memory
@@ -118,12 +128,28 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Commun
 
 CommVolume Plan::expected_forward_comm() const {
   return seqpar::expected_forward_comm(context_.kind, context_.problem, context_.comm->size(),
-                                       context_.comm->rank());
+                                       context_.comm->rank(), context_.layout.ulysses_degree());
 }
 
 CommVolume Plan::expected_backward_comm() const {
   return seqpar::expected_backward_comm(context_.kind, context_.problem, context_.comm->size(),
-                                        context_.comm->rank());
+                                        context_.comm->rank(), context_.layout.ulysses_degree());
+}
+
+CommStats Plan::comm_stats() const {
+  CommStats total = context_.comm->stats();
+  for (const Communicator* sub : scheme_->subgroups()) {
+    for (size_t op = 0; op < total.ops.size(); ++op) {
+      total.ops[op].calls += sub->stats().ops[op].calls;
+      total.ops[op].bytes_sent += sub->stats().ops[op].bytes_sent;
+    }
+  }
+  return total;
+}
+
+void Plan::reset_comm_stats() {
+  context_.comm->reset_stats();
+  for (Communicator* sub : scheme_->subgroups()) sub->reset_stats();
 }
 
 Status Plan::fail_group_on_error(Status status) {

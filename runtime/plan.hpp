@@ -31,6 +31,10 @@ class Plan {
   Communicator& comm() const { return *context_.comm; }
   CommVolume expected_forward_comm() const;  // what this rank sends (runtime/comm_formula.hpp)
   CommVolume expected_backward_comm() const;
+  // This rank's counters: the plan's communicator plus the subgroups its scheme split off it
+  // (Scheme::subgroups), summed per op kind; what the formulas above predict.
+  CommStats comm_stats() const;
+  void reset_comm_stats();  // of the plan's communicator and the scheme's subgroups
 
   // Collective. Any failure, a missing tensor on one rank included, aborts the group (a partial
   // step cannot be resumed), so no rank is left waiting for it.

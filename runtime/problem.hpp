@@ -28,6 +28,9 @@ struct PlanConfig {
   void* stream = nullptr;         // the caller's cudaStream_t (device plans); not owned
   int ranks_per_node =
       0;  // consecutive ranks sharing a node (0: all); tree's hierarchy, hybrid's groups
+  // hybrid's U: ranks per Ulysses group (consecutive ranks; U x R = P). 0: choose, as
+  // runtime/hybrid_grid.hpp says (the widest group inside a node that the heads allow).
+  int ulysses_degree = 0;
 };
 
 // Shards are (B, S_local, H, D) in the plan's layout; lse is (B, Hq, S_local) fp32.

@@ -5,20 +5,10 @@
 #include <new>
 
 #include "attention/dispatch.hpp"
+#include "runtime/grid_copy.hpp"
+#include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
-namespace {
-
-constexpr size_t kAlign = 64;
-
-size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
-
-// total[i] += share[i], the share arriving in the storage dtype; sums stay in fp32.
-void add_share(float* total, const void* share, size_t n, DType dtype) {
-  for (size_t i = 0; i < n; ++i) total[i] += load_float(share, dtype, i);
-}
-
-}  // namespace
 
 StatusOr<std::unique_ptr<Scheme>> RingAttention::create(const SchemeContext& context) {
   SEQPAR_REQUIRE(context.device == Device::kHost, StatusCode::kUnsupported,
@@ -72,36 +62,18 @@ Status RingAttention::allocate_workspace() {
   const bool ring = ctx_.layout.ranks() > 1;
   const size_t local = static_cast<size_t>(ctx_.layout.local_seq());
 
-  // Offsets of every region in one arena; buffers only a multi-rank ring needs are empty at P=1.
-  size_t offset = 0;
-  auto carve = [&offset](size_t bytes) {
-    const size_t at = offset;
-    offset += align_up(bytes);
-    return at;
-  };
-  const size_t kv_recv0 = carve(ring ? 2 * kv_bytes_ : 0);
-  const size_t kv_recv1 = carve(ring ? 2 * kv_bytes_ : 0);
-  const size_t acc_q = carve(q_elems_ * sizeof(float));
-  const size_t delta = carve(static_cast<size_t>(p.batch * p.heads_q) * local * sizeof(float));
-  const size_t dkv_local = carve(2 * kv_elems_ * sizeof(float));
-  const size_t dkv_total = carve(2 * kv_elems_ * sizeof(float));
-  const size_t dkv_send = carve(ring ? 2 * kv_bytes_ : 0);
-  const size_t dkv_recv = carve(ring ? 2 * kv_bytes_ : 0);
-  const size_t kernel =
-      carve(block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
-  SEQPAR_RETURN_IF_ERROR(workspace_.allocate(offset));
-
-  char* base = workspace_.as<char>();
-  kv_recv_[0] = base + kv_recv0;
-  kv_recv_[1] = base + kv_recv1;
-  acc_q_ = reinterpret_cast<float*>(base + acc_q);
-  delta_ = reinterpret_cast<float*>(base + delta);
-  dkv_local_ = reinterpret_cast<float*>(base + dkv_local);
-  dkv_total_ = reinterpret_cast<float*>(base + dkv_total);
-  dkv_send_ = base + dkv_send;
-  dkv_recv_ = base + dkv_recv;
-  kernel_scratch_ = reinterpret_cast<float*>(base + kernel);
-  return Status::ok();
+  // One arena; buffers only a multi-rank ring needs are empty at P=1.
+  WorkspaceArena arena;
+  arena.add(kv_recv_[0], ring ? 2 * kv_bytes_ : 0);
+  arena.add(kv_recv_[1], ring ? 2 * kv_bytes_ : 0);
+  arena.add(acc_q_, q_elems_ * sizeof(float));
+  arena.add(delta_, static_cast<size_t>(p.batch * p.heads_q) * local * sizeof(float));
+  arena.add(dkv_local_, 2 * kv_elems_ * sizeof(float));
+  arena.add(dkv_total_, 2 * kv_elems_ * sizeof(float));
+  arena.add(dkv_send_, ring ? 2 * kv_bytes_ : 0);
+  arena.add(dkv_recv_, ring ? 2 * kv_bytes_ : 0);
+  arena.add(kernel_scratch_, block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
+  return arena.allocate(workspace_);
 }
 
 Status RingAttention::forward(const ForwardArgs& args) {
@@ -192,7 +164,7 @@ Status RingAttention::backward(const BackwardArgs& args) {
 
     if (step > 0) {
       SEQPAR_RETURN_IF_ERROR(comm.wait(shares));  // last step's transfers are done
-      if (step > 1) add_share(dkv_total_, dkv_recv_, 2 * kv_elems, p.dtype);
+      if (step > 1) add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * kv_elems);
       convert_from_float(dkv_local_, dkv_send_, p.dtype, 2 * kv_elems);
       const int holder = (rank + step) % ranks;  // holds our block this step
       const P2POp ops[] = {P2POp::send(source, dkv_send_, 2 * kv_bytes_),
@@ -205,7 +177,7 @@ Status RingAttention::backward(const BackwardArgs& args) {
   }
   if (ranks > 1) {  // the last share of our block
     SEQPAR_RETURN_IF_ERROR(comm.wait(shares));
-    add_share(dkv_total_, dkv_recv_, 2 * kv_elems, p.dtype);
+    add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * kv_elems);
   }
   convert_from_float(dkv_total_, args.dk, p.dtype, kv_elems);
   convert_from_float(dkv_total_ + kv_elems, args.dv, p.dtype, kv_elems);

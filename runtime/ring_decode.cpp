@@ -4,15 +4,9 @@
 #include <cstring>
 
 #include "attention/dispatch.hpp"
+#include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
-namespace {
-
-constexpr size_t kAlign = 64;
-
-size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
-
-}  // namespace
 
 StatusOr<std::unique_ptr<DecodeAttention>> RingDecode::create(Communicator& comm,
                                                               const DecodeProblem& problem,
@@ -20,24 +14,20 @@ StatusOr<std::unique_ptr<DecodeAttention>> RingDecode::create(Communicator& comm
   std::unique_ptr<RingDecode> d(new RingDecode(comm, problem));
   const int64_t local_capacity =
       cache.prompt / comm.size() + (cache.capacity - cache.prompt + comm.size() - 1) / comm.size();
-  const size_t block = align_up(
+  const size_t block =
       static_cast<size_t>(2 * cache.batch * local_capacity * cache.heads_kv * cache.head_dim) *
-      dtype_size(cache.dtype));
-  const size_t out = align_up(
-      static_cast<size_t>(problem.batch * problem.q_len * problem.heads_q * problem.head_dim) *
-      sizeof(float));
-  const size_t lse = align_up(static_cast<size_t>(problem.batch * problem.heads_q * problem.q_len) *
-                              sizeof(float));
+      dtype_size(cache.dtype);
   const BlockShape shape{problem.batch,   problem.q_len,  local_capacity,
                          problem.heads_q, cache.heads_kv, problem.head_dim};
-  SEQPAR_RETURN_IF_ERROR(d->workspace_.allocate(
-      2 * block + out + lse + block_kernel_scratch_bytes(shape, {Device::kHost, nullptr})));
-  char* base = d->workspace_.as<char>();
-  d->blocks_[0] = base;
-  d->blocks_[1] = base + block;
-  d->out_ = reinterpret_cast<float*>(base + 2 * block);
-  d->lse_ = reinterpret_cast<float*>(base + 2 * block + out);
-  d->kernel_scratch_ = reinterpret_cast<float*>(base + 2 * block + out + lse);
+  WorkspaceArena arena;
+  for (char*& held : d->blocks_) arena.add(held, block);
+  arena.add(d->out_, static_cast<size_t>(problem.batch * problem.q_len * problem.heads_q *
+                                         problem.head_dim) *
+                         sizeof(float));
+  arena.add(d->lse_,
+            static_cast<size_t>(problem.batch * problem.heads_q * problem.q_len) * sizeof(float));
+  arena.add(d->kernel_scratch_, block_kernel_scratch_bytes(shape, {Device::kHost, nullptr}));
+  SEQPAR_RETURN_IF_ERROR(arena.allocate(d->workspace_));
   return std::unique_ptr<DecodeAttention>(std::move(d));
 }
 

@@ -2,6 +2,7 @@
 // Scheme: what a Plan runs. Made once per plan with everything it needs preallocated; forward
 // and backward then run many times without allocating.
 #include <memory>
+#include <span>
 
 #include "comm/communicator.hpp"
 #include "core/status.hpp"
@@ -16,6 +17,9 @@ class Scheme {
   virtual Status forward(const ForwardArgs& args) = 0;
   virtual Status backward(const BackwardArgs& args) = 0;
   virtual size_t workspace_bytes() const = 0;
+  // Communicators the scheme split off the plan's and owns. Their traffic is the scheme's too but
+  // is counted on them, not on the plan's communicator (Plan::comm_stats adds them up).
+  virtual std::span<Communicator* const> subgroups() const { return {}; }
 };
 
 // Everything a scheme is built from. The communicator is the caller's; it outlives the plan.

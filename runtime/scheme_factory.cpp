@@ -1,6 +1,7 @@
 // create_scheme: SchemeKind -> Scheme.
 #include "runtime/scheme_factory.hpp"
 
+#include "runtime/hybrid_attention.hpp"
 #include "runtime/lightseq_attention.hpp"
 #include "runtime/ring_attention.hpp"
 #include "runtime/tree_attention.hpp"
@@ -20,6 +21,8 @@ StatusOr<std::unique_ptr<Scheme>> create_scheme(const SchemeContext& context) {
       return LightSeqAttention::create(context);
     case SchemeKind::kTree:
       return TreeAttention::create(context);
+    case SchemeKind::kHybrid:
+      return HybridAttention::create(context);
   }
   return SEQPAR_FAIL(StatusCode::kUnsupported, "scheme ", scheme_name(context.kind),
                      " is not built yet");

@@ -4,9 +4,9 @@
 namespace seqpar {
 
 namespace {
-constexpr SchemeKind kAllSchemes[] = {SchemeKind::kRing,     SchemeKind::kStriped,
-                                      SchemeKind::kZigzag,   SchemeKind::kUlysses,
-                                      SchemeKind::kLightSeq, SchemeKind::kTree};
+constexpr SchemeKind kAllSchemes[] = {
+    SchemeKind::kRing,     SchemeKind::kStriped, SchemeKind::kZigzag, SchemeKind::kUlysses,
+    SchemeKind::kLightSeq, SchemeKind::kTree,    SchemeKind::kHybrid};
 }  // namespace
 
 const char* scheme_name(SchemeKind scheme) {
@@ -23,6 +23,8 @@ const char* scheme_name(SchemeKind scheme) {
       return "lightseq";
     case SchemeKind::kTree:
       return "tree";
+    case SchemeKind::kHybrid:
+      return "hybrid";
   }
   return "?";
 }
@@ -32,7 +34,7 @@ StatusOr<SchemeKind> parse_scheme(std::string_view name) {
     if (name == scheme_name(s)) return s;
   }
   return SEQPAR_FAIL(StatusCode::kInvalidArgument, "unknown scheme '", name,
-                     "' (expected ring, striped, zigzag, ulysses, lightseq or tree)");
+                     "' (expected ring, striped, zigzag, ulysses, lightseq, tree or hybrid)");
 }
 
 LayoutKind scheme_layout(SchemeKind scheme) {
@@ -41,6 +43,8 @@ LayoutKind scheme_layout(SchemeKind scheme) {
       return LayoutKind::kStriped;
     case SchemeKind::kZigzag:
       return LayoutKind::kZigzag;
+    case SchemeKind::kHybrid:
+      return LayoutKind::kHybridZigzag;
     case SchemeKind::kRing:
     case SchemeKind::kUlysses:
     case SchemeKind::kLightSeq:

@@ -7,7 +7,7 @@
 
 namespace seqpar {
 
-enum class SchemeKind : int { kRing = 0, kStriped, kZigzag, kUlysses, kLightSeq, kTree };
+enum class SchemeKind : int { kRing = 0, kStriped, kZigzag, kUlysses, kLightSeq, kTree, kHybrid };
 
 const char* scheme_name(SchemeKind scheme);  // "ring", "striped", "zigzag", "ulysses", ...
 StatusOr<SchemeKind> parse_scheme(std::string_view name);

@@ -4,13 +4,10 @@
 #include <cstring>
 
 #include "attention/dispatch.hpp"
+#include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
 namespace {
-
-constexpr size_t kAlign = 64;
-
-size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 // The rows a forward combines: every rank's queries, rank-major, as P*B batches of S/P rows.
 CombineShape combine_shape(const AttentionProblem& p, int ranks) {
@@ -71,33 +68,16 @@ PositionMap TreeAttention::positions_of(int rank) const {
 
 Status TreeAttention::allocate_workspace() {
   const size_t ranks = static_cast<size_t>(ctx_.layout.ranks());
-  size_t offset = 0;
-  auto carve = [&offset](size_t bytes) {
-    const size_t at = offset;
-    offset += align_up(bytes);
-    return at;
-  };
-  const size_t q_all = carve(ranks * q_bytes_);
-  const size_t acc_all = carve(ranks * q_elems_ * sizeof(float));
-  const size_t lse_all = carve(ranks * stat_elems_ * sizeof(float));
-  const size_t pack = carve(pack_bytes_);
-  const size_t pack_all = carve(ranks * pack_bytes_);
-  const size_t dq_own = carve(q_elems_ * sizeof(float));
-  const size_t dkv = carve(2 * kv_elems_ * sizeof(float));
-  const size_t kernel =
-      carve(block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
-  SEQPAR_RETURN_IF_ERROR(workspace_.allocate(offset));
-
-  char* base = workspace_.as<char>();
-  q_all_ = base + q_all;
-  acc_all_ = reinterpret_cast<float*>(base + acc_all);
-  lse_all_ = reinterpret_cast<float*>(base + lse_all);
-  pack_ = base + pack;
-  pack_all_ = base + pack_all;
-  dq_own_ = reinterpret_cast<float*>(base + dq_own);
-  dkv_ = reinterpret_cast<float*>(base + dkv);
-  kernel_scratch_ = reinterpret_cast<float*>(base + kernel);
-  return Status::ok();
+  WorkspaceArena arena;
+  arena.add(q_all_, ranks * q_bytes_);
+  arena.add(acc_all_, ranks * q_elems_ * sizeof(float));
+  arena.add(lse_all_, ranks * stat_elems_ * sizeof(float));
+  arena.add(pack_, pack_bytes_);
+  arena.add(pack_all_, ranks * pack_bytes_);
+  arena.add(dq_own_, q_elems_ * sizeof(float));
+  arena.add(dkv_, 2 * kv_elems_ * sizeof(float));
+  arena.add(kernel_scratch_, block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
+  return arena.allocate(workspace_);
 }
 
 Status TreeAttention::forward(const ForwardArgs& args) {

@@ -5,14 +5,12 @@
 #include <cstring>
 #include <limits>
 
+#include "runtime/workspace_arena.hpp"
+
 namespace seqpar {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-constexpr size_t kAlign = 64;
-
-size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
-
 bool is_hierarchical(int ranks, int ranks_per_node) {
   return ranks_per_node > 1 && ranks_per_node < ranks;
 }
@@ -54,13 +52,12 @@ StatusOr<std::unique_ptr<TreeCombine>> TreeCombine::create(Communicator& comm, i
   const size_t packed_bytes = c->padded(shape.out_elems() + shape.lse_elems()) * sizeof(float);
   const size_t node = c->node_ ? static_cast<size_t>(c->node_->size()) : 1;
   const size_t slice_bytes = c->node_ ? packed_bytes / node : 0;
-  SEQPAR_RETURN_IF_ERROR(
-      c->workspace_.allocate(align_up(max_bytes) + align_up(packed_bytes) + align_up(slice_bytes)));
+  WorkspaceArena arena;
+  arena.add(c->max_, max_bytes);
+  arena.add(c->packed_, packed_bytes);
+  arena.add(c->slice_, slice_bytes);
+  SEQPAR_RETURN_IF_ERROR(arena.allocate(c->workspace_));
   c->workspace_.fill_zero();  // the padding is reduced but never read
-  char* base = c->workspace_.as<char>();
-  c->max_ = reinterpret_cast<float*>(base);
-  c->packed_ = reinterpret_cast<float*>(base + align_up(max_bytes));
-  c->slice_ = reinterpret_cast<float*>(base + align_up(max_bytes) + align_up(packed_bytes));
   return c;
 }
 

@@ -4,13 +4,10 @@
 #include <cstring>
 
 #include "attention/dispatch.hpp"
+#include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
 namespace {
-
-constexpr size_t kAlign = 64;
-
-size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 CombineShape combine_shape(const DecodeProblem& p) {
   return {p.batch, p.q_len, p.heads_q, p.head_dim};
@@ -34,14 +31,11 @@ StatusOr<std::unique_ptr<DecodeAttention>> TreeDecode::create(Communicator& comm
       cache.prompt / comm.size() + (cache.capacity - cache.prompt + comm.size() - 1) / comm.size();
   const BlockShape block{
       1, problem.q_len, local_capacity, problem.heads_q, cache.heads_kv, problem.head_dim};
-  const size_t out_bytes = align_up(static_cast<size_t>(rows.out_elems()) * sizeof(float));
-  const size_t lse_bytes = align_up(static_cast<size_t>(rows.lse_elems()) * sizeof(float));
-  SEQPAR_RETURN_IF_ERROR(d->workspace_.allocate(
-      out_bytes + lse_bytes + block_kernel_scratch_bytes(block, {Device::kHost, nullptr})));
-  char* base = d->workspace_.as<char>();
-  d->out_ = reinterpret_cast<float*>(base);
-  d->lse_ = reinterpret_cast<float*>(base + out_bytes);
-  d->kernel_scratch_ = reinterpret_cast<float*>(base + out_bytes + lse_bytes);
+  WorkspaceArena arena;
+  arena.add(d->out_, static_cast<size_t>(rows.out_elems()) * sizeof(float));
+  arena.add(d->lse_, static_cast<size_t>(rows.lse_elems()) * sizeof(float));
+  arena.add(d->kernel_scratch_, block_kernel_scratch_bytes(block, {Device::kHost, nullptr}));
+  SEQPAR_RETURN_IF_ERROR(arena.allocate(d->workspace_));
   return std::unique_ptr<DecodeAttention>(std::move(d));
 }
 

@@ -24,6 +24,7 @@ class TreeDecode final : public DecodeAttention {
     return workspace_.bytes() + combine_->workspace_bytes();
   }
   CommVolume expected_comm(const KvCache& cache) const override;
+  CommVolume subgroup_comm() const override { return combine_->subgroup_comm(); }
 
  private:
   TreeDecode(Communicator& comm, const DecodeProblem& problem, int ranks_per_node)

@@ -8,13 +8,10 @@
 
 #include "attention/dispatch.hpp"
 #include "runtime/grid_copy.hpp"
+#include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
 namespace {
-
-constexpr size_t kAlign = 64;
-
-size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 size_t total_of(const std::vector<size_t>& bytes) {
   size_t total = 0;
@@ -102,44 +99,21 @@ Status UlyssesAttention::allocate_workspace() {
     recv_bytes = std::max(recv_bytes, total_of(split->recv_bytes));
   }
 
-  size_t offset = 0;
-  auto carve = [&offset](size_t bytes) {
-    const size_t at = offset;
-    offset += align_up(bytes);
-    return at;
-  };
-  const size_t send = carve(send_bytes);
-  const size_t recv = carve(recv_bytes);
-  const size_t q_heads = carve(q_elems * storage);
-  const size_t k_heads = carve(kv_elems * storage);
-  const size_t v_heads = carve(kv_elems * storage);
-  const size_t dout_heads = carve(q_elems * storage);
-  const size_t acc_q = carve(q_elems * sizeof(float));
-  const size_t lse_heads = carve(stat_elems * sizeof(float));
-  const size_t delta_heads = carve(stat_elems * sizeof(float));
-  const size_t dkv_heads = carve(2 * kv_elems * sizeof(float));
-  const size_t delta_local =
-      carve(static_cast<size_t>(p.batch * p.heads_q * local_seq_) * sizeof(float));
-  const size_t dkv_total = carve(2 * local_kv_elems * sizeof(float));
-  const size_t kernel =
-      carve(block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
-  SEQPAR_RETURN_IF_ERROR(workspace_.allocate(offset));
-
-  char* base = workspace_.as<char>();
-  send_ = base + send;
-  recv_ = base + recv;
-  q_heads_ = base + q_heads;
-  k_heads_ = base + k_heads;
-  v_heads_ = base + v_heads;
-  dout_heads_ = base + dout_heads;
-  acc_q_ = reinterpret_cast<float*>(base + acc_q);
-  lse_heads_ = reinterpret_cast<float*>(base + lse_heads);
-  delta_heads_ = reinterpret_cast<float*>(base + delta_heads);
-  dkv_heads_ = reinterpret_cast<float*>(base + dkv_heads);
-  delta_local_ = reinterpret_cast<float*>(base + delta_local);
-  dkv_total_ = reinterpret_cast<float*>(base + dkv_total);
-  kernel_scratch_ = reinterpret_cast<float*>(base + kernel);
-  return Status::ok();
+  WorkspaceArena arena;
+  arena.add(send_, send_bytes);
+  arena.add(recv_, recv_bytes);
+  arena.add(q_heads_, q_elems * storage);
+  arena.add(k_heads_, kv_elems * storage);
+  arena.add(v_heads_, kv_elems * storage);
+  arena.add(dout_heads_, q_elems * storage);
+  arena.add(acc_q_, q_elems * sizeof(float));
+  arena.add(lse_heads_, stat_elems * sizeof(float));
+  arena.add(delta_heads_, stat_elems * sizeof(float));
+  arena.add(dkv_heads_, 2 * kv_elems * sizeof(float));
+  arena.add(delta_local_, static_cast<size_t>(p.batch * p.heads_q * local_seq_) * sizeof(float));
+  arena.add(dkv_total_, 2 * local_kv_elems * sizeof(float));
+  arena.add(kernel_scratch_, block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
+  return arena.allocate(workspace_);
 }
 
 Status UlyssesAttention::all_to_all(const AllToAllSplit& split) {
@@ -162,10 +136,11 @@ Status UlyssesAttention::forward(const ForwardArgs& args) {
     char* piece = send_ + forward_in_.send_offsets[static_cast<size_t>(d)];
     copy_grid_rect({args.q, dt, {B, Sl, p.heads_q, D}}, {0, to.q_begin},
                    {piece, dt, {B, Sl, to.q_count, D}}, {0, 0}, Sl, to.q_count);
-    for (const void* kv : {args.k, args.v}) {
-      piece += kv == args.k ? parts.q : parts.kv;
+    piece += parts.q;
+    for (const void* kv : {args.k, args.v}) {  // by position: K and V may be one buffer
       copy_grid_rect({kv, dt, {B, Sl, p.heads_kv, D}}, {0, to.kv_begin},
                      {piece, dt, {B, Sl, to.kv_count, D}}, {0, 0}, Sl, to.kv_count);
+      piece += parts.kv;
     }
   }
   SEQPAR_RETURN_IF_ERROR(all_to_all(forward_in_));

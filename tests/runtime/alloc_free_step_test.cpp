@@ -1,6 +1,7 @@
-// No allocation inside a step: after warm-up steps, forward + backward of every ring-family
-// scheme perform zero C++ heap allocations on every rank (threads backend). Global operator
-// new is replaced in this test binary and counted per thread while a rank's steps run.
+// No allocation inside a step: after warm-up steps, forward + backward of every scheme, and a
+// decoding step (KV cache append + tree or ring decode, flat and per node), perform zero C++
+// heap allocations on every rank (threads backend), for P up to 8. Global operator new is
+// replaced in this test binary and counted per thread while a rank's steps run.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,6 +11,8 @@
 #include "comm/threads_communicator.hpp"
 #include "launch/test_data.hpp"
 #include "runtime/plan.hpp"
+#include "runtime/ring_decode.hpp"
+#include "runtime/tree_decode.hpp"
 
 namespace {
 thread_local bool t_counting = false;
@@ -42,8 +45,9 @@ TEST_P(AllocationFreeStep, ForwardAndBackwardAllocateNothingOnceWarm) {
   const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
     PlanConfig config;
     config.scheme = scheme;
+    config.ulysses_degree = scheme == SchemeKind::kHybrid && ranks % 2 == 0 ? 2 : 0;  // 2 x P/2
     config.problem =
-        AttentionProblem{1, 2 * ranks * 16, 4, 2, 16, MaskKind::kCausal, DType::kBF16, 0.0f};
+        AttentionProblem{1, 2 * ranks * 16, 8, 2, 16, MaskKind::kCausal, DType::kBF16, 0.0f};
     SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(config, comm));
     RankTensors t;
     SEQPAR_RETURN_IF_ERROR(t.allocate(plan->problem(), plan->local_seq()));
@@ -78,11 +82,63 @@ INSTANTIATE_TEST_SUITE_P(
     RingFamily, AllocationFreeStep,
     ::testing::Combine(::testing::Values(SchemeKind::kRing, SchemeKind::kStriped,
                                          SchemeKind::kZigzag, SchemeKind::kTree,
-                                         SchemeKind::kUlysses, SchemeKind::kLightSeq),
-                       ::testing::Values(1, 2, 3, 4)),
+                                         SchemeKind::kUlysses, SchemeKind::kLightSeq,
+                                         SchemeKind::kHybrid),
+                       ::testing::Values(1, 2, 3, 4, 6, 8)),
     [](const ::testing::TestParamInfo<std::tuple<SchemeKind, int>>& param_info) {
       return str_cat(scheme_name(std::get<0>(param_info.param)), "_P",
                      std::get<1>(param_info.param));
+    });
+
+// (scheme: tree or ring, ranks, ranks per node: 0 flat)
+class AllocationFreeDecode : public ::testing::TestWithParam<std::tuple<SchemeKind, int, int>> {};
+
+TEST_P(AllocationFreeDecode, AppendAndStepAllocateNothingOnceWarm) {
+  const auto [scheme, ranks, ranks_per_node] = GetParam();
+  constexpr int64_t kNew = 2;  // tokens per step
+  std::vector<int64_t> allocations(static_cast<size_t>(ranks), -1);
+  const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
+    const KvCacheShape shape{
+        1, 2, 16, DType::kBF16, 4 * ranks, 4 * ranks + (kWarmupSteps + kCountedSteps) * kNew};
+    const DecodeProblem problem{1, 8, 16, kNew, 0.25f};
+    SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache,
+                            KvCache::create(shape, comm.rank(), ranks));
+    std::unique_ptr<DecodeAttention> decoder;
+    if (scheme == SchemeKind::kTree) {
+      SEQPAR_ASSIGN_OR_RETURN(decoder, TreeDecode::create(comm, problem, shape, ranks_per_node));
+    } else {
+      SEQPAR_ASSIGN_OR_RETURN(decoder, RingDecode::create(comm, problem, shape));
+    }
+    HostBuffer q, k, v, out, lse;
+    for (HostBuffer* b : {&q, &k, &v, &out}) SEQPAR_RETURN_IF_ERROR(b->allocate(8 * kNew * 16 * 2));
+    SEQPAR_RETURN_IF_ERROR(lse.allocate(8 * kNew * sizeof(float)));
+    for (HostBuffer* b : {&q, &k, &v}) b->fill_zero();
+    for (int step = 0; step < kWarmupSteps + kCountedSteps; ++step) {
+      t_counting = step >= kWarmupSteps;
+      Status s = cache->append(k.data(), v.data(), kNew);
+      if (s.is_ok()) s = decoder->step(q.data(), *cache, out.data(), lse.as<float>());
+      t_counting = false;
+      SEQPAR_RETURN_IF_ERROR(s);
+    }
+    allocations[static_cast<size_t>(comm.rank())] = t_allocations;
+    return Status::ok();
+  });
+  ASSERT_TRUE(status.is_ok()) << status.to_string();
+  for (int r = 0; r < ranks; ++r) {
+    EXPECT_EQ(allocations[static_cast<size_t>(r)], 0)
+        << "rank " << r << " allocated during " << kCountedSteps << " warm decoding steps";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    TreeAndRing, AllocationFreeDecode,
+    ::testing::Values(std::tuple{SchemeKind::kTree, 1, 0}, std::tuple{SchemeKind::kTree, 3, 0},
+                      std::tuple{SchemeKind::kTree, 8, 0}, std::tuple{SchemeKind::kTree, 8, 4},
+                      std::tuple{SchemeKind::kTree, 6, 2}, std::tuple{SchemeKind::kRing, 1, 0},
+                      std::tuple{SchemeKind::kRing, 3, 0}, std::tuple{SchemeKind::kRing, 8, 0}),
+    [](const ::testing::TestParamInfo<std::tuple<SchemeKind, int, int>>& param_info) {
+      return str_cat(scheme_name(std::get<0>(param_info.param)), "_P",
+                     std::get<1>(param_info.param), "_R", std::get<2>(param_info.param));
     });
 
 }  // namespace

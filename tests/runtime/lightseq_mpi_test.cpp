@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include "checked_step.hpp"
 #include "comm/mpi_communicator.hpp"
-#include "launch/training_step.hpp"
 #include "lightseq_cases.hpp"
 
 namespace seqpar {
@@ -16,18 +16,8 @@ TEST(LightSeqMpi, MatchReferenceAndCommFormula) {
   ASSERT_TRUE(comm.is_ok()) << comm.status().to_string();
   for (const testing::SchemeCase& c : testing::lightseq_cases()) {
     SCOPED_TRACE(c.name());
-    const RunOptions options = testing::options_for(c, comm.value()->size());
-    StatusOr<StepReport> report = run_training_step(options, *comm.value());
-    ASSERT_TRUE(report.is_ok()) << report.status().to_string();
-    const CheckErrors& e = *report->errors;
-    EXPECT_LE(e.out, e.tolerance);
-    EXPECT_LE(e.lse, e.tolerance);
-    EXPECT_LE(e.dq, e.tolerance);
-    EXPECT_LE(e.dk, e.tolerance);
-    EXPECT_LE(e.dv, e.tolerance);
-    EXPECT_TRUE(report->comm_matches_formula)
-        << report->measured_comm.bytes_sent << " bytes (largest rank) vs formula "
-        << report->expected_comm.bytes_sent;
+    ASSERT_NO_FATAL_FAILURE(
+        testing::expect_checked_step(testing::options_for(c, comm.value()->size()), *comm.value()));
   }
 }
 

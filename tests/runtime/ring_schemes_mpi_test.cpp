@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include "checked_step.hpp"
 #include "comm/mpi_communicator.hpp"
-#include "launch/training_step.hpp"
 #include "runtime/plan.hpp"
 #include "scheme_cases.hpp"
 
@@ -23,18 +23,8 @@ TEST(RingSchemesMpi, MatchReferenceAndCommFormula) {
   ASSERT_NE(comm, nullptr);
   for (const testing::SchemeCase& c : testing::scheme_cases()) {
     SCOPED_TRACE(c.name());
-    const RunOptions options = testing::options_for(c, comm->size());
-    StatusOr<StepReport> report = run_training_step(options, *comm);
-    ASSERT_TRUE(report.is_ok()) << report.status().to_string();
-    const CheckErrors& e = *report->errors;
-    EXPECT_LE(e.out, e.tolerance);
-    EXPECT_LE(e.lse, e.tolerance);
-    EXPECT_LE(e.dq, e.tolerance);
-    EXPECT_LE(e.dk, e.tolerance);
-    EXPECT_LE(e.dv, e.tolerance);
-    EXPECT_TRUE(report->comm_matches_formula)
-        << report->measured_comm.bytes_sent << " bytes vs formula "
-        << report->expected_comm.bytes_sent;
+    ASSERT_NO_FATAL_FAILURE(
+        testing::expect_checked_step(testing::options_for(c, comm->size()), *comm));
   }
 }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <mutex>
 
+#include "checked_step.hpp"
 #include "comm/threads_communicator.hpp"
 #include "launch/test_data.hpp"
 #include "launch/training_step.hpp"
@@ -17,39 +18,11 @@ namespace {
 
 using testing::SchemeCase;
 
-// Runs one checked training step on `ranks` threads; every rank's report is returned.
-std::vector<StepReport> run_checked_step(const RunOptions& options, int ranks, Status* status) {
-  std::vector<StepReport> reports(static_cast<size_t>(ranks));
-  *status = run_threads(ranks, [&](Communicator& comm) -> Status {
-    SEQPAR_ASSIGN_OR_RETURN(reports[static_cast<size_t>(comm.rank())],
-                            run_training_step(options, comm));
-    return Status::ok();
-  });
-  return reports;
-}
-
 class RingSchemes : public ::testing::TestWithParam<std::tuple<SchemeCase, int>> {};
 
 TEST_P(RingSchemes, MatchReferenceAndCommFormula) {
   const auto& [c, ranks] = GetParam();
-  const RunOptions options = testing::options_for(c, ranks);
-  Status status;
-  const std::vector<StepReport> reports = run_checked_step(options, ranks, &status);
-  ASSERT_TRUE(status.is_ok()) << status.to_string();
-  for (int r = 0; r < ranks; ++r) {
-    const StepReport& rep = reports[static_cast<size_t>(r)];
-    ASSERT_TRUE(rep.errors.has_value());
-    const CheckErrors& e = *rep.errors;
-    EXPECT_LE(e.out, e.tolerance) << "rank " << r;
-    EXPECT_LE(e.lse, e.tolerance) << "rank " << r;
-    EXPECT_LE(e.dq, e.tolerance) << "rank " << r;
-    EXPECT_LE(e.dk, e.tolerance) << "rank " << r;
-    EXPECT_LE(e.dv, e.tolerance) << "rank " << r;
-    EXPECT_TRUE(e.passed);
-    EXPECT_TRUE(rep.comm_matches_formula)
-        << "rank " << r << " sent " << rep.measured_comm.bytes_sent << " bytes; formula "
-        << rep.expected_comm.bytes_sent;
-  }
+  testing::expect_checked_step_on_threads(testing::options_for(c, ranks), ranks);
 }
 
 std::string case_name(const ::testing::TestParamInfo<std::tuple<SchemeCase, int>>& info) {

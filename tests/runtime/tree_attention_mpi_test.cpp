@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include "checked_step.hpp"
 #include "comm/mpi_communicator.hpp"
-#include "launch/training_step.hpp"
 #include "tree_cases.hpp"
 
 namespace seqpar {
@@ -15,18 +15,8 @@ TEST(TreeAttentionMpi, MatchesReferenceAndCommFormula) {
   ASSERT_TRUE(comm.is_ok()) << comm.status().to_string();
   for (const testing::TreeCase& c : testing::tree_cases()) {
     SCOPED_TRACE(c.name());
-    const RunOptions options = testing::tree_options_for(c, comm.value()->size());
-    StatusOr<StepReport> report = run_training_step(options, *comm.value());
-    ASSERT_TRUE(report.is_ok()) << report.status().to_string();
-    const CheckErrors& e = *report->errors;
-    EXPECT_LE(e.out, e.tolerance);
-    EXPECT_LE(e.lse, e.tolerance);
-    EXPECT_LE(e.dq, e.tolerance);
-    EXPECT_LE(e.dk, e.tolerance);
-    EXPECT_LE(e.dv, e.tolerance);
-    EXPECT_TRUE(report->comm_matches_formula)
-        << report->measured_comm.bytes_sent << " bytes vs formula "
-        << report->expected_comm.bytes_sent;
+    ASSERT_NO_FATAL_FAILURE(testing::expect_checked_step(
+        testing::tree_options_for(c, comm.value()->size()), *comm.value()));
   }
 }
 

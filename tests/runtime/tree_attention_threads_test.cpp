@@ -5,9 +5,9 @@
 
 #include <cmath>
 
+#include "checked_step.hpp"
 #include "comm/threads_communicator.hpp"
 #include "launch/test_data.hpp"
-#include "launch/training_step.hpp"
 #include "runtime/tree_attention.hpp"
 #include "tree_cases.hpp"
 
@@ -20,27 +20,7 @@ class TreeAttentionThreads : public ::testing::TestWithParam<std::tuple<TreeCase
 
 TEST_P(TreeAttentionThreads, MatchesReferenceAndCommFormula) {
   const auto& [c, ranks] = GetParam();
-  const RunOptions options = testing::tree_options_for(c, ranks);
-  std::vector<StepReport> reports(static_cast<size_t>(ranks));
-  const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
-    SEQPAR_ASSIGN_OR_RETURN(reports[static_cast<size_t>(comm.rank())],
-                            run_training_step(options, comm));
-    return Status::ok();
-  });
-  ASSERT_TRUE(status.is_ok()) << status.to_string();
-  for (int r = 0; r < ranks; ++r) {
-    const StepReport& rep = reports[static_cast<size_t>(r)];
-    ASSERT_TRUE(rep.errors.has_value());
-    const CheckErrors& e = *rep.errors;
-    EXPECT_LE(e.out, e.tolerance) << "rank " << r;
-    EXPECT_LE(e.lse, e.tolerance) << "rank " << r;
-    EXPECT_LE(e.dq, e.tolerance) << "rank " << r;
-    EXPECT_LE(e.dk, e.tolerance) << "rank " << r;
-    EXPECT_LE(e.dv, e.tolerance) << "rank " << r;
-    EXPECT_TRUE(rep.comm_matches_formula)
-        << "rank " << r << " sent " << rep.measured_comm.bytes_sent << " bytes; formula "
-        << rep.expected_comm.bytes_sent;
-  }
+  testing::expect_checked_step_on_threads(testing::tree_options_for(c, ranks), ranks);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllRanks, TreeAttentionThreads,

@@ -61,14 +61,14 @@ TEST_P(Decode, MatchesReferenceAndCommFormula) {
   ASSERT_TRUE(rep.errors.has_value());
   EXPECT_LE(rep.errors->out, rep.errors->tolerance);
   EXPECT_LE(rep.errors->lse, rep.errors->tolerance);
-  if (c.scheme == SchemeKind::kTree && o.plan.ranks_per_node == 0) {  // world comm sees it all
-    EXPECT_TRUE(rep.comm_matches_formula)
-        << rep.measured_comm.bytes_sent << " bytes; formula " << rep.expected_comm.bytes_sent;
+  // Every rank's traffic, over the world and (per node) the node and cross communicators, is
+  // its formula.
+  EXPECT_TRUE(rep.comm_matches_formula)
+      << rep.measured_comm.bytes_sent << " bytes; formula " << rep.expected_comm.bytes_sent;
+  if (c.scheme == SchemeKind::kTree) {
     const DecodeProblem d{c.batch, c.heads_q, c.head_dim, c.q_len, 0.0f};
-    EXPECT_EQ(rep.measured_comm.bytes_sent, tree_decode_comm(d, ranks, 0).bytes_sent);
-  }
-  if (c.scheme == SchemeKind::kRing) {
-    EXPECT_TRUE(rep.comm_matches_formula);
+    EXPECT_EQ(rep.measured_comm.bytes_sent,
+              tree_decode_comm(d, ranks, o.plan.ranks_per_node).bytes_sent);
   }
 }
 

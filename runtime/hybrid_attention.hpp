@@ -1,0 +1,89 @@
+#pragma once
+// Hybrid attention (USP / LoongTrain / TransformerEngine a2a+p2p): Ulysses inside groups of U
+// consecutive ranks, a zigzag ring across the R groups (runtime/hybrid_grid.hpp places them).
+// Shards are in the hybrid_zigzag layout (partition/layout.hpp): group g holds zigzag chunks g
+// and 2R-1-g of the R groups, and rank u of the group holds the u-th 1/U of them.
+//
+// Forward: an all-to-all inside the group turns each rank's (S/P tokens, all heads) into (the
+// group's S/R tokens, rank u's head slice of split_heads(Hq, Hkv, U)); RingAttention then runs
+// the zigzag ring over the R groups on the head-sliced problem (every rank of one ring has the
+// same u, so the same heads); a second all-to-all returns O and LSE to the tokens' owners.
+// Backward: Q, dO, O, K, V and LSE go out in one all-to-all (the ring computes delta =
+// rowsum(dO * O) itself), the ring runs its backward, and dQ, dK, dV come back in another; a kv
+// head shared by several ranks of the group (Hkv < U) gets its dK, dV shares summed in fp32.
+//
+// The group and ring communicators are split off the plan's at creation and owned here; their
+// traffic is reported through subgroups(). All-to-all counts are fixed at creation, so a step
+// allocates nothing.
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/host_buffer.hpp"
+#include "partition/head_split.hpp"
+#include "runtime/hybrid_grid.hpp"
+#include "runtime/scheme.hpp"
+
+namespace seqpar {
+
+class HybridAttention final : public Scheme {
+ public:
+  static StatusOr<std::unique_ptr<Scheme>> create(const SchemeContext& context);
+
+  Status forward(const ForwardArgs& args) override;
+  Status backward(const BackwardArgs& args) override;
+  size_t workspace_bytes() const override;
+  // {this rank's Ulysses group (rank u of U), its ring across the groups (rank g of R)}.
+  std::span<Communicator* const> subgroups() const override { return subgroups_; }
+
+ private:
+  // Byte counts and offsets of one all_to_all_v inside the group, per peer.
+  struct AllToAllSplit {
+    std::vector<size_t> send_bytes, send_offsets, recv_bytes, recv_offsets;
+  };
+  // Byte sizes of the parts of a piece carrying S/P tokens of one head slice.
+  struct PieceParts {
+    size_t q = 0;     // (B, S/P, q_count, D) storage
+    size_t kv = 0;    // (B, S/P, kv_count, D) storage
+    size_t stat = 0;  // (B, q_count, S/P) fp32
+  };
+
+  explicit HybridAttention(const SchemeContext& context) : ctx_(context) {}
+  Status split_communicators();
+  Status plan_all_to_alls();
+  Status create_ring();
+  Status allocate_workspace();
+  PieceParts parts_of(const HeadSlice& slice) const;
+  Status all_to_all(const AllToAllSplit& split);  // send_ -> recv_, inside the group
+
+  SchemeContext ctx_;
+  HybridGrid grid_;
+  std::vector<HeadSlice> slices_;             // (U): the heads of each place in a group
+  HeadSlice mine_;                            // this rank's heads
+  int64_t local_seq_ = 0;                     // S/P: tokens of this rank
+  int64_t group_seq_ = 0;                     // S/R: tokens of this rank's group
+  std::unique_ptr<Communicator> group_comm_;  // the U ranks of this group, rank u
+  std::unique_ptr<Communicator> ring_comm_;   // the R ranks with this u, rank g
+  Communicator* subgroups_[2] = {nullptr, nullptr};
+  std::unique_ptr<Scheme> ring_;  // zigzag RingAttention over ring_comm_, on this rank's heads
+  // Pieces, per peer: forward Q,K,V in and O,LSE out; backward Q,dO,O,K,V,LSE in and dQ,dK,dV out.
+  AllToAllSplit forward_in_, forward_out_, backward_in_, backward_out_;
+
+  // One arena, carved once (see allocate_workspace). Head tensors hold the group's S/R tokens
+  // (the ring's zigzag shard of group g) for this rank's q_u query and kv_u kv heads.
+  HostBuffer workspace_;
+  char* send_ = nullptr;        // the largest send of the four all-to-alls
+  char* recv_ = nullptr;        // the largest receive of the four
+  void* q_heads_ = nullptr;     // (B, S/R, q_u, D) storage
+  void* k_heads_ = nullptr;     // (B, S/R, kv_u, D) storage
+  void* v_heads_ = nullptr;     // (B, S/R, kv_u, D) storage
+  void* out_heads_ = nullptr;   // (B, S/R, q_u, D) storage: O from the ring
+  void* dout_heads_ = nullptr;  // (B, S/R, q_u, D) storage
+  float* lse_heads_ = nullptr;  // (B, q_u, S/R) fp32
+  void* dq_heads_ = nullptr;    // (B, S/R, q_u, D) storage: dQ from the ring
+  void* dk_heads_ = nullptr;    // (B, S/R, kv_u, D) storage
+  void* dv_heads_ = nullptr;    // (B, S/R, kv_u, D) storage
+  float* dkv_total_ = nullptr;  // (2, B, S/P, Hkv, D) fp32: our tokens' dK, dV, summed
+};
+
+}  // namespace seqpar

@@ -1,0 +1,26 @@
+#pragma once
+// Problem cases and grids of the hybrid tests (threads and mpirun): causal and full, MHA, GQA,
+// MQA, heads that split unevenly inside a group (Hq = 6, Hkv = 2 on U = 4), batch 2, fp32 and
+// bf16. Token counts per rank are even, so S = P * t divides by 2R * U for every grid.
+#include <vector>
+
+#include "scheme_cases.hpp"
+
+namespace seqpar::testing {
+
+struct HybridGridCase {
+  int ulysses;  // U: ranks per Ulysses group
+  int rings;    // R: groups in the ring
+  int ranks() const { return ulysses * rings; }
+};
+
+// The grids: U x R in {1x1, 1x2, 2x1, 2x2, 2x3, 3x2, 4x2, 2x4}.
+std::vector<HybridGridCase> hybrid_grids();
+
+// The cases valid on a group of `ulysses` ranks (Hq >= U).
+std::vector<SchemeCase> hybrid_cases(int ulysses);
+
+// options_for(c, ranks) with the hybrid's U set.
+RunOptions hybrid_options_for(const SchemeCase& c, const HybridGridCase& grid);
+
+}  // namespace seqpar::testing
