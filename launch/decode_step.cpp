@@ -204,6 +204,7 @@ StatusOr<StepReport> run_decode_step(const RunOptions& options, Communicator& co
   StepReport report;
   report.problem = p;
   report.ranks = comm.size();
+  report.ring_size = report.ranks;  // decode has no hybrid grid: 1 x P
   report.local_seq = cache->local_length();
   report.workspace_bytes = decoder.value()->workspace_bytes();
   report.time_ms = step_ms[step_ms.size() / 2];

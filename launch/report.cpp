@@ -49,6 +49,10 @@ std::string report_json(const RunOptions& o, const StepReport& r) {
   field("device", quoted(device_label(o)));
   field("host", quoted(host_name()));
   field("ranks", std::to_string(r.ranks));
+  if (o.plan.scheme == SchemeKind::kHybrid) {  // the U x R grid
+    field("ulysses", std::to_string(r.ulysses_degree));
+    field("ring", std::to_string(r.ring_size));
+  }
   field("batch", std::to_string(p.batch));
   field("seq", std::to_string(p.seq));
   field("seq_per_rank", std::to_string(r.local_seq));
@@ -87,6 +91,10 @@ std::string report_table(const RunOptions& o, const StepReport& r) {
   std::string s;
   s += str_cat("seqpar-run  ", scheme_name(o.plan.scheme), " on ", r.ranks, " ranks (",
                backend_name(o.backend), ", ", device_label(o), ")\n");
+  if (o.plan.scheme == SchemeKind::kHybrid) {
+    s += str_cat("  grid       U=", r.ulysses_degree, " x R=", r.ring_size,
+                 " (Ulysses groups of U ranks, zigzag ring over R groups)\n");
+  }
   s += str_cat("  problem    B=", p.batch, " S=", p.seq, " (", r.local_seq,
                " per rank) Hq=", p.heads_q, " Hkv=", p.heads_kv, " D=", p.head_dim, " ",
                mask_name(p.mask), " ", dtype_name(p.dtype),

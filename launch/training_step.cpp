@@ -71,6 +71,8 @@ StatusOr<StepReport> run_training_step(const RunOptions& options, Communicator& 
   StepReport report;
   report.problem = p;
   report.ranks = comm.size();
+  report.ulysses_degree = plan->layout().ulysses_degree();
+  report.ring_size = report.ranks / report.ulysses_degree;
   report.local_seq = plan->local_seq();
   report.workspace_bytes = plan->workspace_bytes();
 

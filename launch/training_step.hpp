@@ -16,6 +16,10 @@ namespace seqpar {
 struct StepReport {
   AttentionProblem problem;  // softmax scale resolved
   int ranks = 0;
+  // The plan's U x R grid (Plan::layout(): U as the hybrid resolved it, ulysses_degree 0 included);
+  // 1 x P for every other scheme.
+  int ulysses_degree = 1;  // U: ranks per Ulysses group
+  int ring_size = 1;       // R = P / U: groups in the ring
   int64_t local_seq = 0;
   size_t workspace_bytes = 0;
   double time_ms = 0;               // median over iterations of the slowest rank's step

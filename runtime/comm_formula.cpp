@@ -31,7 +31,7 @@ CommVolume& CommVolume::operator+=(const CommVolume& other) {
 }
 
 CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks, int rank,
-                                 int ulysses_degree) {
+                                 int ulysses_degree, int ranks_per_node) {
   switch (scheme) {
     case SchemeKind::kRing:
     case SchemeKind::kStriped:
@@ -43,7 +43,7 @@ CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, i
     case SchemeKind::kUlysses:
       return ulysses_forward_comm(p, ranks, rank);
     case SchemeKind::kTree:
-      return tree_forward_comm(p, ranks, 0);  // flat: the plan's communicator sees it all
+      return tree_forward_comm(p, ranks, ranks_per_node);
     case SchemeKind::kHybrid:
       return hybrid_forward_comm(p, ranks, ulysses_degree, rank);
   }
@@ -51,7 +51,7 @@ CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, i
 }
 
 CommVolume expected_backward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks, int rank,
-                                  int ulysses_degree) {
+                                  int ulysses_degree, int /*ranks_per_node: tree's backward is flat*/) {
   switch (scheme) {
     case SchemeKind::kRing:
     case SchemeKind::kStriped:

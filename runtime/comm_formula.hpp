@@ -32,9 +32,11 @@ struct CommVolume {
 // What `rank` of `ranks` sends (schemes whose ranks send different amounts, e.g. lightseq, differ
 // by rank; the ring family sends the same from every rank). ulysses_degree is the hybrid's U
 // (its layout's ulysses_degree()); the other schemes ignore it.
+// ulysses_degree: hybrid's U; ranks_per_node: tree's hierarchy (0: flat). Each counts the
+// traffic of the scheme's sub-communicators too (Plan::comm_stats adds them up).
 CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks, int rank,
-                                 int ulysses_degree = 1);
+                                 int ulysses_degree = 1, int ranks_per_node = 0);
 CommVolume expected_backward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks, int rank,
-                                  int ulysses_degree = 1);
+                                  int ulysses_degree = 1, int ranks_per_node = 0);
 
 }  // namespace seqpar

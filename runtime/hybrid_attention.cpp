@@ -4,31 +4,14 @@
 
 #include <algorithm>
 #include <cstring>
-#include <functional>
-#include <new>
 
 #include "core/dtype.hpp"
 #include "runtime/grid_copy.hpp"
+#include "runtime/head_all_to_all.hpp"
 #include "runtime/ring_attention.hpp"
 #include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
-namespace {
-
-size_t total_of(const std::vector<size_t>& bytes) {
-  size_t total = 0;
-  for (size_t b : bytes) total += b;
-  return total;
-}
-
-// Offsets of pieces laid out back to back in peer order.
-std::vector<size_t> offsets_of(const std::vector<size_t>& bytes) {
-  std::vector<size_t> offsets(bytes.size());
-  for (size_t r = 1; r < bytes.size(); ++r) offsets[r] = offsets[r - 1] + bytes[r - 1];
-  return offsets;
-}
-
-}  // namespace
 
 StatusOr<std::unique_ptr<Scheme>> HybridAttention::create(const SchemeContext& context) {
   SEQPAR_REQUIRE(context.device == Device::kHost, StatusCode::kUnsupported,
@@ -67,43 +50,20 @@ Status HybridAttention::split_communicators() {
   return Status::ok();
 }
 
-HybridAttention::PieceParts HybridAttention::parts_of(const HeadSlice& slice) const {
-  const AttentionProblem& p = ctx_.problem;
-  const size_t rows = static_cast<size_t>(p.batch * local_seq_);  // B * S/P
-  const size_t row_bytes = static_cast<size_t>(p.head_dim) * dtype_size(p.dtype);
-  return {rows * static_cast<size_t>(slice.q_count) * row_bytes,
-          rows * static_cast<size_t>(slice.kv_count) * row_bytes,
-          rows * static_cast<size_t>(slice.q_count) * sizeof(float)};
+PieceParts HybridAttention::parts_of(const HeadSlice& slice) const {
+  return piece_parts(ctx_.problem, local_seq_, slice);  // S/P tokens
 }
 
 Status HybridAttention::plan_all_to_alls() {
   // Piece sizes per peer, from the piece layouts of forward() and backward().
-  const PieceParts mine = parts_of(mine_);
-  auto split_of = [&](const std::function<size_t(const PieceParts&)>& to_peer,
-                      const std::function<size_t(const PieceParts&)>& from_peer,
-                      AllToAllSplit& split) {
-    for (const HeadSlice& peer : slices_) {
-      split.send_bytes.push_back(to_peer(parts_of(peer)));
-      split.recv_bytes.push_back(from_peer(parts_of(peer)));
-    }
-    split.send_offsets = offsets_of(split.send_bytes);
-    split.recv_offsets = offsets_of(split.recv_bytes);
+  auto split_of = [&](PieceMix mix, PieceDirection direction) {
+    return head_all_to_all_split(ctx_.problem, local_seq_, slices_, mine_, mix, direction);
   };
-  auto qkv = [](const PieceParts& s) { return s.q + 2 * s.kv; };
-  auto o_lse = [](const PieceParts& s) { return s.q + s.stat; };
-  auto backward_in = [](const PieceParts& s) { return 3 * s.q + 2 * s.kv + s.stat; };
-  try {
-    // In: the peer's heads of our tokens; we receive our heads of the peer's tokens. Out: back.
-    split_of(
-        qkv, [&](const PieceParts&) { return qkv(mine); }, forward_in_);
-    split_of([&](const PieceParts&) { return o_lse(mine); }, o_lse, forward_out_);
-    split_of(
-        backward_in, [&](const PieceParts&) { return backward_in(mine); }, backward_in_);
-    split_of([&](const PieceParts&) { return qkv(mine); }, qkv, backward_out_);
-  } catch (const std::bad_alloc&) {
-    return SEQPAR_FAIL(StatusCode::kOutOfMemory, "no memory for the all-to-all counts of ",
-                       grid_.ulysses, " ranks");
-  }
+  const PieceMix qkv{1, 2, 0}, o_lse{1, 0, 1}, backward_in{3, 2, 1};
+  SEQPAR_ASSIGN_OR_RETURN(forward_in_, split_of(qkv, PieceDirection::kToHeads));
+  SEQPAR_ASSIGN_OR_RETURN(forward_out_, split_of(o_lse, PieceDirection::kToTokens));
+  SEQPAR_ASSIGN_OR_RETURN(backward_in_, split_of(backward_in, PieceDirection::kToHeads));
+  SEQPAR_ASSIGN_OR_RETURN(backward_out_, split_of(qkv, PieceDirection::kToTokens));
   return Status::ok();
 }
 
@@ -133,8 +93,8 @@ Status HybridAttention::allocate_workspace() {
   size_t send_bytes = 0;
   size_t recv_bytes = 0;
   for (const AllToAllSplit* split : {&forward_in_, &forward_out_, &backward_in_, &backward_out_}) {
-    send_bytes = std::max(send_bytes, total_of(split->send_bytes));
-    recv_bytes = std::max(recv_bytes, total_of(split->recv_bytes));
+    send_bytes = std::max(send_bytes, split->send_total());
+    recv_bytes = std::max(recv_bytes, split->recv_total());
   }
   WorkspaceArena arena;
   arena.add(send_, send_bytes);

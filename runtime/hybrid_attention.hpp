@@ -21,6 +21,7 @@
 
 #include "core/host_buffer.hpp"
 #include "partition/head_split.hpp"
+#include "runtime/head_all_to_all.hpp"
 #include "runtime/hybrid_grid.hpp"
 #include "runtime/scheme.hpp"
 
@@ -37,22 +38,12 @@ class HybridAttention final : public Scheme {
   std::span<Communicator* const> subgroups() const override { return subgroups_; }
 
  private:
-  // Byte counts and offsets of one all_to_all_v inside the group, per peer.
-  struct AllToAllSplit {
-    std::vector<size_t> send_bytes, send_offsets, recv_bytes, recv_offsets;
-  };
-  // Byte sizes of the parts of a piece carrying S/P tokens of one head slice.
-  struct PieceParts {
-    size_t q = 0;     // (B, S/P, q_count, D) storage
-    size_t kv = 0;    // (B, S/P, kv_count, D) storage
-    size_t stat = 0;  // (B, q_count, S/P) fp32
-  };
-
   explicit HybridAttention(const SchemeContext& context) : ctx_(context) {}
   Status split_communicators();
   Status plan_all_to_alls();
   Status create_ring();
   Status allocate_workspace();
+  // Byte sizes of the parts of a piece carrying S/P tokens of `slice`'s heads.
   PieceParts parts_of(const HeadSlice& slice) const;
   Status all_to_all(const AllToAllSplit& split);  // send_ -> recv_, inside the group
 
@@ -66,7 +57,8 @@ class HybridAttention final : public Scheme {
   std::unique_ptr<Communicator> ring_comm_;   // the R ranks with this u, rank g
   Communicator* subgroups_[2] = {nullptr, nullptr};
   std::unique_ptr<Scheme> ring_;  // zigzag RingAttention over ring_comm_, on this rank's heads
-  // Pieces, per peer: forward Q,K,V in and O,LSE out; backward Q,dO,O,K,V,LSE in and dQ,dK,dV out.
+  // All-to-all counts and offsets per peer inside the group (runtime/head_all_to_all.hpp): forward
+  // Q,K,V in and O,LSE out; backward Q,dO,O,K,V,LSE in and dQ,dK,dV out.
   AllToAllSplit forward_in_, forward_out_, backward_in_, backward_out_;
 
   // One arena, carved once (see allocate_workspace). Head tensors hold the group's S/R tokens

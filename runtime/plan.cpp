@@ -128,12 +128,14 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Commun
 
 CommVolume Plan::expected_forward_comm() const {
   return seqpar::expected_forward_comm(context_.kind, context_.problem, context_.comm->size(),
-                                       context_.comm->rank(), context_.layout.ulysses_degree());
+                                       context_.comm->rank(), context_.layout.ulysses_degree(),
+                                       context_.ranks_per_node);
 }
 
 CommVolume Plan::expected_backward_comm() const {
   return seqpar::expected_backward_comm(context_.kind, context_.problem, context_.comm->size(),
-                                        context_.comm->rank(), context_.layout.ulysses_degree());
+                                        context_.comm->rank(), context_.layout.ulysses_degree(),
+                                        context_.ranks_per_node);
 }
 
 CommStats Plan::comm_stats() const {

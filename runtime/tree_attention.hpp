@@ -42,6 +42,8 @@ class TreeAttention final : public Scheme {
     return workspace_.bytes() + combine_->workspace_bytes();
   }
   const TreeCombine& combine() const { return *combine_; }
+  // The hierarchical combine's node and cross communicators (empty when flat).
+  std::span<Communicator* const> subgroups() const override { return combine_->subgroups(); }
 
  private:
   explicit TreeAttention(const SchemeContext& context) : ctx_(context) {}

@@ -47,6 +47,8 @@ StatusOr<std::unique_ptr<TreeCombine>> TreeCombine::create(Communicator& comm, i
   if (is_hierarchical(comm.size(), ranks_per_node)) {
     SEQPAR_ASSIGN_OR_RETURN(c->node_, comm.split(comm.rank() / ranks_per_node, comm.rank()));
     SEQPAR_ASSIGN_OR_RETURN(c->cross_, comm.split(comm.rank() % ranks_per_node, comm.rank()));
+    c->subgroups_[0] = c->node_.get();
+    c->subgroups_[1] = c->cross_.get();
   }
   const size_t max_bytes = c->padded(shape.lse_elems()) * sizeof(float);
   const size_t packed_bytes = c->padded(shape.out_elems() + shape.lse_elems()) * sizeof(float);

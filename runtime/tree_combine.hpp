@@ -43,6 +43,10 @@ class TreeCombine {
   bool hierarchical() const { return node_ != nullptr; }
   // Calls and bytes of this rank's node and cross communicators (zero when flat).
   CommVolume subgroup_comm() const;
+  // The node and cross communicators (empty when flat), for the plan's accounting.
+  std::span<Communicator* const> subgroups() const {
+    return node_ ? std::span<Communicator* const>(subgroups_) : std::span<Communicator* const>();
+  }
   size_t workspace_bytes() const { return workspace_.bytes(); }
 
  private:
@@ -54,6 +58,7 @@ class TreeCombine {
   CombineShape shape_;
   std::unique_ptr<Communicator> node_;   // the ranks of this node (hierarchical only)
   std::unique_ptr<Communicator> cross_;  // one rank per node, same local rank (hierarchical only)
+  Communicator* subgroups_[2] = {nullptr, nullptr};  // node_, cross_
   HostBuffer workspace_;
   float* max_ = nullptr;     // (B, H, S) fp32 (+ padding): max over ranks of lse
   float* packed_ = nullptr;  // (B, S, H, D) numerator then (B, H, S) denominator, fp32 (+ padding)

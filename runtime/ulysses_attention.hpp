@@ -15,6 +15,7 @@
 
 #include "core/host_buffer.hpp"
 #include "partition/head_split.hpp"
+#include "runtime/head_all_to_all.hpp"
 #include "runtime/scheme.hpp"
 
 namespace seqpar {
@@ -28,19 +29,8 @@ class UlyssesAttention final : public Scheme {
   size_t workspace_bytes() const override { return workspace_.bytes(); }
 
  private:
-  // Byte counts and offsets of one all_to_all_v, per peer rank.
-  struct AllToAllSplit {
-    std::vector<size_t> send_bytes, send_offsets, recv_bytes, recv_offsets;
-  };
-  // Byte sizes of the parts of a piece carrying S_local tokens of q_count q heads and
-  // kv_count kv heads.
-  struct PieceParts {
-    size_t q = 0;     // (B, S_local, q_count, D) storage
-    size_t kv = 0;    // (B, S_local, kv_count, D) storage
-    size_t stat = 0;  // (B, q_count, S_local) fp32
-  };
-
   explicit UlyssesAttention(const SchemeContext& context) : ctx_(context) {}
+  // Byte sizes of the parts of a piece carrying S_local tokens of `slice`'s heads.
   PieceParts parts_of(const HeadSlice& slice) const;
   Status allocate_workspace();
   Status all_to_all(const AllToAllSplit& split);  // send_ -> recv_
@@ -50,8 +40,8 @@ class UlyssesAttention final : public Scheme {
   std::vector<HeadSlice> slices_;  // (P): every rank's heads
   HeadSlice mine_;                 // this rank's heads
   int64_t local_seq_ = 0;          // S_local
-  // Pieces, per peer: forward Q,K,V in and O,LSE out; backward Q,dO,K,V,LSE,delta in and
-  // dQ,dK,dV out.
+  // All-to-all counts and offsets per peer (runtime/head_all_to_all.hpp): forward Q,K,V in and
+  // O,LSE out; backward Q,dO,K,V,LSE,delta in and dQ,dK,dV out.
   AllToAllSplit forward_in_, forward_out_, backward_in_, backward_out_;
 
   // One arena, carved once (see allocate_workspace). Heads are this rank's slice; S the whole

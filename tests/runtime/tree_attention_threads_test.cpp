@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
 
 #include "checked_step.hpp"
 #include "comm/threads_communicator.hpp"
@@ -30,6 +31,19 @@ INSTANTIATE_TEST_SUITE_P(AllRanks, TreeAttentionThreads,
                            return str_cat(std::get<0>(param_info.param).name(), "_P",
                                           std::get<1>(param_info.param));
                          });
+
+// Through a Plan with ranks_per_node: the checked step passes, and every rank's traffic over the
+// world and its node and cross communicators equals the hierarchical formula.
+TEST(TreeAttentionThreads, HierarchicalPlanMatchesReferenceAndCommFormula) {
+  for (const auto& [ranks, per_node] : {std::pair{4, 2}, std::pair{6, 3}, std::pair{8, 4}}) {
+    SCOPED_TRACE(str_cat("P=", ranks, " ranks_per_node=", per_node));
+    RunOptions options = testing::tree_options_for(testing::tree_cases().front(), ranks);
+    options.plan.ranks_per_node = per_node;
+    std::vector<StepReport> reports;
+    ASSERT_NO_FATAL_FAILURE(testing::expect_checked_step_on_threads(options, ranks, &reports));
+    EXPECT_GT(reports[0].measured_comm[CommOp::kReduceScatter], 1);  // the node level ran
+  }
+}
 
 // The formula by hand: B=1, S=64 over P=4 (16 per rank), Hq=4, Hkv=2, D=8, fp32.
 TEST(TreeCommFormula, MatchesHandCount) {
