@@ -13,15 +13,13 @@
 // head shared by several ranks of the group (Hkv < U) gets its dK, dV shares summed in fp32.
 //
 // The group and ring communicators are split off the plan's at creation and owned here; their
-// traffic is reported through subgroups(). All-to-all counts are fixed at creation, so a step
-// allocates nothing.
+// traffic is reported through subgroups(). The group all-to-alls are runtime/head_exchange.hpp's
+// (sending O, not delta, in backward), with counts fixed at creation, so a step allocates nothing.
 #include <memory>
 #include <span>
-#include <vector>
 
 #include "core/host_buffer.hpp"
-#include "partition/head_split.hpp"
-#include "runtime/head_all_to_all.hpp"
+#include "runtime/head_exchange.hpp"
 #include "runtime/hybrid_grid.hpp"
 #include "runtime/scheme.hpp"
 
@@ -40,42 +38,24 @@ class HybridAttention final : public Scheme {
  private:
   explicit HybridAttention(const SchemeContext& context) : ctx_(context) {}
   Status split_communicators();
-  Status plan_all_to_alls();
   Status create_ring();
   Status allocate_workspace();
-  // Byte sizes of the parts of a piece carrying S/P tokens of `slice`'s heads.
-  PieceParts parts_of(const HeadSlice& slice) const;
-  Status all_to_all(const AllToAllSplit& split);  // send_ -> recv_, inside the group
 
   SchemeContext ctx_;
   HybridGrid grid_;
-  std::vector<HeadSlice> slices_;             // (U): the heads of each place in a group
-  HeadSlice mine_;                            // this rank's heads
-  int64_t local_seq_ = 0;                     // S/P: tokens of this rank
-  int64_t group_seq_ = 0;                     // S/R: tokens of this rank's group
   std::unique_ptr<Communicator> group_comm_;  // the U ranks of this group, rank u
   std::unique_ptr<Communicator> ring_comm_;   // the R ranks with this u, rank g
   Communicator* subgroups_[2] = {nullptr, nullptr};
-  std::unique_ptr<Scheme> ring_;  // zigzag RingAttention over ring_comm_, on this rank's heads
-  // All-to-all counts and offsets per peer inside the group (runtime/head_all_to_all.hpp): forward
-  // Q,K,V in and O,LSE out; backward Q,dO,O,K,V,LSE in and dQ,dK,dV out.
-  AllToAllSplit forward_in_, forward_out_, backward_in_, backward_out_;
-
-  // One arena, carved once (see allocate_workspace). Head tensors hold the group's S/R tokens
+  // The all-to-alls inside the group and this rank's head tensors, holding the group's S/R tokens
   // (the ring's zigzag shard of group g) for this rank's q_u query and kv_u kv heads.
+  std::unique_ptr<HeadExchange> exchange_;
+  std::unique_ptr<Scheme> ring_;  // zigzag RingAttention over ring_comm_, on this rank's heads
+
+  // One arena, carved once (see allocate_workspace): the ring's gradients.
   HostBuffer workspace_;
-  char* send_ = nullptr;        // the largest send of the four all-to-alls
-  char* recv_ = nullptr;        // the largest receive of the four
-  void* q_heads_ = nullptr;     // (B, S/R, q_u, D) storage
-  void* k_heads_ = nullptr;     // (B, S/R, kv_u, D) storage
-  void* v_heads_ = nullptr;     // (B, S/R, kv_u, D) storage
-  void* out_heads_ = nullptr;   // (B, S/R, q_u, D) storage: O from the ring
-  void* dout_heads_ = nullptr;  // (B, S/R, q_u, D) storage
-  float* lse_heads_ = nullptr;  // (B, q_u, S/R) fp32
-  void* dq_heads_ = nullptr;    // (B, S/R, q_u, D) storage: dQ from the ring
-  void* dk_heads_ = nullptr;    // (B, S/R, kv_u, D) storage
-  void* dv_heads_ = nullptr;    // (B, S/R, kv_u, D) storage
-  float* dkv_total_ = nullptr;  // (2, B, S/P, Hkv, D) fp32: our tokens' dK, dV, summed
+  void* dq_heads_ = nullptr;  // (B, S/R, q_u, D) storage: dQ from the ring
+  void* dk_heads_ = nullptr;  // (B, S/R, kv_u, D) storage
+  void* dv_heads_ = nullptr;  // (B, S/R, kv_u, D) storage
 };
 
 }  // namespace seqpar

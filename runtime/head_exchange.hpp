@@ -1,0 +1,106 @@
+#pragma once
+// HeadExchange: the head <-> sequence all-to-all of the head-sharding schemes (Ulysses over the
+// world, hybrid inside each group of U ranks). Each of the `peers` ranks of the communicator
+// holds T tokens of all heads; after an exchange in, this rank holds the peers' T-token runs back
+// to back (S_h = peers * T tokens) for its head slice (partition/head_split.hpp), and an exchange
+// out returns results for those heads to the tokens' owners. Pieces travel in the storage dtype
+// (statistics in fp32) with the counts of runtime/head_all_to_all.hpp; a kv head goes only to the
+// ranks whose q heads read it, and its dK, dV shares are summed in fp32 at the token owner.
+//
+// Built once per plan: the splits and the head tensors live in its own arena, so a step
+// allocates nothing.
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "comm/communicator.hpp"
+#include "core/host_buffer.hpp"
+#include "partition/head_split.hpp"
+#include "runtime/head_all_to_all.hpp"
+#include "runtime/problem.hpp"
+
+namespace seqpar {
+
+// What backward sends beside Q, dO, K, V and LSE.
+enum class BackwardCarry {
+  kDelta,  // delta = rowsum(dO * O), computed by the token owner (Ulysses)
+  kOut,    // O itself, for heads-side code that computes delta (hybrid's ring)
+};
+
+class HeadExchange {
+ public:
+  // Peer r of `comm` holds slices[r]; `comm` outlives the exchange. kOutOfMemory when the
+  // counts or the arena cannot be allocated.
+  static StatusOr<std::unique_ptr<HeadExchange>> create(const AttentionProblem& p,
+                                                        Communicator& comm,
+                                                        std::vector<HeadSlice> slices,
+                                                        int64_t tokens, BackwardCarry carry);
+
+  const HeadSlice& mine() const { return mine_; }
+  int64_t heads_seq() const { return heads_seq_; }  // S_h
+  size_t workspace_bytes() const { return workspace_.bytes(); }
+
+  // Q, K, V of our tokens -> q_heads(), k_heads(), v_heads().
+  Status forward_in(const ForwardArgs& args);
+  // O heads (B, S_h, q_r, D) in `o_dtype` (fp32 is rounded once to storage) and lse_heads() ->
+  // args.out, args.lse.
+  Status forward_out(const void* o_heads, DType o_dtype, const ForwardArgs& args);
+  // Q, dO, K, V, LSE of our tokens and `delta` (B, Hq, T) fp32 (kDelta; ignored for kOut) or O
+  // (kOut) -> q_heads(), dout_heads(), k_heads(), v_heads(), lse_heads() and delta_heads()
+  // (kDelta) or out_heads() (kOut).
+  Status backward_in(const BackwardArgs& args, const float* delta);
+  // dQ (B, S_h, q_r, D), dK, dV (B, S_h, kv_r, D) heads in `grad_dtype` -> args.dq, and dK, dV
+  // summed over the ranks sharing a kv head -> args.dk, args.dv.
+  Status backward_out(const void* dq_heads, const void* dk_heads, const void* dv_heads,
+                      DType grad_dtype, const BackwardArgs& args);
+
+  void* q_heads() const { return q_heads_; }
+  void* k_heads() const { return k_heads_; }
+  void* v_heads() const { return v_heads_; }
+  void* dout_heads() const { return dout_heads_; }
+  void* out_heads() const { return out_heads_; }
+  float* lse_heads() const { return lse_heads_; }
+  float* delta_heads() const { return delta_heads_; }
+
+ private:
+  HeadExchange(const AttentionProblem& p, Communicator& comm) : p_(p), comm_(comm) {}
+  Status plan(std::vector<HeadSlice> slices, int64_t tokens, BackwardCarry carry);
+  Status allocate_workspace();
+  PieceParts parts_of(const HeadSlice& slice) const;  // T tokens of `slice`'s heads
+  Status all_to_all(const AllToAllSplit& split);      // send_ -> recv_
+  // Packs q-like (B, T, Hq, D), kv (B, T, Hkv, D) storage and stats (B, Hq, T) fp32 of our
+  // tokens, cut by each peer's heads, all-to-alls, and unpacks into q-like (B, S_h, q_r, D),
+  // kv (B, S_h, kv_r, D) storage and stats (B, q_r, S_h) fp32 of our heads.
+  Status to_heads(const AllToAllSplit& split, std::span<const void* const> q_like,
+                  std::span<const void* const> kv, std::span<const float* const> stats,
+                  std::span<void* const> q_heads, std::span<void* const> kv_heads,
+                  std::span<float* const> stat_heads);
+  // Packs q-like (B, S_h, q_r, D), kv (B, S_h, kv_r, D) in `dtype` and stats (B, q_r, S_h) fp32
+  // of our heads, cut by each peer's tokens (rounded once to storage), and all-to-alls.
+  Status to_tokens(const AllToAllSplit& split, DType dtype, std::span<const void* const> q_like,
+                   std::span<const void* const> kv, std::span<const float* const> stats);
+
+  AttentionProblem p_;
+  Communicator& comm_;
+  std::vector<HeadSlice> slices_;  // (peers): every peer's heads
+  HeadSlice mine_;                 // this rank's heads
+  int64_t tokens_ = 0;             // T: tokens of each peer
+  int64_t heads_seq_ = 0;          // S_h = peers * T
+  BackwardCarry carry_ = BackwardCarry::kDelta;
+  // Forward Q,K,V in and O,LSE out; backward Q,dO,(O),K,V,LSE,(delta) in and dQ,dK,dV out.
+  AllToAllSplit forward_in_, forward_out_, backward_in_, backward_out_;
+
+  HostBuffer workspace_;
+  char* send_ = nullptr;          // the largest send of the four all-to-alls
+  char* recv_ = nullptr;          // the largest receive of the four
+  void* q_heads_ = nullptr;       // (B, S_h, q_r, D) storage
+  void* k_heads_ = nullptr;       // (B, S_h, kv_r, D) storage
+  void* v_heads_ = nullptr;       // (B, S_h, kv_r, D) storage
+  void* dout_heads_ = nullptr;    // (B, S_h, q_r, D) storage
+  void* out_heads_ = nullptr;     // (B, S_h, q_r, D) storage (kOut only)
+  float* lse_heads_ = nullptr;    // (B, q_r, S_h) fp32
+  float* delta_heads_ = nullptr;  // (B, q_r, S_h) fp32 (kDelta only)
+  float* dkv_total_ = nullptr;    // (2, B, T, Hkv, D) fp32: our tokens' dK, dV, summed
+};
+
+}  // namespace seqpar
