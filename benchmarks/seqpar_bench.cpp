@@ -138,8 +138,9 @@ StatusOr<std::vector<DecodeBenchRow>> bench_decode(const KernelBenchConfig& cfg,
       o.iters = cfg.iters;
       o.warmup = cfg.warmup;
       o.plan.scheme = scheme;
-      o.plan.problem = AttentionProblem{cfg.batch, cfg.seq / ranks * ranks, cfg.heads, cfg.kv_heads,
-                                        cfg.head_dim, MaskKind::kCausal, cfg.dtype, 0.0f};
+      o.plan.problem =
+          AttentionProblem{cfg.batch,    cfg.seq / ranks * ranks, cfg.heads, cfg.kv_heads,
+                           cfg.head_dim, MaskKind::kCausal,       cfg.dtype, 0.0f};
       StepReport report;
       SEQPAR_RETURN_IF_ERROR(run_threads(ranks, [&](Communicator& comm) -> Status {
         SEQPAR_ASSIGN_OR_RETURN(StepReport r, run_decode_step(o, comm));
@@ -181,20 +182,22 @@ int print_decode(const KernelBenchConfig& cfg, int64_t q_len, bool json) {
         dtype_name(cfg.dtype), host.c_str());
     for (size_t i = 0; i < rows->size(); ++i) {
       const DecodeBenchRow& r = rows.value()[i];
-      std::printf("%s{\"ranks\": %d, \"scheme\": \"%s\", \"bytes_per_rank\": %lld, "
-                  "\"ms_per_token\": %.4f}",
-                  i == 0 ? "" : ", ", r.ranks, scheme_name(r.scheme),
-                  static_cast<long long>(r.bytes_per_rank), r.ms_per_token);
+      std::printf(
+          "%s{\"ranks\": %d, \"scheme\": \"%s\", \"bytes_per_rank\": %lld, "
+          "\"ms_per_token\": %.4f}",
+          i == 0 ? "" : ", ", r.ranks, scheme_name(r.scheme),
+          static_cast<long long>(r.bytes_per_rank), r.ms_per_token);
     }
     std::printf("]}\n");
     return 0;
   }
-  std::printf("seqpar-bench decode (threads backend, CPU) on %s: B=%lld S=%lld n=%lld Hq=%lld "
-              "Hkv=%lld D=%lld %s\n",
-              host.c_str(), static_cast<long long>(cfg.batch), static_cast<long long>(cfg.seq),
-              static_cast<long long>(q_len), static_cast<long long>(cfg.heads),
-              static_cast<long long>(cfg.kv_heads), static_cast<long long>(cfg.head_dim),
-              dtype_name(cfg.dtype));
+  std::printf(
+      "seqpar-bench decode (threads backend, CPU) on %s: B=%lld S=%lld n=%lld Hq=%lld "
+      "Hkv=%lld D=%lld %s\n",
+      host.c_str(), static_cast<long long>(cfg.batch), static_cast<long long>(cfg.seq),
+      static_cast<long long>(q_len), static_cast<long long>(cfg.heads),
+      static_cast<long long>(cfg.kv_heads), static_cast<long long>(cfg.head_dim),
+      dtype_name(cfg.dtype));
   std::printf("%-6s %-6s %18s %14s\n", "ranks", "scheme", "bytes/rank/step", "ms/token");
   for (const DecodeBenchRow& r : rows.value()) {
     std::printf("%-6d %-6s %18lld %14.4f\n", r.ranks, scheme_name(r.scheme),
@@ -213,8 +216,9 @@ int main(int argc, char** argv) {
   bool json = false;
   int64_t q_len = 1;
   po::options_description desc("seqpar-bench options");
-  desc.add_options()("help,h", "show this help")("mode", po::value(&mode)->default_value("kernel"),
-                                                 "what to time: kernel (the CPU block kernel) | decode (tree vs ring decode, P = 2..8)")(
+  desc.add_options()("help,h", "show this help")(
+      "mode", po::value(&mode)->default_value("kernel"),
+      "what to time: kernel (the CPU block kernel) | decode (tree vs ring decode, P = 2..8)")(
       "seq", po::value(&cfg.seq)->default_value(cfg.seq), "sequence length (Sq = Sk)")(
       "heads", po::value(&cfg.heads)->default_value(cfg.heads), "query heads")(
       "kv-heads", po::value(&cfg.kv_heads)->default_value(cfg.kv_heads), "key/value heads")(

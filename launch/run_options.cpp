@@ -119,10 +119,10 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
   SEQPAR_REQUIRE(phase == "train" || phase == "decode", StatusCode::kInvalidArgument,
                  "unknown phase '", phase, "' (expected train or decode)");
   o.decode = phase == "decode";
-  SEQPAR_REQUIRE(!o.decode || (o.plan.scheme == SchemeKind::kTree ||
-                               o.plan.scheme == SchemeKind::kRing),
-                 StatusCode::kInvalidArgument,
-                 "--phase decode runs --scheme tree or ring (the ring-decode baseline)");
+  SEQPAR_REQUIRE(
+      !o.decode || (o.plan.scheme == SchemeKind::kTree || o.plan.scheme == SchemeKind::kRing),
+      StatusCode::kInvalidArgument,
+      "--phase decode runs --scheme tree or ring (the ring-decode baseline)");
   SEQPAR_REQUIRE(!o.decode || !o.backward, StatusCode::kInvalidArgument,
                  "--phase decode has no backward");
   SEQPAR_REQUIRE(o.q_len >= 1, StatusCode::kInvalidArgument, "--q-len must be >= 1");

@@ -9,9 +9,9 @@
 
 #include "comm/threads_communicator.hpp"
 #include "core/log.hpp"
+#include "launch/decode_step.hpp"
 #include "launch/report.hpp"
 #include "launch/run_options.hpp"
-#include "launch/decode_step.hpp"
 #include "launch/training_step.hpp"
 #ifdef SEQPAR_HAVE_MPI
 #include <mpi.h>

@@ -51,7 +51,8 @@ CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, i
 }
 
 CommVolume expected_backward_comm(SchemeKind scheme, const AttentionProblem& p, int ranks, int rank,
-                                  int ulysses_degree, int /*ranks_per_node: tree's backward is flat*/) {
+                                  int ulysses_degree,
+                                  int /*ranks_per_node: tree's backward is flat*/) {
   switch (scheme) {
     case SchemeKind::kRing:
     case SchemeKind::kStriped:

@@ -32,12 +32,6 @@ StatusOr<std::unique_ptr<Scheme>> LightSeqAttention::create(const SchemeContext&
   return std::unique_ptr<Scheme>(std::move(scheme));
 }
 
-BlockShape LightSeqAttention::block_shape() const {
-  const AttentionProblem& p = ctx_.problem;
-  const int64_t local = ctx_.layout.local_seq();
-  return {p.batch, local, local, p.heads_q, p.heads_kv, p.head_dim};
-}
-
 PositionMap LightSeqAttention::positions_of(int rank) const {
   return PositionMap::affine(rank * ctx_.layout.local_seq());  // contiguous layout
 }
@@ -61,7 +55,8 @@ Status LightSeqAttention::allocate_workspace() {
   arena.add(share_send_, moves_kv ? std::max(2 * kv_bytes_, has_helpers ? q_bytes_ : 0) : 0);
   arena.add(dkv_recv_, moves_kv ? 2 * kv_bytes_ : 0);
   arena.add(dq_recv_, has_helpers ? q_bytes_ : 0);
-  arena.add(kernel_scratch_, block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
+  arena.add(kernel_scratch_,
+            block_kernel_scratch_bytes(shard_block_shape(ctx_), {ctx_.device, ctx_.stream}));
   return arena.allocate(workspace_);
 }
 
@@ -104,7 +99,7 @@ Status LightSeqAttention::post_inputs(int step, int slot, const void* q, const v
 Status LightSeqAttention::forward(const ForwardArgs& args) {
   Communicator& comm = *ctx_.comm;
   const AttentionProblem& p = ctx_.problem;
-  const BlockShape shape = block_shape();
+  const BlockShape shape = shard_block_shape(ctx_);
   const int rank = comm.rank();
   const int steps = static_cast<int>(schedule_.steps.size());
   const KernelTarget target{ctx_.device, ctx_.stream};
@@ -169,7 +164,7 @@ Status LightSeqAttention::forward(const ForwardArgs& args) {
 Status LightSeqAttention::backward(const BackwardArgs& args) {
   Communicator& comm = *ctx_.comm;
   const AttentionProblem& p = ctx_.problem;
-  const BlockShape shape = block_shape();
+  const BlockShape shape = shard_block_shape(ctx_);
   const int rank = comm.rank();
   const int steps = static_cast<int>(schedule_.steps.size());
   const KernelTarget target{ctx_.device, ctx_.stream};

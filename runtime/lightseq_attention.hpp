@@ -31,7 +31,6 @@ class LightSeqAttention final : public Scheme {
   explicit LightSeqAttention(const SchemeContext& context)
       : ctx_(context), schedule_(lightseq_schedule(context.layout.ranks())) {}
   Status allocate_workspace();
-  BlockShape block_shape() const;
   PositionMap positions_of(int rank) const;
   // Posts step `step`'s inputs into landing buffers `slot`: K/V to and from their pair's
   // computing rank, and the queries (with dO, LSE, delta when `backward`) to and from a helper.

@@ -41,12 +41,6 @@ StatusOr<std::unique_ptr<Scheme>> RingAttention::create(const SchemeContext& con
   return std::unique_ptr<Scheme>(std::move(scheme));
 }
 
-BlockShape RingAttention::block_shape() const {
-  const AttentionProblem& p = ctx_.problem;
-  const int64_t local = ctx_.layout.local_seq();
-  return {p.batch, local, local, p.heads_q, p.heads_kv, p.head_dim};
-}
-
 Status RingAttention::post_kv_shift(const void* k, const void* v, char* landing, Request& request) {
   Communicator& comm = *ctx_.comm;
   const int next = (comm.rank() + 1) % comm.size();
@@ -72,7 +66,8 @@ Status RingAttention::allocate_workspace() {
   arena.add(dkv_total_, 2 * kv_elems_ * sizeof(float));
   arena.add(dkv_send_, ring ? 2 * kv_bytes_ : 0);
   arena.add(dkv_recv_, ring ? 2 * kv_bytes_ : 0);
-  arena.add(kernel_scratch_, block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
+  arena.add(kernel_scratch_,
+            block_kernel_scratch_bytes(shard_block_shape(ctx_), {ctx_.device, ctx_.stream}));
   return arena.allocate(workspace_);
 }
 
@@ -84,7 +79,7 @@ Status RingAttention::forward(const ForwardArgs& args) {
   const KernelTarget target{ctx_.device, ctx_.stream};
 
   BlockForwardParams block;
-  block.shape = block_shape();
+  block.shape = shard_block_shape(ctx_);
   block.dtype = p.dtype;
   block.q = args.q;
   block.out = acc_q_;    // (B, S_local, Hq, D) fp32 running output
@@ -121,7 +116,7 @@ Status RingAttention::backward(const BackwardArgs& args) {
   const AttentionProblem& p = ctx_.problem;
   const int ranks = comm.size();
   const int rank = comm.rank();
-  const BlockShape shape = block_shape();
+  const BlockShape shape = shard_block_shape(ctx_);
   const size_t kv_elems = kv_elems_;
   const KernelTarget target{ctx_.device, ctx_.stream};
 

@@ -31,7 +31,6 @@ class RingAttention final : public Scheme {
  private:
   explicit RingAttention(const SchemeContext& context) : ctx_(context) {}
   Status allocate_workspace();
-  BlockShape block_shape() const;
   // Posts this step's K, V to the next rank and the next block's landing from the previous one.
   Status post_kv_shift(const void* k, const void* v, char* landing, Request& request);
 

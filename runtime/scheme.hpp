@@ -33,4 +33,11 @@ struct SchemeContext {
   int ranks_per_node = 0;  // PlanConfig::ranks_per_node: consecutive ranks sharing a node (0: all)
 };
 
+// The block of one rank's shard against one rank's shard (all heads): (B, S_local, Hq | Hkv, D).
+inline BlockShape shard_block_shape(const SchemeContext& context) {
+  const AttentionProblem& p = context.problem;
+  const int64_t local = context.layout.local_seq();
+  return {p.batch, local, local, p.heads_q, p.heads_kv, p.head_dim};
+}
+
 }  // namespace seqpar

@@ -56,12 +56,6 @@ StatusOr<std::unique_ptr<Scheme>> TreeAttention::create(const SchemeContext& con
   return std::unique_ptr<Scheme>(std::move(scheme));
 }
 
-BlockShape TreeAttention::block_shape() const {
-  const AttentionProblem& p = ctx_.problem;
-  const int64_t local = ctx_.layout.local_seq();
-  return {p.batch, local, local, p.heads_q, p.heads_kv, p.head_dim};
-}
-
 PositionMap TreeAttention::positions_of(int rank) const {
   return PositionMap::affine(rank * ctx_.layout.local_seq());
 }
@@ -76,7 +70,8 @@ Status TreeAttention::allocate_workspace() {
   arena.add(pack_all_, ranks * pack_bytes_);
   arena.add(dq_own_, q_elems_ * sizeof(float));
   arena.add(dkv_, 2 * kv_elems_ * sizeof(float));
-  arena.add(kernel_scratch_, block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
+  arena.add(kernel_scratch_,
+            block_kernel_scratch_bytes(shard_block_shape(ctx_), {ctx_.device, ctx_.stream}));
   return arena.allocate(workspace_);
 }
 
@@ -89,7 +84,7 @@ Status TreeAttention::forward(const ForwardArgs& args) {
   SEQPAR_RETURN_IF_ERROR(comm.all_gather(args.q, q_all_, q_bytes_));  // q_all_ (P, B, Sl, Hq, D)
 
   BlockForwardParams block;
-  block.shape = block_shape();
+  block.shape = shard_block_shape(ctx_);
   block.dtype = p.dtype;
   block.k = args.k;  // (B, S_local, Hkv, D): this rank's keys, never sent
   block.v = args.v;
@@ -116,7 +111,7 @@ Status TreeAttention::backward(const BackwardArgs& args) {
   Communicator& comm = *ctx_.comm;
   const AttentionProblem& p = ctx_.problem;
   const int rank = comm.rank();
-  const BlockShape shape = block_shape();
+  const BlockShape shape = shard_block_shape(ctx_);
   const KernelTarget target{ctx_.device, ctx_.stream};
   const size_t stat_bytes = stat_elems_ * sizeof(float);
 

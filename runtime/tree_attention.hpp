@@ -48,7 +48,6 @@ class TreeAttention final : public Scheme {
  private:
   explicit TreeAttention(const SchemeContext& context) : ctx_(context) {}
   Status allocate_workspace();
-  BlockShape block_shape() const;
   PositionMap positions_of(int rank) const;  // rank's contiguous tokens
 
   SchemeContext ctx_;
