@@ -21,13 +21,6 @@ StatusOr<std::unique_ptr<Scheme>> LightSeqAttention::create(const SchemeContext&
                  " mask has no imbalance to fix (use ring, which does the same work with less "
                  "communication)");
   std::unique_ptr<LightSeqAttention> scheme(new LightSeqAttention(context));
-  const AttentionProblem& p = context.problem;
-  const size_t local = static_cast<size_t>(context.layout.local_seq());
-  scheme->q_elems_ = static_cast<size_t>(p.batch * p.heads_q * p.head_dim) * local;
-  scheme->kv_elems_ = static_cast<size_t>(p.batch * p.heads_kv * p.head_dim) * local;
-  scheme->lse_elems_ = static_cast<size_t>(p.batch * p.heads_q) * local;
-  scheme->q_bytes_ = scheme->q_elems_ * dtype_size(p.dtype);
-  scheme->kv_bytes_ = scheme->kv_elems_ * dtype_size(p.dtype);
   SEQPAR_RETURN_IF_ERROR(scheme->allocate_workspace());
   return std::unique_ptr<Scheme>(std::move(scheme));
 }
@@ -40,21 +33,23 @@ Status LightSeqAttention::allocate_workspace() {
   const int ranks = ctx_.layout.ranks();
   const bool moves_kv = ranks > 1;
   const bool has_helpers = ranks > 2;  // P <= 2 has no helper steps
-  const size_t lse_bytes = lse_elems_ * sizeof(float);
+  const size_t lse_bytes = shard_.lse_elems * sizeof(float);
 
   // One arena; buffers a rank count never uses are empty.
   WorkspaceArena arena;
-  for (char*& kv_recv : kv_recv_) arena.add(kv_recv, moves_kv ? 2 * kv_bytes_ : 0);
-  for (char*& q_recv : q_recv_) arena.add(q_recv, has_helpers ? 2 * q_bytes_ + 2 * lse_bytes : 0);
-  arena.add(acc_q_, q_elems_ * sizeof(float));
+  for (char*& kv_recv : kv_recv_) arena.add(kv_recv, moves_kv ? 2 * shard_.kv_bytes : 0);
+  for (char*& q_recv : q_recv_)
+    arena.add(q_recv, has_helpers ? 2 * shard_.q_bytes + 2 * lse_bytes : 0);
+  arena.add(acc_q_, shard_.q_elems * sizeof(float));
   arena.add(delta_, lse_bytes);
-  arena.add(partial_, has_helpers ? q_elems_ * sizeof(float) + lse_bytes : 0);
-  arena.add(partial_recv_, has_helpers ? q_elems_ * sizeof(float) + lse_bytes : 0);
-  arena.add(dkv_local_, moves_kv ? 2 * kv_elems_ * sizeof(float) : 0);
-  arena.add(dkv_total_, 2 * kv_elems_ * sizeof(float));
-  arena.add(share_send_, moves_kv ? std::max(2 * kv_bytes_, has_helpers ? q_bytes_ : 0) : 0);
-  arena.add(dkv_recv_, moves_kv ? 2 * kv_bytes_ : 0);
-  arena.add(dq_recv_, has_helpers ? q_bytes_ : 0);
+  arena.add(partial_, has_helpers ? shard_.q_elems * sizeof(float) + lse_bytes : 0);
+  arena.add(partial_recv_, has_helpers ? shard_.q_elems * sizeof(float) + lse_bytes : 0);
+  arena.add(dkv_local_, moves_kv ? 2 * shard_.kv_elems * sizeof(float) : 0);
+  arena.add(dkv_total_, 2 * shard_.kv_elems * sizeof(float));
+  arena.add(share_send_,
+            moves_kv ? std::max(2 * shard_.kv_bytes, has_helpers ? shard_.q_bytes : 0) : 0);
+  arena.add(dkv_recv_, moves_kv ? 2 * shard_.kv_bytes : 0);
+  arena.add(dq_recv_, has_helpers ? shard_.q_bytes : 0);
   arena.add(kernel_scratch_,
             block_kernel_scratch_bytes(shard_block_shape(ctx_), {ctx_.device, ctx_.stream}));
   return arena.allocate(workspace_);
@@ -64,33 +59,33 @@ Status LightSeqAttention::post_inputs(int step, int slot, const void* q, const v
                                       const void* v, const void* dout, const float* lse,
                                       bool backward, Request& request) {
   const LightSeqRankStep& s = schedule_.at(step, ctx_.comm->rank());
-  const size_t lse_bytes = lse_elems_ * sizeof(float);
+  const size_t lse_bytes = shard_.lse_elems * sizeof(float);
   char* kv_landing = kv_recv_[slot];
   char* q_landing = q_recv_[slot];  // Q, dO, LSE, delta
   P2POp ops[12];
   size_t n = 0;
   if (s.kv_to >= 0) {
-    ops[n++] = P2POp::send(s.kv_to, k, kv_bytes_);
-    ops[n++] = P2POp::send(s.kv_to, v, kv_bytes_);
+    ops[n++] = P2POp::send(s.kv_to, k, shard_.kv_bytes);
+    ops[n++] = P2POp::send(s.kv_to, v, shard_.kv_bytes);
   }
   if (s.kv_from >= 0) {
-    ops[n++] = P2POp::recv(s.kv_from, kv_landing, kv_bytes_);
-    ops[n++] = P2POp::recv(s.kv_from, kv_landing + kv_bytes_, kv_bytes_);
+    ops[n++] = P2POp::recv(s.kv_from, kv_landing, shard_.kv_bytes);
+    ops[n++] = P2POp::recv(s.kv_from, kv_landing + shard_.kv_bytes, shard_.kv_bytes);
   }
   if (s.q_to >= 0) {
-    ops[n++] = P2POp::send(s.q_to, q, q_bytes_);
+    ops[n++] = P2POp::send(s.q_to, q, shard_.q_bytes);
     if (backward) {
-      ops[n++] = P2POp::send(s.q_to, dout, q_bytes_);
+      ops[n++] = P2POp::send(s.q_to, dout, shard_.q_bytes);
       ops[n++] = P2POp::send(s.q_to, lse, lse_bytes);
       ops[n++] = P2POp::send(s.q_to, delta_, lse_bytes);
     }
   }
   if (s.q_from >= 0) {
-    ops[n++] = P2POp::recv(s.q_from, q_landing, q_bytes_);
+    ops[n++] = P2POp::recv(s.q_from, q_landing, shard_.q_bytes);
     if (backward) {
-      ops[n++] = P2POp::recv(s.q_from, q_landing + q_bytes_, q_bytes_);
-      ops[n++] = P2POp::recv(s.q_from, q_landing + 2 * q_bytes_, lse_bytes);
-      ops[n++] = P2POp::recv(s.q_from, q_landing + 2 * q_bytes_ + lse_bytes, lse_bytes);
+      ops[n++] = P2POp::recv(s.q_from, q_landing + shard_.q_bytes, shard_.q_bytes);
+      ops[n++] = P2POp::recv(s.q_from, q_landing + 2 * shard_.q_bytes, lse_bytes);
+      ops[n++] = P2POp::recv(s.q_from, q_landing + 2 * shard_.q_bytes + lse_bytes, lse_bytes);
     }
   }
   return n == 0 ? Status::ok() : ctx_.comm->start_exchange({ops, n}, request);
@@ -103,7 +98,7 @@ Status LightSeqAttention::forward(const ForwardArgs& args) {
   const int rank = comm.rank();
   const int steps = static_cast<int>(schedule_.steps.size());
   const KernelTarget target{ctx_.device, ctx_.stream};
-  const size_t partial_bytes = q_elems_ * sizeof(float) + lse_elems_ * sizeof(float);
+  const size_t partial_bytes = shard_.q_elems * sizeof(float) + shard_.lse_elems * sizeof(float);
 
   BlockForwardParams block;
   block.shape = shape;
@@ -125,8 +120,8 @@ Status LightSeqAttention::forward(const ForwardArgs& args) {
       block.q = q_recv_[slot];
       block.k = args.k;
       block.v = args.v;
-      block.out = partial_;             // (B, S_local, Hq, D) fp32
-      block.lse = partial_ + q_elems_;  // (B, Hq, S_local) fp32
+      block.out = partial_;                   // (B, S_local, Hq, D) fp32
+      block.lse = partial_ + shard_.q_elems;  // (B, Hq, S_local) fp32
       block.q_pos = positions_of(s.q_from);
       block.k_pos = positions_of(rank);
       block.accumulate = false;
@@ -140,7 +135,7 @@ Status LightSeqAttention::forward(const ForwardArgs& args) {
       }
       block.q = args.q;
       block.k = s.kv_from >= 0 ? kv_recv_[slot] : args.k;
-      block.v = s.kv_from >= 0 ? kv_recv_[slot] + kv_bytes_ : args.v;
+      block.v = s.kv_from >= 0 ? kv_recv_[slot] + shard_.kv_bytes : args.v;
       block.out = acc_q_;    // (B, S_local, Hq, D) fp32 running output
       block.lse = args.lse;  // (B, Hq, S_local) running LSE, final after the last step
       block.q_pos = positions_of(rank);
@@ -150,14 +145,14 @@ Status LightSeqAttention::forward(const ForwardArgs& args) {
       if (s.q_to >= 0) {  // merge the helper's partial in fp32
         SEQPAR_RETURN_IF_ERROR(comm.wait(results));
         SEQPAR_RETURN_IF_ERROR(
-            run_merge_partials(acc_q_, args.lse, partial_recv_, partial_recv_ + q_elems_,
+            run_merge_partials(acc_q_, args.lse, partial_recv_, partial_recv_ + shard_.q_elems,
                                shape.batch, shape.seq_q, shape.heads_q, shape.head_dim, target));
       }
     }
     SEQPAR_RETURN_IF_ERROR(comm.wait(results));
     SEQPAR_RETURN_IF_ERROR(comm.wait(next));
   }
-  convert_from_float(acc_q_, args.out, p.dtype, q_elems_);
+  convert_from_float(acc_q_, args.out, p.dtype, shard_.q_elems);
   return Status::ok();
 }
 
@@ -172,8 +167,8 @@ Status LightSeqAttention::backward(const BackwardArgs& args) {
   // delta (B, Hq, S_local) = rowsum(dO * O), from the final forward output.
   SEQPAR_RETURN_IF_ERROR(run_attention_delta(args.out, args.dout, p.dtype, shape.batch, shape.seq_q,
                                              shape.heads_q, shape.head_dim, delta_, target));
-  std::memset(acc_q_, 0, q_elems_ * sizeof(float));  // dQ (B, S_local, Hq, D) fp32
-  std::memset(dkv_total_, 0, 2 * kv_elems_ * sizeof(float));
+  std::memset(acc_q_, 0, shard_.q_elems * sizeof(float));  // dQ (B, S_local, Hq, D) fp32
+  std::memset(dkv_total_, 0, 2 * shard_.kv_elems * sizeof(float));
 
   BlockBackwardParams block;
   block.shape = shape;
@@ -194,32 +189,32 @@ Status LightSeqAttention::backward(const BackwardArgs& args) {
     }
     if (s.q_from >= 0) {  // helping: dQ share for rank q_from; dK, dV of our own block
       const char* landing = q_recv_[slot];  // Q, dO, then the final LSE and delta
-      std::memset(partial_, 0, q_elems_ * sizeof(float));
+      std::memset(partial_, 0, shard_.q_elems * sizeof(float));
       block.q = landing;
-      block.dout = landing + q_bytes_;
-      block.lse = reinterpret_cast<const float*>(landing + 2 * q_bytes_);
-      block.delta = block.lse + lse_elems_;
+      block.dout = landing + shard_.q_bytes;
+      block.lse = reinterpret_cast<const float*>(landing + 2 * shard_.q_bytes);
+      block.delta = block.lse + shard_.lse_elems;
       block.dq = partial_;  // (B, S_local, Hq, D) fp32
       block.k = args.k;
       block.v = args.v;
       block.dk = dkv_total_;
-      block.dv = dkv_total_ + kv_elems_;
+      block.dv = dkv_total_ + shard_.kv_elems;
       block.q_pos = positions_of(s.q_from);
       block.k_pos = positions_of(rank);
       SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target));
     } else if (s.computes()) {  // our queries: dQ stays; a dK, dV share for rank kv_from
       const bool own_kv = s.kv_from < 0;
       float* dkv = own_kv ? dkv_total_ : dkv_local_;  // (2, B, S_local, Hkv, D) fp32
-      if (!own_kv) std::memset(dkv_local_, 0, 2 * kv_elems_ * sizeof(float));
+      if (!own_kv) std::memset(dkv_local_, 0, 2 * shard_.kv_elems * sizeof(float));
       block.q = args.q;
       block.dout = args.dout;
       block.lse = args.lse;
       block.delta = delta_;
       block.dq = acc_q_;
       block.k = own_kv ? args.k : kv_recv_[slot];
-      block.v = own_kv ? args.v : kv_recv_[slot] + kv_bytes_;
+      block.v = own_kv ? args.v : kv_recv_[slot] + shard_.kv_bytes;
       block.dk = dkv;
-      block.dv = dkv + kv_elems_;
+      block.dv = dkv + shard_.kv_elems;
       block.q_pos = positions_of(rank);
       block.k_pos = positions_of(s.kv_block);
       SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target));
@@ -228,33 +223,33 @@ Status LightSeqAttention::backward(const BackwardArgs& args) {
     // The previous step's shares have had this step's compute to arrive: sum them in fp32.
     SEQPAR_RETURN_IF_ERROR(comm.wait(shares));
     if (previous != nullptr && previous->kv_to >= 0) {
-      add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * kv_elems_);
+      add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * shard_.kv_elems);
     }
     if (previous != nullptr && previous->q_to >= 0) {
-      add_to_float(acc_q_, dq_recv_, p.dtype, q_elems_);
+      add_to_float(acc_q_, dq_recv_, p.dtype, shard_.q_elems);
     }
     // This step's shares: ours out (in the storage dtype), and shares of our blocks in.
     P2POp ops[3];
     size_t n = 0;
     if (s.q_from >= 0) {
-      convert_from_float(partial_, share_send_, p.dtype, q_elems_);
-      ops[n++] = P2POp::send(s.q_from, share_send_, q_bytes_);
+      convert_from_float(partial_, share_send_, p.dtype, shard_.q_elems);
+      ops[n++] = P2POp::send(s.q_from, share_send_, shard_.q_bytes);
     } else if (s.kv_from >= 0) {
-      convert_from_float(dkv_local_, share_send_, p.dtype, 2 * kv_elems_);
-      ops[n++] = P2POp::send(s.kv_from, share_send_, 2 * kv_bytes_);
+      convert_from_float(dkv_local_, share_send_, p.dtype, 2 * shard_.kv_elems);
+      ops[n++] = P2POp::send(s.kv_from, share_send_, 2 * shard_.kv_bytes);
     }
-    if (s.kv_to >= 0) ops[n++] = P2POp::recv(s.kv_to, dkv_recv_, 2 * kv_bytes_);
-    if (s.q_to >= 0) ops[n++] = P2POp::recv(s.q_to, dq_recv_, q_bytes_);
+    if (s.kv_to >= 0) ops[n++] = P2POp::recv(s.kv_to, dkv_recv_, 2 * shard_.kv_bytes);
+    if (s.q_to >= 0) ops[n++] = P2POp::recv(s.q_to, dq_recv_, shard_.q_bytes);
     if (n > 0) SEQPAR_RETURN_IF_ERROR(comm.start_exchange({ops, n}, shares));
     previous = &s;
     SEQPAR_RETURN_IF_ERROR(comm.wait(next));
   }
   SEQPAR_RETURN_IF_ERROR(comm.wait(shares));  // the last step's shares
-  if (previous->kv_to >= 0) add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * kv_elems_);
-  if (previous->q_to >= 0) add_to_float(acc_q_, dq_recv_, p.dtype, q_elems_);
-  convert_from_float(dkv_total_, args.dk, p.dtype, kv_elems_);
-  convert_from_float(dkv_total_ + kv_elems_, args.dv, p.dtype, kv_elems_);
-  convert_from_float(acc_q_, args.dq, p.dtype, q_elems_);
+  if (previous->kv_to >= 0) add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * shard_.kv_elems);
+  if (previous->q_to >= 0) add_to_float(acc_q_, dq_recv_, p.dtype, shard_.q_elems);
+  convert_from_float(dkv_total_, args.dk, p.dtype, shard_.kv_elems);
+  convert_from_float(dkv_total_ + shard_.kv_elems, args.dv, p.dtype, shard_.kv_elems);
+  convert_from_float(acc_q_, args.dq, p.dtype, shard_.q_elems);
   return Status::ok();
 }
 

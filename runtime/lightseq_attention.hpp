@@ -29,7 +29,9 @@ class LightSeqAttention final : public Scheme {
 
  private:
   explicit LightSeqAttention(const SchemeContext& context)
-      : ctx_(context), schedule_(lightseq_schedule(context.layout.ranks())) {}
+      : ctx_(context),
+        shard_(ShardSizes::of(context)),
+        schedule_(lightseq_schedule(context.layout.ranks())) {}
   Status allocate_workspace();
   PositionMap positions_of(int rank) const;
   // Posts step `step`'s inputs into landing buffers `slot`: K/V to and from their pair's
@@ -38,12 +40,8 @@ class LightSeqAttention final : public Scheme {
                      const void* dout, const float* lse, bool backward, Request& request);
 
   SchemeContext ctx_;
+  ShardSizes shard_;  // sizes of this rank's shards
   LightSeqSchedule schedule_;
-  size_t q_elems_ = 0;    // B * S_local * Hq * D
-  size_t kv_elems_ = 0;   // B * S_local * Hkv * D
-  size_t lse_elems_ = 0;  // B * Hq * S_local
-  size_t q_bytes_ = 0;    // q_elems_ in the storage dtype: one of Q or dO
-  size_t kv_bytes_ = 0;   // kv_elems_ in the storage dtype: one of K or V
 
   // One arena, carved once (see allocate_workspace):
   HostBuffer workspace_;

@@ -16,11 +16,7 @@ StatusOr<std::unique_ptr<Scheme>> RingAttention::create(const SchemeContext& con
                  " memory needs the CUDA block kernels, which this build does not have yet");
   std::unique_ptr<RingAttention> scheme(new RingAttention(context));
   const Layout& layout = context.layout;
-  const AttentionProblem& p = context.problem;
   const size_t local = static_cast<size_t>(layout.local_seq());
-  scheme->q_elems_ = static_cast<size_t>(p.batch * p.heads_q * p.head_dim) * local;
-  scheme->kv_elems_ = static_cast<size_t>(p.batch * p.heads_kv * p.head_dim) * local;
-  scheme->kv_bytes_ = scheme->kv_elems_ * dtype_size(p.dtype);
   try {
     scheme->all_positions_.resize(static_cast<size_t>(layout.ranks()) * local);
     scheme->positions_of_.reserve(static_cast<size_t>(layout.ranks()));
@@ -45,9 +41,9 @@ Status RingAttention::post_kv_shift(const void* k, const void* v, char* landing,
   Communicator& comm = *ctx_.comm;
   const int next = (comm.rank() + 1) % comm.size();
   const int prev = (comm.rank() + comm.size() - 1) % comm.size();
-  const P2POp ops[] = {P2POp::send(next, k, kv_bytes_), P2POp::send(next, v, kv_bytes_),
-                       P2POp::recv(prev, landing, kv_bytes_),
-                       P2POp::recv(prev, landing + kv_bytes_, kv_bytes_)};
+  const P2POp ops[] = {P2POp::send(next, k, shard_.kv_bytes), P2POp::send(next, v, shard_.kv_bytes),
+                       P2POp::recv(prev, landing, shard_.kv_bytes),
+                       P2POp::recv(prev, landing + shard_.kv_bytes, shard_.kv_bytes)};
   return comm.start_exchange(ops, request);
 }
 
@@ -58,14 +54,14 @@ Status RingAttention::allocate_workspace() {
 
   // One arena; buffers only a multi-rank ring needs are empty at P=1.
   WorkspaceArena arena;
-  arena.add(kv_recv_[0], ring ? 2 * kv_bytes_ : 0);
-  arena.add(kv_recv_[1], ring ? 2 * kv_bytes_ : 0);
-  arena.add(acc_q_, q_elems_ * sizeof(float));
+  arena.add(kv_recv_[0], ring ? 2 * shard_.kv_bytes : 0);
+  arena.add(kv_recv_[1], ring ? 2 * shard_.kv_bytes : 0);
+  arena.add(acc_q_, shard_.q_elems * sizeof(float));
   arena.add(delta_, static_cast<size_t>(p.batch * p.heads_q) * local * sizeof(float));
-  arena.add(dkv_local_, 2 * kv_elems_ * sizeof(float));
-  arena.add(dkv_total_, 2 * kv_elems_ * sizeof(float));
-  arena.add(dkv_send_, ring ? 2 * kv_bytes_ : 0);
-  arena.add(dkv_recv_, ring ? 2 * kv_bytes_ : 0);
+  arena.add(dkv_local_, 2 * shard_.kv_elems * sizeof(float));
+  arena.add(dkv_total_, 2 * shard_.kv_elems * sizeof(float));
+  arena.add(dkv_send_, ring ? 2 * shard_.kv_bytes : 0);
+  arena.add(dkv_recv_, ring ? 2 * shard_.kv_bytes : 0);
   arena.add(kernel_scratch_,
             block_kernel_scratch_bytes(shard_block_shape(ctx_), {ctx_.device, ctx_.stream}));
   return arena.allocate(workspace_);
@@ -105,9 +101,9 @@ Status RingAttention::forward(const ForwardArgs& args) {
     SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target));
     SEQPAR_RETURN_IF_ERROR(comm.wait(incoming));
     k = landing;
-    v = landing + kv_bytes_;
+    v = landing + shard_.kv_bytes;
   }
-  convert_from_float(acc_q_, args.out, p.dtype, q_elems_);
+  convert_from_float(acc_q_, args.out, p.dtype, shard_.q_elems);
   return Status::ok();
 }
 
@@ -117,13 +113,13 @@ Status RingAttention::backward(const BackwardArgs& args) {
   const int ranks = comm.size();
   const int rank = comm.rank();
   const BlockShape shape = shard_block_shape(ctx_);
-  const size_t kv_elems = kv_elems_;
+  const size_t kv_elems = shard_.kv_elems;
   const KernelTarget target{ctx_.device, ctx_.stream};
 
   // delta (B, Hq, S_local) = rowsum(dO * O), from the final forward output.
   SEQPAR_RETURN_IF_ERROR(run_attention_delta(args.out, args.dout, p.dtype, shape.batch, shape.seq_q,
                                              shape.heads_q, shape.head_dim, delta_, target));
-  std::memset(acc_q_, 0, q_elems_ * sizeof(float));  // dQ (B, S_local, Hq, D) fp32
+  std::memset(acc_q_, 0, shard_.q_elems * sizeof(float));  // dQ (B, S_local, Hq, D) fp32
 
   BlockBackwardParams block;
   block.shape = shape;
@@ -162,13 +158,13 @@ Status RingAttention::backward(const BackwardArgs& args) {
       if (step > 1) add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * kv_elems);
       convert_from_float(dkv_local_, dkv_send_, p.dtype, 2 * kv_elems);
       const int holder = (rank + step) % ranks;  // holds our block this step
-      const P2POp ops[] = {P2POp::send(source, dkv_send_, 2 * kv_bytes_),
-                           P2POp::recv(holder, dkv_recv_, 2 * kv_bytes_)};
+      const P2POp ops[] = {P2POp::send(source, dkv_send_, 2 * shard_.kv_bytes),
+                           P2POp::recv(holder, dkv_recv_, 2 * shard_.kv_bytes)};
       SEQPAR_RETURN_IF_ERROR(comm.start_exchange(ops, shares));
     }
     SEQPAR_RETURN_IF_ERROR(comm.wait(incoming));
     k = landing;
-    v = landing + kv_bytes_;
+    v = landing + shard_.kv_bytes;
   }
   if (ranks > 1) {  // the last share of our block
     SEQPAR_RETURN_IF_ERROR(comm.wait(shares));
@@ -176,7 +172,7 @@ Status RingAttention::backward(const BackwardArgs& args) {
   }
   convert_from_float(dkv_total_, args.dk, p.dtype, kv_elems);
   convert_from_float(dkv_total_ + kv_elems, args.dv, p.dtype, kv_elems);
-  convert_from_float(acc_q_, args.dq, p.dtype, q_elems_);
+  convert_from_float(acc_q_, args.dq, p.dtype, shard_.q_elems);
   return Status::ok();
 }
 

@@ -29,15 +29,14 @@ class RingAttention final : public Scheme {
   size_t workspace_bytes() const override { return workspace_.bytes(); }
 
  private:
-  explicit RingAttention(const SchemeContext& context) : ctx_(context) {}
+  explicit RingAttention(const SchemeContext& context)
+      : ctx_(context), shard_(ShardSizes::of(context)) {}
   Status allocate_workspace();
   // Posts this step's K, V to the next rank and the next block's landing from the previous one.
   Status post_kv_shift(const void* k, const void* v, char* landing, Request& request);
 
   SchemeContext ctx_;
-  size_t q_elems_ = 0;                     // B * S_local * Hq * D
-  size_t kv_elems_ = 0;                    // B * S_local * Hkv * D
-  size_t kv_bytes_ = 0;                    // kv_elems_ in the storage dtype: one of K or V
+  ShardSizes shard_;                       // sizes of this rank's shards
   std::vector<int64_t> all_positions_;     // (P, S_local): every rank's token positions
   std::vector<PositionMap> positions_of_;  // (P): rank r's positions, affine when one segment
 

@@ -33,6 +33,27 @@ struct SchemeContext {
   int ranks_per_node = 0;  // PlanConfig::ranks_per_node: consecutive ranks sharing a node (0: all)
 };
 
+// Element counts and bytes of one rank's (B, S_local, H, D) shards and (B, Hq, S_local) rows.
+struct ShardSizes {
+  size_t q_elems = 0;    // B * S_local * Hq * D
+  size_t kv_elems = 0;   // B * S_local * Hkv * D
+  size_t lse_elems = 0;  // B * Hq * S_local
+  size_t q_bytes = 0;    // q_elems in the storage dtype: one of Q, O or dO
+  size_t kv_bytes = 0;   // kv_elems in the storage dtype: one of K or V
+
+  static ShardSizes of(const SchemeContext& context) {
+    const AttentionProblem& p = context.problem;
+    const auto local = static_cast<size_t>(context.layout.local_seq());
+    ShardSizes s;
+    s.q_elems = static_cast<size_t>(p.batch * p.heads_q * p.head_dim) * local;
+    s.kv_elems = static_cast<size_t>(p.batch * p.heads_kv * p.head_dim) * local;
+    s.lse_elems = static_cast<size_t>(p.batch * p.heads_q) * local;
+    s.q_bytes = s.q_elems * dtype_size(p.dtype);
+    s.kv_bytes = s.kv_elems * dtype_size(p.dtype);
+    return s;
+  }
+};
+
 // The block of one rank's shard against one rank's shard (all heads): (B, S_local, Hq | Hkv, D).
 inline BlockShape shard_block_shape(const SchemeContext& context) {
   const AttentionProblem& p = context.problem;

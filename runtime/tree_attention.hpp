@@ -46,16 +46,14 @@ class TreeAttention final : public Scheme {
   std::span<Communicator* const> subgroups() const override { return combine_->subgroups(); }
 
  private:
-  explicit TreeAttention(const SchemeContext& context) : ctx_(context) {}
+  explicit TreeAttention(const SchemeContext& context)
+      : ctx_(context), shard_(ShardSizes::of(context)) {}
   Status allocate_workspace();
   PositionMap positions_of(int rank) const;  // rank's contiguous tokens
 
   SchemeContext ctx_;
+  ShardSizes shard_;  // sizes of this rank's shards
   std::unique_ptr<TreeCombine> combine_;
-  size_t q_elems_ = 0;     // B * S_local * Hq * D
-  size_t kv_elems_ = 0;    // B * S_local * Hkv * D
-  size_t stat_elems_ = 0;  // B * Hq * S_local
-  size_t q_bytes_ = 0;     // q_elems_ in the storage dtype
   size_t pack_bytes_ = 0;  // one rank's backward gather slice: lse, delta (fp32), q, dout
 
   // One arena, carved once (see allocate_workspace):
