@@ -49,8 +49,7 @@ StatusOr<CheckErrors> check_against_reference(const AttentionProblem& p, const L
                                               Communicator& comm, uint64_t seed,
                                               const RankTensors& results, bool backward) {
   const int rank = comm.rank();
-  const int ranks = comm.size();
-  const int64_t S = p.seq, local = layout.local_seq(), B = p.batch;
+  const int64_t S = p.seq, local = layout.local_seq(rank), B = p.batch;
   const int64_t Hq = p.heads_q, Hkv = p.heads_kv, D = p.head_dim;
   const size_t q_row = static_cast<size_t>(Hq * D) * sizeof(double);
   const size_t kv_row = static_cast<size_t>(Hkv * D) * sizeof(double);
@@ -98,21 +97,20 @@ StatusOr<CheckErrors> check_against_reference(const AttentionProblem& p, const L
     // delta (B, Hq, S_local) = rowsum(dout * out_ref) of own rows; then every row's lse, delta.
     Doubles delta_own = doubles(B * Hq * local);
     reference_delta(dout_own.data(), out_ref.data(), B, local, Hq, D, delta_own.data());
-    Doubles lse_by_rank = doubles(ranks * B * Hq * local),
-            delta_by_rank = doubles(ranks * B * Hq * local);
-    SEQPAR_RETURN_IF_ERROR(
-        comm.all_gather(lse_ref.data(), lse_by_rank.data(), lse_ref.size() * sizeof(double)));
-    SEQPAR_RETURN_IF_ERROR(
-        comm.all_gather(delta_own.data(), delta_by_rank.data(), delta_own.size() * sizeof(double)));
-    Doubles lse_all = doubles(B * Hq * S), delta_all = doubles(B * Hq * S);  // (B, Hq, S)
-    for (int r = 0; r < ranks; ++r)
-      for (int64_t bh = 0; bh < B * Hq; ++bh)
-        for (int64_t i = 0; i < local; ++i) {
-          const size_t from = static_cast<size_t>((r * B * Hq + bh) * local + i);
-          const size_t to = static_cast<size_t>(bh * S + layout.global_position(r, i));
-          lse_all[to] = lse_by_rank[from];
-          delta_all[to] = delta_by_rank[from];
-        }
+    // Each rank scatters its rows into zeroed (B, Hq, S) tables; a sum all-reduce fills them
+    // (shards may differ by a token, so no all-gather of equal slices).
+    Doubles lse_all = doubles(B * Hq * S), delta_all = doubles(B * Hq * S);
+    for (int64_t bh = 0; bh < B * Hq; ++bh)
+      for (int64_t i = 0; i < local; ++i) {
+        const size_t from = static_cast<size_t>(bh * local + i);
+        const size_t to = static_cast<size_t>(bh * S + layout.global_position(rank, i));
+        lse_all[to] = lse_ref[from];
+        delta_all[to] = delta_own[from];
+      }
+    SEQPAR_RETURN_IF_ERROR(comm.all_reduce(lse_all.data(), lse_all.data(), lse_all.size(),
+                                           DType::kF64, ReduceOp::kSum));
+    SEQPAR_RETURN_IF_ERROR(comm.all_reduce(delta_all.data(), delta_all.data(), delta_all.size(),
+                                           DType::kF64, ReduceOp::kSum));
 
     // dQ of own rows (against every key); dK, dV of own keys (against every query).
     Doubles dq_ref = doubles(B * local * Hq * D);

@@ -23,7 +23,7 @@ float input_value(const AttentionProblem& p, uint64_t seed, InputTensor tensor, 
 void fill_input_shard(const AttentionProblem& p, const Layout& layout, int rank, uint64_t seed,
                       InputTensor tensor, void* shard) {
   const int64_t heads = input_heads(p, tensor);
-  const int64_t local = layout.local_seq();
+  const int64_t local = layout.local_seq(rank);
   for (int64_t b = 0; b < p.batch; ++b) {
     for (int64_t i = 0; i < local; ++i) {
       const int64_t t = layout.global_position(rank, i);

@@ -8,17 +8,16 @@
 namespace seqpar {
 namespace {
 
-// Hybrid zigzag: rank = g * U + u. Group g is zigzag rank g over the R groups; rank u holds
-// local indices [u * n, (u + 1) * n) of the group's 2 * chunk tokens, n = S / P.
+// Hybrid zigzag: rank = g * U + u. Group g is zigzag rank g over the R groups; rank u holds run u
+// of a balanced split of the group's 2 * chunk tokens.
 struct HybridCoords {
   int64_t chunk;  // S / (2R): one zigzag chunk
-  int64_t n;      // S / P: tokens per rank
   int rings;      // R
 };
 
 HybridCoords hybrid_coords(int64_t seq, int ranks, int ulysses) {
   const int rings = ranks / ulysses;
-  return {seq / (2 * int64_t{rings}), seq / ranks, rings};
+  return {seq / (2 * int64_t{rings}), rings};
 }
 
 // Global position of index i of group g's local sequence (zigzag over R groups).
@@ -56,28 +55,60 @@ StatusOr<Layout> Layout::make(LayoutKind kind, int64_t seq, int ranks, int ulyss
   SEQPAR_REQUIRE(ulysses_degree >= 1 && ranks % ulysses_degree == 0, StatusCode::kInvalidArgument,
                  "ulysses degree U = ", ulysses_degree, " must divide the ", ranks,
                  " ranks (the hybrid grid is U x R = P)");
-  if (hybrid) {
-    const int64_t rings = ranks / ulysses_degree;
-    const int64_t parts = 2 * rings * ulysses_degree;
-    SEQPAR_REQUIRE(seq % parts == 0, StatusCode::kInvalidArgument, "seq ", seq,
-                   " is not divisible by ", parts,
-                   " (the hybrid_zigzag layout of a U x R = ", ulysses_degree, " x ", rings,
-                   " grid needs 2R zigzag chunks, each group's split in U equal parts)");
-    return Layout(kind, seq, ranks, ulysses_degree);
+  switch (kind) {
+    case LayoutKind::kContiguous:
+      return Layout(kind, seq, ranks, 1);
+    case LayoutKind::kHybridZigzag: {
+      const int64_t rings = ranks / ulysses_degree;
+      SEQPAR_REQUIRE(seq % (2 * rings) == 0, StatusCode::kInvalidArgument, "seq ", seq,
+                     " is not divisible by ", 2 * rings,
+                     " (the hybrid_zigzag layout of a U x R = ", ulysses_degree, " x ", rings,
+                     " grid needs 2R equal zigzag chunks; each group's tokens may split unevenly)");
+      return Layout(kind, seq, ranks, ulysses_degree);
+    }
+    case LayoutKind::kStriped:
+    case LayoutKind::kZigzag: {
+      const int64_t parts = kind == LayoutKind::kZigzag ? 2 * int64_t{ranks} : int64_t{ranks};
+      SEQPAR_REQUIRE(seq % parts == 0, StatusCode::kInvalidArgument, "seq ", seq,
+                     " is not divisible by ", parts, " (the ", layout_name(kind), " layout over ",
+                     ranks, " ranks needs ",
+                     kind == LayoutKind::kZigzag ? "2P equal chunks" : "P equal shards",
+                     "; the contiguous schemes take any seq)");
+      return Layout(kind, seq, ranks, 1);
+    }
   }
-  const int64_t parts = kind == LayoutKind::kZigzag ? 2 * int64_t{ranks} : int64_t{ranks};
-  SEQPAR_REQUIRE(seq % parts == 0, StatusCode::kInvalidArgument, "seq ", seq,
-                 " is not divisible by ", parts, " (the ", layout_name(kind), " layout over ",
-                 ranks, " ranks needs ",
-                 kind == LayoutKind::kZigzag ? "2P equal chunks)" : "P equal shards)");
-  return Layout(kind, seq, ranks, 1);
+  return SEQPAR_FAIL(StatusCode::kInvalidArgument, "unknown layout kind ", static_cast<int>(kind));
 }
 
-std::vector<Segment> Layout::segments(int rank) const {
-  const int64_t local = local_seq();
+BalancedSplit Layout::split() const {
+  if (kind_ == LayoutKind::kHybridZigzag) {
+    return {2 * hybrid_coords(seq_, ranks_, ulysses_).chunk, ulysses_};
+  }
+  return {seq_, ranks_};
+}
+
+int64_t Layout::local_seq(int rank) const {
   switch (kind_) {
     case LayoutKind::kContiguous:
-      return {Segment{0, local, rank * local, 1}};
+      return split().size(rank);
+    case LayoutKind::kHybridZigzag:
+      return split().size(rank % ulysses_);
+    case LayoutKind::kStriped:
+    case LayoutKind::kZigzag:
+      return seq_ / ranks_;
+  }
+  return 0;
+}
+
+int64_t Layout::max_local_seq() const { return local_seq(0); }  // the longer runs come first
+
+bool Layout::uniform() const { return local_seq(0) == local_seq(ranks_ - 1); }
+
+std::vector<Segment> Layout::segments(int rank) const {
+  const int64_t local = local_seq(rank);
+  switch (kind_) {
+    case LayoutKind::kContiguous:
+      return {Segment{0, local, split().begin(rank), 1}};
     case LayoutKind::kStriped:
       return {Segment{0, local, rank, ranks_}};
     case LayoutKind::kZigzag: {
@@ -86,11 +117,11 @@ std::vector<Segment> Layout::segments(int rank) const {
       return {Segment{0, chunk, rank * chunk, 1}, Segment{chunk, chunk, late_chunk * chunk, 1}};
     }
     case LayoutKind::kHybridZigzag: {
-      // The rank's part [begin, begin + n) of its group's tokens, cut at the chunk boundary.
+      // The rank's run [begin, begin + local) of its group's tokens, cut at the chunk boundary.
       const HybridCoords h = hybrid_coords(seq_, ranks_, ulysses_);
       const int group = rank / ulysses_;
-      const int64_t begin = (rank % ulysses_) * h.n;
-      const int64_t end = begin + h.n;
+      const int64_t begin = split().begin(rank % ulysses_);
+      const int64_t end = begin + local;
       std::vector<Segment> segments;
       for (const int64_t chunk_begin : {int64_t{0}, h.chunk}) {
         const int64_t from = std::max(begin, chunk_begin);
@@ -106,34 +137,35 @@ std::vector<Segment> Layout::segments(int rank) const {
 }
 
 int64_t Layout::global_position(int rank, int64_t local) const {
-  const int64_t n = local_seq();
   switch (kind_) {
     case LayoutKind::kContiguous:
-      return rank * n + local;
+      return split().begin(rank) + local;
     case LayoutKind::kStriped:
       return local * ranks_ + rank;
     case LayoutKind::kZigzag: {
-      const int64_t chunk = n / 2;
+      const int64_t chunk = seq_ / (2 * int64_t{ranks_});
       if (local < chunk) return rank * chunk + local;
       return (2 * int64_t{ranks_} - 1 - rank) * chunk + (local - chunk);
     }
     case LayoutKind::kHybridZigzag: {
       const HybridCoords h = hybrid_coords(seq_, ranks_, ulysses_);
-      return group_position(h, rank / ulysses_, (rank % ulysses_) * h.n + local);
+      return group_position(h, rank / ulysses_, split().begin(rank % ulysses_) + local);
     }
   }
   return -1;
 }
 
 std::pair<int, int64_t> Layout::owner(int64_t global) const {
-  const int64_t n = local_seq();
   switch (kind_) {
-    case LayoutKind::kContiguous:
-      return {static_cast<int>(global / n), global % n};
+    case LayoutKind::kContiguous: {
+      const BalancedSplit s = split();
+      const int64_t r = s.part_of(global);
+      return {static_cast<int>(r), global - s.begin(r)};
+    }
     case LayoutKind::kStriped:
       return {static_cast<int>(global % ranks_), global / ranks_};
     case LayoutKind::kZigzag: {
-      const int64_t chunk = n / 2;
+      const int64_t chunk = seq_ / (2 * int64_t{ranks_});
       const int64_t c = global / chunk;
       const int64_t within = global % chunk;
       if (c < ranks_) return {static_cast<int>(c), within};
@@ -146,7 +178,9 @@ std::pair<int, int64_t> Layout::owner(int64_t global) const {
       const bool early = c < h.rings;
       const int group = static_cast<int>(early ? c : 2 * int64_t{h.rings} - 1 - c);
       const int64_t index = (early ? 0 : h.chunk) + within;  // in the group's local sequence
-      return {group * ulysses_ + static_cast<int>(index / h.n), index % h.n};
+      const BalancedSplit s = split();
+      const int64_t u = s.part_of(index);
+      return {group * ulysses_ + static_cast<int>(u), index - s.begin(u)};
     }
   }
   return {-1, -1};
@@ -165,7 +199,7 @@ namespace {
 void copy_rows(const Layout& layout, int rank, const char* src, char* dst, int64_t batch,
                size_t row_bytes, bool to_shard) {
   const int64_t seq = layout.seq();
-  const int64_t local = layout.local_seq();
+  const int64_t local = layout.local_seq(rank);
   for (int64_t b = 0; b < batch; ++b) {
     for (const Segment& s : layout.segments(rank)) {
       for (int64_t i = 0; i < s.length; ++i) {

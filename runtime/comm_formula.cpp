@@ -9,16 +9,31 @@
 namespace seqpar {
 namespace {
 
-int64_t kv_bytes(const AttentionProblem& p, int ranks) {
-  return p.batch * (p.seq / ranks) * p.heads_kv * p.head_dim *
-         static_cast<int64_t>(dtype_size(p.dtype));
+// One of K or V of `rank`'s shard (contiguous shards may differ by a token; striped and zigzag
+// shards are equal, which the same split gives).
+int64_t kv_bytes(const AttentionProblem& p, int ranks, int rank) {
+  const int64_t local = BalancedSplit{p.seq, ranks}.size(rank);
+  return p.batch * local * p.heads_kv * p.head_dim * static_cast<int64_t>(dtype_size(p.dtype));
 }
 
-// `hops` grouped exchanges of `bytes_each` bytes.
-CommVolume exchanges(int64_t hops, int64_t bytes_each) {
+// The ring's K, V shifts: at step s (0 <= s < P-1) `rank` passes on the block of rank - s.
+CommVolume ring_kv_shifts(const AttentionProblem& p, int ranks, int rank) {
   CommVolume v;
-  v[CommOp::kExchange] = hops;
-  v.bytes_sent = hops * bytes_each;
+  v[CommOp::kExchange] = ranks - 1;
+  for (int step = 0; step + 1 < ranks; ++step) {
+    v.bytes_sent += 2 * kv_bytes(p, ranks, (rank - step + ranks) % ranks);
+  }
+  return v;
+}
+
+// Backward's dK, dV shares: at step s (1 <= s < P) `rank` sends its share of the block of rank - s
+// to that rank.
+CommVolume ring_dkv_shares(const AttentionProblem& p, int ranks, int rank) {
+  CommVolume v;
+  v[CommOp::kExchange] = ranks - 1;
+  for (int step = 1; step < ranks; ++step) {
+    v.bytes_sent += 2 * kv_bytes(p, ranks, (rank - step + ranks) % ranks);
+  }
   return v;
 }
 
@@ -35,9 +50,8 @@ CommVolume expected_forward_comm(SchemeKind scheme, const AttentionProblem& p, i
   switch (scheme) {
     case SchemeKind::kRing:
     case SchemeKind::kStriped:
-    case SchemeKind::kZigzag: {
-      return exchanges(ranks - 1, 2 * kv_bytes(p, ranks));  // K, V to the next rank
-    }
+    case SchemeKind::kZigzag:
+      return ring_kv_shifts(p, ranks, rank);  // K, V to the next rank
     case SchemeKind::kLightSeq:
       return lightseq_forward_comm(p, ranks, rank);
     case SchemeKind::kUlysses:
@@ -58,7 +72,9 @@ CommVolume expected_backward_comm(SchemeKind scheme, const AttentionProblem& p, 
     case SchemeKind::kStriped:
     case SchemeKind::kZigzag: {
       // P-1 shifts of K, V plus P-1 dK, dV shares sent to their owners
-      return exchanges(2 * (int64_t{ranks} - 1), 2 * kv_bytes(p, ranks));
+      CommVolume v = ring_kv_shifts(p, ranks, rank);
+      v += ring_dkv_shares(p, ranks, rank);
+      return v;
     }
     case SchemeKind::kLightSeq:
       return lightseq_backward_comm(p, ranks, rank);

@@ -7,6 +7,8 @@
 //   forward   P-1 grouped exchanges, each sending K and V:   (P-1) * 2 * kv bytes
 //   backward  P-1 exchanges of K,V again, plus P-1 exchanges each sending this rank's dK,dV
 //             share of a block to the block's owner:          2 * (P-1) * 2 * kv bytes
+//   With uneven contiguous shards (S % P != 0) each transfer carries the kv of the block it
+//   moves: forward sum over s = 0..P-2 of 2 * kv(r - s), backward adds s = 1..P-1.
 //   dK/dV shares travel in the storage dtype, not fp32 (an fp32 dK/dV ring doubles those bytes
 //   for bf16, a known weakness of existing ring implementations, ANCHORS.md); the owner sums
 //   them in fp32.

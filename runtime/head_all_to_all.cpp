@@ -34,22 +34,26 @@ PieceParts piece_parts(const AttentionProblem& p, int64_t tokens, const HeadSlic
           rows * static_cast<size_t>(slice.q_count) * sizeof(float)};
 }
 
-StatusOr<AllToAllSplit> head_all_to_all_split(const AttentionProblem& p, int64_t tokens,
-                                              std::span<const HeadSlice> slices,
-                                              const HeadSlice& mine, PieceMix mix,
-                                              PieceDirection direction) {
-  auto bytes_of = [&](const HeadSlice& slice) {
-    const PieceParts parts = piece_parts(p, tokens, slice);
+StatusOr<AllToAllSplit> head_all_to_all_split(const AttentionProblem& p,
+                                              std::span<const int64_t> tokens,
+                                              std::span<const HeadSlice> slices, int me,
+                                              PieceMix mix, PieceDirection direction) {
+  auto bytes_of = [&](int64_t count, const HeadSlice& slice) {
+    const PieceParts parts = piece_parts(p, count, slice);
     return mix.q * parts.q + mix.kv * parts.kv + mix.stat * parts.stat;
   };
-  const size_t ours = bytes_of(mine);
+  const HeadSlice& mine = slices[static_cast<size_t>(me)];
+  const int64_t ours = tokens[static_cast<size_t>(me)];
   AllToAllSplit split;
   try {
-    for (const HeadSlice& peer : slices) {
-      const size_t theirs = bytes_of(peer);
+    for (size_t d = 0; d < slices.size(); ++d) {
+      // To heads: peer d gets its heads of our tokens, and sends our heads of its tokens.
+      // To tokens: the reverse.
+      const size_t their_heads_our_tokens = bytes_of(ours, slices[d]);
+      const size_t our_heads_their_tokens = bytes_of(tokens[d], mine);
       const bool to_heads = direction == PieceDirection::kToHeads;
-      split.send_bytes.push_back(to_heads ? theirs : ours);
-      split.recv_bytes.push_back(to_heads ? ours : theirs);
+      split.send_bytes.push_back(to_heads ? their_heads_our_tokens : our_heads_their_tokens);
+      split.recv_bytes.push_back(to_heads ? our_heads_their_tokens : their_heads_our_tokens);
     }
     split.send_offsets = offsets_of(split.send_bytes);
     split.recv_offsets = offsets_of(split.recv_bytes);

@@ -40,11 +40,12 @@ enum class PieceDirection {
   kToTokens,  // to each peer our heads of its tokens; from it its heads of our tokens
 };
 
-// The all_to_all_v among the ranks of `slices` (peer r holds slices[r], this rank `mine`) whose
-// pieces carry `mix` of `tokens` tokens each. kOutOfMemory when the counts cannot be allocated.
-StatusOr<AllToAllSplit> head_all_to_all_split(const AttentionProblem& p, int64_t tokens,
-                                              std::span<const HeadSlice> slices,
-                                              const HeadSlice& mine, PieceMix mix,
-                                              PieceDirection direction);
+// The all_to_all_v among the ranks of `slices` (peer r holds slices[r] and tokens[r] tokens;
+// this rank is peer `me`) whose pieces carry `mix` of one peer's tokens of one peer's heads.
+// kOutOfMemory when the counts cannot be allocated.
+StatusOr<AllToAllSplit> head_all_to_all_split(const AttentionProblem& p,
+                                              std::span<const int64_t> tokens,
+                                              std::span<const HeadSlice> slices, int me,
+                                              PieceMix mix, PieceDirection direction);
 
 }  // namespace seqpar

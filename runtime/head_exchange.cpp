@@ -13,22 +13,33 @@ namespace seqpar {
 StatusOr<std::unique_ptr<HeadExchange>> HeadExchange::create(const AttentionProblem& p,
                                                              Communicator& comm,
                                                              std::vector<HeadSlice> slices,
-                                                             int64_t tokens, BackwardCarry carry) {
+                                                             std::vector<int64_t> tokens,
+                                                             BackwardCarry carry) {
+  SEQPAR_REQUIRE(
+      slices.size() == static_cast<size_t>(comm.size()) && tokens.size() == slices.size(),
+      StatusCode::kInternal, "head exchange over ", comm.size(), " ranks got ", slices.size(),
+      " head slices and ", tokens.size(), " token counts");
   std::unique_ptr<HeadExchange> exchange(new HeadExchange(p, comm));
-  SEQPAR_RETURN_IF_ERROR(exchange->plan(std::move(slices), tokens, carry));
+  SEQPAR_RETURN_IF_ERROR(exchange->plan(std::move(slices), std::move(tokens), carry));
   SEQPAR_RETURN_IF_ERROR(exchange->allocate_workspace());
   return exchange;
 }
 
-Status HeadExchange::plan(std::vector<HeadSlice> slices, int64_t tokens, BackwardCarry carry) {
+Status HeadExchange::plan(std::vector<HeadSlice> slices, std::vector<int64_t> tokens,
+                          BackwardCarry carry) {
   slices_ = std::move(slices);
   mine_ = slices_[static_cast<size_t>(comm_.rank())];
-  tokens_ = tokens;
-  heads_seq_ = static_cast<int64_t>(slices_.size()) * tokens;
+  tokens_ = std::move(tokens);
+  token_begin_.assign(tokens_.size(), 0);
+  heads_seq_ = 0;
+  for (size_t s = 0; s < tokens_.size(); ++s) {
+    token_begin_[s] = heads_seq_;
+    heads_seq_ += tokens_[s];
+  }
   carry_ = carry;
   // Piece sizes per peer, from the piece layouts of the steps below.
   auto split_of = [&](PieceMix mix, PieceDirection direction) {
-    return head_all_to_all_split(p_, tokens_, slices_, mine_, mix, direction);
+    return head_all_to_all_split(p_, tokens_, slices_, comm_.rank(), mix, direction);
   };
   const PieceMix qkv{1, 2, 0}, o_lse{1, 0, 1};
   const PieceMix backward_in =
@@ -46,7 +57,8 @@ Status HeadExchange::allocate_workspace() {
   const size_t q_bytes = rows * static_cast<size_t>(mine_.q_count * p_.head_dim) * storage;
   const size_t kv_bytes = rows * static_cast<size_t>(mine_.kv_count * p_.head_dim) * storage;
   const size_t stat_bytes = rows * static_cast<size_t>(mine_.q_count) * sizeof(float);
-  const size_t local_kv_elems = static_cast<size_t>(p_.batch * tokens_ * p_.heads_kv * p_.head_dim);
+  const size_t local_kv_elems =
+      static_cast<size_t>(p_.batch * tokens_of(comm_.rank()) * p_.heads_kv * p_.head_dim);
   const bool sends_delta = carry_ == BackwardCarry::kDelta;
   size_t send_bytes = 0;
   size_t recv_bytes = 0;
@@ -68,10 +80,6 @@ Status HeadExchange::allocate_workspace() {
   return arena.allocate(workspace_);
 }
 
-PieceParts HeadExchange::parts_of(const HeadSlice& slice) const {
-  return piece_parts(p_, tokens_, slice);
-}
-
 Status HeadExchange::all_to_all(const AllToAllSplit& split) {
   return comm_.all_to_all_v(send_, split.send_bytes, split.send_offsets, recv_, split.recv_bytes,
                             split.recv_offsets);
@@ -82,13 +90,13 @@ Status HeadExchange::to_heads(const AllToAllSplit& split, std::span<const void* 
                               std::span<void* const> q_heads, std::span<void* const> kv_heads,
                               std::span<float* const> stat_heads) {
   const DType dt = p_.dtype;
-  const int64_t B = p_.batch, Sh = heads_seq_, T = tokens_, D = p_.head_dim;
+  const int64_t B = p_.batch, Sh = heads_seq_, T = tokens_of(comm_.rank()), D = p_.head_dim;
   const int64_t q_r = mine_.q_count, kv_r = mine_.kv_count;
   const int peers = static_cast<int>(slices_.size());
   // Piece for peer d: q-like (B, T, q_d, D), kv (B, T, kv_d, D) storage, stats (B, q_d, T) fp32.
   for (int d = 0; d < peers; ++d) {
     const HeadSlice& to = slices_[static_cast<size_t>(d)];
-    const PieceParts parts = parts_of(to);
+    const PieceParts parts = piece_parts(p_, T, to);
     char* piece = send_ + split.send_offsets[static_cast<size_t>(d)];
     for (const void* src : q_like) {
       copy_grid_rect({src, dt, {B, T, p_.heads_q, D}}, {0, to.q_begin},
@@ -107,23 +115,24 @@ Status HeadExchange::to_heads(const AllToAllSplit& split, std::span<const void* 
     }
   }
   SEQPAR_RETURN_IF_ERROR(all_to_all(split));
-  // Peer s's tokens are indices [s * T, (s + 1) * T) of the S_h tokens.
-  const PieceParts mine = parts_of(mine_);
+  // Peer s's T_s tokens are indices [begin_s, begin_s + T_s) of the S_h tokens.
   for (int s = 0; s < peers; ++s) {
     const char* piece = recv_ + split.recv_offsets[static_cast<size_t>(s)];
+    const int64_t Ts = tokens_of(s), at = begin_of(s);
+    const PieceParts mine = piece_parts(p_, Ts, mine_);
     for (void* dst : q_heads) {
-      copy_grid_rect({piece, dt, {B, T, q_r, D}}, {0, 0}, {dst, dt, {B, Sh, q_r, D}}, {s * T, 0}, T,
+      copy_grid_rect({piece, dt, {B, Ts, q_r, D}}, {0, 0}, {dst, dt, {B, Sh, q_r, D}}, {at, 0}, Ts,
                      q_r);
       piece += mine.q;
     }
     for (void* dst : kv_heads) {
-      copy_grid_rect({piece, dt, {B, T, kv_r, D}}, {0, 0}, {dst, dt, {B, Sh, kv_r, D}}, {s * T, 0},
-                     T, kv_r);
+      copy_grid_rect({piece, dt, {B, Ts, kv_r, D}}, {0, 0}, {dst, dt, {B, Sh, kv_r, D}}, {at, 0},
+                     Ts, kv_r);
       piece += mine.kv;
     }
     for (float* dst : stat_heads) {
-      copy_grid_rect({piece, DType::kF32, {B, q_r, T, 1}}, {0, 0},
-                     {dst, DType::kF32, {B, q_r, Sh, 1}}, {0, s * T}, q_r, T);
+      copy_grid_rect({piece, DType::kF32, {B, q_r, Ts, 1}}, {0, 0},
+                     {dst, DType::kF32, {B, q_r, Sh, 1}}, {0, at}, q_r, Ts);
       piece += mine.stat;
     }
   }
@@ -134,25 +143,27 @@ Status HeadExchange::to_tokens(const AllToAllSplit& split, DType dtype,
                                std::span<const void* const> q_like, std::span<const void* const> kv,
                                std::span<const float* const> stats) {
   const DType dt = p_.dtype;
-  const int64_t B = p_.batch, Sh = heads_seq_, T = tokens_, D = p_.head_dim;
+  const int64_t B = p_.batch, Sh = heads_seq_, D = p_.head_dim;
   const int64_t q_r = mine_.q_count, kv_r = mine_.kv_count;
-  const PieceParts mine = parts_of(mine_);
-  // Piece for peer d: q-like (B, T, q_r, D), kv (B, T, kv_r, D) storage, stats (B, q_r, T) fp32.
+  // Piece for peer d: q-like (B, T_d, q_r, D), kv (B, T_d, kv_r, D) storage, stats
+  // (B, q_r, T_d) fp32.
   for (int d = 0; d < static_cast<int>(slices_.size()); ++d) {
     char* piece = send_ + split.send_offsets[static_cast<size_t>(d)];
+    const int64_t Td = tokens_of(d), at = begin_of(d);
+    const PieceParts mine = piece_parts(p_, Td, mine_);
     for (const void* src : q_like) {
-      copy_grid_rect({src, dtype, {B, Sh, q_r, D}}, {d * T, 0}, {piece, dt, {B, T, q_r, D}}, {0, 0},
-                     T, q_r);
+      copy_grid_rect({src, dtype, {B, Sh, q_r, D}}, {at, 0}, {piece, dt, {B, Td, q_r, D}}, {0, 0},
+                     Td, q_r);
       piece += mine.q;
     }
     for (const void* src : kv) {
-      copy_grid_rect({src, dtype, {B, Sh, kv_r, D}}, {d * T, 0}, {piece, dt, {B, T, kv_r, D}},
-                     {0, 0}, T, kv_r);
+      copy_grid_rect({src, dtype, {B, Sh, kv_r, D}}, {at, 0}, {piece, dt, {B, Td, kv_r, D}}, {0, 0},
+                     Td, kv_r);
       piece += mine.kv;
     }
     for (const float* src : stats) {
-      copy_grid_rect({src, DType::kF32, {B, q_r, Sh, 1}}, {0, d * T},
-                     {piece, DType::kF32, {B, q_r, T, 1}}, {0, 0}, q_r, T);
+      copy_grid_rect({src, DType::kF32, {B, q_r, Sh, 1}}, {0, at},
+                     {piece, DType::kF32, {B, q_r, Td, 1}}, {0, 0}, q_r, Td);
       piece += mine.stat;
     }
   }
@@ -172,15 +183,15 @@ Status HeadExchange::forward_out(const void* o_heads, DType o_dtype, const Forwa
   const float* const stats[] = {lse_heads_};
   SEQPAR_RETURN_IF_ERROR(to_tokens(forward_out_, o_dtype, q_like, {}, stats));
   const DType dt = p_.dtype;
-  const int64_t B = p_.batch, T = tokens_, D = p_.head_dim;
+  const int64_t B = p_.batch, T = tokens_of(comm_.rank()), D = p_.head_dim;
   for (int s = 0; s < static_cast<int>(slices_.size()); ++s) {
     const HeadSlice& from = slices_[static_cast<size_t>(s)];
     const char* piece = recv_ + forward_out_.recv_offsets[static_cast<size_t>(s)];
     copy_grid_rect({piece, dt, {B, T, from.q_count, D}}, {0, 0},
                    {args.out, dt, {B, T, p_.heads_q, D}}, {0, from.q_begin}, T, from.q_count);
-    copy_grid_rect({piece + parts_of(from).q, DType::kF32, {B, from.q_count, T, 1}}, {0, 0},
-                   {args.lse, DType::kF32, {B, p_.heads_q, T, 1}}, {from.q_begin, 0}, from.q_count,
-                   T);
+    copy_grid_rect({piece + piece_parts(p_, T, from).q, DType::kF32, {B, from.q_count, T, 1}},
+                   {0, 0}, {args.lse, DType::kF32, {B, p_.heads_q, T, 1}}, {from.q_begin, 0},
+                   from.q_count, T);
   }
   return Status::ok();
 }
@@ -208,13 +219,13 @@ Status HeadExchange::backward_out(const void* dq_heads, const void* dk_heads, co
   const void* const kv[] = {dk_heads, dv_heads};
   SEQPAR_RETURN_IF_ERROR(to_tokens(backward_out_, grad_dtype, q_like, kv, {}));
   const DType dt = p_.dtype;
-  const int64_t B = p_.batch, T = tokens_, D = p_.head_dim;
+  const int64_t B = p_.batch, T = tokens_of(comm_.rank()), D = p_.head_dim;
   // dQ heads arrive once each; dK, dV shares of a kv head several peers shared are summed.
   const size_t local_kv_elems = static_cast<size_t>(B * T * p_.heads_kv * D);
   std::memset(dkv_total_, 0, 2 * local_kv_elems * sizeof(float));
   for (int s = 0; s < static_cast<int>(slices_.size()); ++s) {
     const HeadSlice& from = slices_[static_cast<size_t>(s)];
-    const PieceParts parts = parts_of(from);
+    const PieceParts parts = piece_parts(p_, T, from);
     const char* piece = recv_ + backward_out_.recv_offsets[static_cast<size_t>(s)];
     copy_grid_rect({piece, dt, {B, T, from.q_count, D}}, {0, 0},
                    {args.dq, dt, {B, T, p_.heads_q, D}}, {0, from.q_begin}, T, from.q_count);

@@ -1,11 +1,12 @@
 #pragma once
 // HeadExchange: the head <-> sequence all-to-all of the head-sharding schemes (Ulysses over the
-// world, hybrid inside each group of U ranks). Each of the `peers` ranks of the communicator
-// holds T tokens of all heads; after an exchange in, this rank holds the peers' T-token runs back
-// to back (S_h = peers * T tokens) for its head slice (partition/head_split.hpp), and an exchange
-// out returns results for those heads to the tokens' owners. Pieces travel in the storage dtype
-// (statistics in fp32) with the counts of runtime/head_all_to_all.hpp; a kv head goes only to the
-// ranks whose q heads read it, and its dK, dV shares are summed in fp32 at the token owner.
+// world, hybrid inside each group of U ranks). Peer s of the communicator holds T_s tokens of all
+// heads (runs of a balanced split: T_s differ by at most one); after an exchange in, this rank
+// holds the peers' runs back to back (S_h = sum of T_s tokens) for its head slice
+// (partition/head_split.hpp), and an exchange out returns results for those heads to the tokens'
+// owners. Pieces travel in the storage dtype (statistics in fp32) with the counts of
+// runtime/head_all_to_all.hpp; a kv head goes only to the ranks whose q heads read it, and its dK,
+// dV shares are summed in fp32 at the token owner.
 //
 // Built once per plan: the splits and the head tensors live in its own arena, so a step
 // allocates nothing.
@@ -29,12 +30,13 @@ enum class BackwardCarry {
 
 class HeadExchange {
  public:
-  // Peer r of `comm` holds slices[r]; `comm` outlives the exchange. kOutOfMemory when the
-  // counts or the arena cannot be allocated.
+  // Peer r of `comm` holds slices[r] and tokens[r] tokens; `comm` outlives the exchange.
+  // kOutOfMemory when the counts or the arena cannot be allocated.
   static StatusOr<std::unique_ptr<HeadExchange>> create(const AttentionProblem& p,
                                                         Communicator& comm,
                                                         std::vector<HeadSlice> slices,
-                                                        int64_t tokens, BackwardCarry carry);
+                                                        std::vector<int64_t> tokens,
+                                                        BackwardCarry carry);
 
   const HeadSlice& mine() const { return mine_; }
   int64_t heads_seq() const { return heads_seq_; }  // S_h
@@ -64,12 +66,13 @@ class HeadExchange {
 
  private:
   HeadExchange(const AttentionProblem& p, Communicator& comm) : p_(p), comm_(comm) {}
-  Status plan(std::vector<HeadSlice> slices, int64_t tokens, BackwardCarry carry);
+  Status plan(std::vector<HeadSlice> slices, std::vector<int64_t> tokens, BackwardCarry carry);
   Status allocate_workspace();
-  PieceParts parts_of(const HeadSlice& slice) const;  // T tokens of `slice`'s heads
-  Status all_to_all(const AllToAllSplit& split);      // send_ -> recv_
+  int64_t tokens_of(int peer) const { return tokens_[static_cast<size_t>(peer)]; }
+  int64_t begin_of(int peer) const { return token_begin_[static_cast<size_t>(peer)]; }
+  Status all_to_all(const AllToAllSplit& split);  // send_ -> recv_
   // Packs q-like (B, T, Hq, D), kv (B, T, Hkv, D) storage and stats (B, Hq, T) fp32 of our
-  // tokens, cut by each peer's heads, all-to-alls, and unpacks into q-like (B, S_h, q_r, D),
+  // T tokens, cut by each peer's heads, all-to-alls, and unpacks into q-like (B, S_h, q_r, D),
   // kv (B, S_h, kv_r, D) storage and stats (B, q_r, S_h) fp32 of our heads.
   Status to_heads(const AllToAllSplit& split, std::span<const void* const> q_like,
                   std::span<const void* const> kv, std::span<const float* const> stats,
@@ -82,10 +85,11 @@ class HeadExchange {
 
   AttentionProblem p_;
   Communicator& comm_;
-  std::vector<HeadSlice> slices_;  // (peers): every peer's heads
-  HeadSlice mine_;                 // this rank's heads
-  int64_t tokens_ = 0;             // T: tokens of each peer
-  int64_t heads_seq_ = 0;          // S_h = peers * T
+  std::vector<HeadSlice> slices_;     // (peers): every peer's heads
+  HeadSlice mine_;                    // this rank's heads
+  std::vector<int64_t> tokens_;       // (peers): T_s, the tokens of peer s
+  std::vector<int64_t> token_begin_;  // (peers): where peer s's tokens start in the S_h tokens
+  int64_t heads_seq_ = 0;             // S_h = sum of T_s
   BackwardCarry carry_ = BackwardCarry::kDelta;
   // Forward Q,K,V in and O,LSE out; backward Q,dO,(O),K,V,LSE,(delta) in and dQ,dK,dV out.
   AllToAllSplit forward_in_, forward_out_, backward_in_, backward_out_;
@@ -100,7 +104,7 @@ class HeadExchange {
   void* out_heads_ = nullptr;     // (B, S_h, q_r, D) storage (kOut only)
   float* lse_heads_ = nullptr;    // (B, q_r, S_h) fp32
   float* delta_heads_ = nullptr;  // (B, q_r, S_h) fp32 (kDelta only)
-  float* dkv_total_ = nullptr;    // (2, B, T, Hkv, D) fp32: our tokens' dK, dV, summed
+  float* dkv_total_ = nullptr;    // (2, B, T_me, Hkv, D) fp32: our tokens' dK, dV, summed
 };
 
 }  // namespace seqpar

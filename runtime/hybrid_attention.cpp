@@ -23,11 +23,14 @@ StatusOr<std::unique_ptr<Scheme>> HybridAttention::create(const SchemeContext& c
   SEQPAR_ASSIGN_OR_RETURN(std::vector<HeadSlice> slices,
                           split_heads(p.heads_q, p.heads_kv, ulysses));
   SEQPAR_RETURN_IF_ERROR(scheme->split_communicators());
-  // Place u of the group is rank u of group_comm_ (checked by split_communicators).
-  SEQPAR_ASSIGN_OR_RETURN(
-      scheme->exchange_,
-      HeadExchange::create(p, *scheme->group_comm_, std::move(slices), context.layout.local_seq(),
-                           BackwardCarry::kOut));  // S/P tokens
+  // Place u of the group is rank u of group_comm_ (checked by split_communicators); it holds
+  // run u of the group's S/R tokens.
+  std::vector<int64_t> tokens;
+  const int group_first = scheme->grid_.group_of(context.comm->rank()) * ulysses;
+  for (int u = 0; u < ulysses; ++u) tokens.push_back(context.layout.local_seq(group_first + u));
+  SEQPAR_ASSIGN_OR_RETURN(scheme->exchange_,
+                          HeadExchange::create(p, *scheme->group_comm_, std::move(slices),
+                                               std::move(tokens), BackwardCarry::kOut));
   SEQPAR_RETURN_IF_ERROR(scheme->create_ring());
   SEQPAR_RETURN_IF_ERROR(scheme->allocate_workspace());
   return std::unique_ptr<Scheme>(std::move(scheme));

@@ -26,32 +26,35 @@ StatusOr<std::unique_ptr<Scheme>> LightSeqAttention::create(const SchemeContext&
 }
 
 PositionMap LightSeqAttention::positions_of(int rank) const {
-  return PositionMap::affine(rank * ctx_.layout.local_seq());  // contiguous layout
+  return PositionMap::affine(ctx_.layout.global_position(rank, 0));  // contiguous layout
 }
+
+ShardSizes LightSeqAttention::sizes_of(int rank) const { return ShardSizes::of_rank(ctx_, rank); }
 
 Status LightSeqAttention::allocate_workspace() {
   const int ranks = ctx_.layout.ranks();
   const bool moves_kv = ranks > 1;
-  const bool has_helpers = ranks > 2;  // P <= 2 has no helper steps
+  const bool has_helpers = ranks > 2;                // P <= 2 has no helper steps
+  const ShardSizes any = ShardSizes::largest(ctx_);  // buffers holding another rank's block
   const size_t lse_bytes = shard_.lse_elems * sizeof(float);
+  const size_t any_lse_bytes = any.lse_elems * sizeof(float);
 
   // One arena; buffers a rank count never uses are empty.
   WorkspaceArena arena;
-  for (char*& kv_recv : kv_recv_) arena.add(kv_recv, moves_kv ? 2 * shard_.kv_bytes : 0);
+  for (char*& kv_recv : kv_recv_) arena.add(kv_recv, moves_kv ? 2 * any.kv_bytes : 0);
   for (char*& q_recv : q_recv_)
-    arena.add(q_recv, has_helpers ? 2 * shard_.q_bytes + 2 * lse_bytes : 0);
+    arena.add(q_recv, has_helpers ? 2 * any.q_bytes + 2 * any_lse_bytes : 0);
   arena.add(acc_q_, shard_.q_elems * sizeof(float));
   arena.add(delta_, lse_bytes);
-  arena.add(partial_, has_helpers ? shard_.q_elems * sizeof(float) + lse_bytes : 0);
+  arena.add(partial_, has_helpers ? any.q_elems * sizeof(float) + any_lse_bytes : 0);
   arena.add(partial_recv_, has_helpers ? shard_.q_elems * sizeof(float) + lse_bytes : 0);
-  arena.add(dkv_local_, moves_kv ? 2 * shard_.kv_elems * sizeof(float) : 0);
+  arena.add(dkv_local_, moves_kv ? 2 * any.kv_elems * sizeof(float) : 0);
   arena.add(dkv_total_, 2 * shard_.kv_elems * sizeof(float));
-  arena.add(share_send_,
-            moves_kv ? std::max(2 * shard_.kv_bytes, has_helpers ? shard_.q_bytes : 0) : 0);
+  arena.add(share_send_, moves_kv ? std::max(2 * any.kv_bytes, has_helpers ? any.q_bytes : 0) : 0);
   arena.add(dkv_recv_, moves_kv ? 2 * shard_.kv_bytes : 0);
   arena.add(dq_recv_, has_helpers ? shard_.q_bytes : 0);
   arena.add(kernel_scratch_,
-            block_kernel_scratch_bytes(shard_block_shape(ctx_), {ctx_.device, ctx_.stream}));
+            block_kernel_scratch_bytes(largest_block_shape(ctx_), {ctx_.device, ctx_.stream}));
   return arena.allocate(workspace_);
 }
 
@@ -69,8 +72,9 @@ Status LightSeqAttention::post_inputs(int step, int slot, const void* q, const v
     ops[n++] = P2POp::send(s.kv_to, v, shard_.kv_bytes);
   }
   if (s.kv_from >= 0) {
-    ops[n++] = P2POp::recv(s.kv_from, kv_landing, shard_.kv_bytes);
-    ops[n++] = P2POp::recv(s.kv_from, kv_landing + shard_.kv_bytes, shard_.kv_bytes);
+    const size_t kv_bytes = sizes_of(s.kv_from).kv_bytes;
+    ops[n++] = P2POp::recv(s.kv_from, kv_landing, kv_bytes);
+    ops[n++] = P2POp::recv(s.kv_from, kv_landing + kv_bytes, kv_bytes);
   }
   if (s.q_to >= 0) {
     ops[n++] = P2POp::send(s.q_to, q, shard_.q_bytes);
@@ -81,11 +85,14 @@ Status LightSeqAttention::post_inputs(int step, int slot, const void* q, const v
     }
   }
   if (s.q_from >= 0) {
-    ops[n++] = P2POp::recv(s.q_from, q_landing, shard_.q_bytes);
+    const ShardSizes from = sizes_of(s.q_from);
+    const size_t from_lse_bytes = from.lse_elems * sizeof(float);
+    ops[n++] = P2POp::recv(s.q_from, q_landing, from.q_bytes);
     if (backward) {
-      ops[n++] = P2POp::recv(s.q_from, q_landing + shard_.q_bytes, shard_.q_bytes);
-      ops[n++] = P2POp::recv(s.q_from, q_landing + 2 * shard_.q_bytes, lse_bytes);
-      ops[n++] = P2POp::recv(s.q_from, q_landing + 2 * shard_.q_bytes + lse_bytes, lse_bytes);
+      ops[n++] = P2POp::recv(s.q_from, q_landing + from.q_bytes, from.q_bytes);
+      ops[n++] = P2POp::recv(s.q_from, q_landing + 2 * from.q_bytes, from_lse_bytes);
+      ops[n++] =
+          P2POp::recv(s.q_from, q_landing + 2 * from.q_bytes + from_lse_bytes, from_lse_bytes);
     }
   }
   return n == 0 ? Status::ok() : ctx_.comm->start_exchange({ops, n}, request);
@@ -94,14 +101,17 @@ Status LightSeqAttention::post_inputs(int step, int slot, const void* q, const v
 Status LightSeqAttention::forward(const ForwardArgs& args) {
   Communicator& comm = *ctx_.comm;
   const AttentionProblem& p = ctx_.problem;
-  const BlockShape shape = shard_block_shape(ctx_);
   const int rank = comm.rank();
+  const BlockShape own = shard_block_shape(ctx_, rank, rank);
   const int steps = static_cast<int>(schedule_.steps.size());
   const KernelTarget target{ctx_.device, ctx_.stream};
-  const size_t partial_bytes = shard_.q_elems * sizeof(float) + shard_.lse_elems * sizeof(float);
+  // A partial (O, LSE) in fp32 of `r`'s queries.
+  auto partial_bytes = [&](int r) {
+    const ShardSizes sizes = sizes_of(r);
+    return sizes.q_elems * sizeof(float) + sizes.lse_elems * sizeof(float);
+  };
 
   BlockForwardParams block;
-  block.shape = shape;
   block.dtype = p.dtype;
   block.mask = p.mask;
   block.softmax_scale = p.softmax_scale;
@@ -117,25 +127,27 @@ Status LightSeqAttention::forward(const ForwardArgs& args) {
     }
     Request results;      // a helper's (O, LSE) going back to, or arriving at, the query owner
     if (s.q_from >= 0) {  // helping: rank q_from's queries against our own K/V
+      block.shape = shard_block_shape(ctx_, s.q_from, rank);
       block.q = q_recv_[slot];
       block.k = args.k;
       block.v = args.v;
-      block.out = partial_;                   // (B, S_local, Hq, D) fp32
-      block.lse = partial_ + shard_.q_elems;  // (B, Hq, S_local) fp32
+      block.out = partial_;                               // (B, S_local(q_from), Hq, D) fp32
+      block.lse = partial_ + sizes_of(s.q_from).q_elems;  // (B, Hq, S_local(q_from)) fp32
       block.q_pos = positions_of(s.q_from);
       block.k_pos = positions_of(rank);
       block.accumulate = false;
       SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target));
-      const P2POp ops[] = {P2POp::send(s.q_from, partial_, partial_bytes)};
+      const P2POp ops[] = {P2POp::send(s.q_from, partial_, partial_bytes(s.q_from))};
       SEQPAR_RETURN_IF_ERROR(comm.start_exchange(ops, results));
     } else if (s.computes()) {  // our queries against our own or arriving K/V
       if (s.q_to >= 0) {
-        const P2POp ops[] = {P2POp::recv(s.q_to, partial_recv_, partial_bytes)};
+        const P2POp ops[] = {P2POp::recv(s.q_to, partial_recv_, partial_bytes(rank))};
         SEQPAR_RETURN_IF_ERROR(comm.start_exchange(ops, results));
       }
+      block.shape = shard_block_shape(ctx_, rank, s.kv_block);
       block.q = args.q;
       block.k = s.kv_from >= 0 ? kv_recv_[slot] : args.k;
-      block.v = s.kv_from >= 0 ? kv_recv_[slot] + shard_.kv_bytes : args.v;
+      block.v = s.kv_from >= 0 ? kv_recv_[slot] + sizes_of(s.kv_from).kv_bytes : args.v;
       block.out = acc_q_;    // (B, S_local, Hq, D) fp32 running output
       block.lse = args.lse;  // (B, Hq, S_local) running LSE, final after the last step
       block.q_pos = positions_of(rank);
@@ -144,9 +156,9 @@ Status LightSeqAttention::forward(const ForwardArgs& args) {
       SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target));
       if (s.q_to >= 0) {  // merge the helper's partial in fp32
         SEQPAR_RETURN_IF_ERROR(comm.wait(results));
-        SEQPAR_RETURN_IF_ERROR(
-            run_merge_partials(acc_q_, args.lse, partial_recv_, partial_recv_ + shard_.q_elems,
-                               shape.batch, shape.seq_q, shape.heads_q, shape.head_dim, target));
+        SEQPAR_RETURN_IF_ERROR(run_merge_partials(acc_q_, args.lse, partial_recv_,
+                                                  partial_recv_ + shard_.q_elems, own.batch,
+                                                  own.seq_q, own.heads_q, own.head_dim, target));
       }
     }
     SEQPAR_RETURN_IF_ERROR(comm.wait(results));
@@ -159,19 +171,18 @@ Status LightSeqAttention::forward(const ForwardArgs& args) {
 Status LightSeqAttention::backward(const BackwardArgs& args) {
   Communicator& comm = *ctx_.comm;
   const AttentionProblem& p = ctx_.problem;
-  const BlockShape shape = shard_block_shape(ctx_);
   const int rank = comm.rank();
+  const BlockShape own = shard_block_shape(ctx_, rank, rank);
   const int steps = static_cast<int>(schedule_.steps.size());
   const KernelTarget target{ctx_.device, ctx_.stream};
 
   // delta (B, Hq, S_local) = rowsum(dO * O), from the final forward output.
-  SEQPAR_RETURN_IF_ERROR(run_attention_delta(args.out, args.dout, p.dtype, shape.batch, shape.seq_q,
-                                             shape.heads_q, shape.head_dim, delta_, target));
+  SEQPAR_RETURN_IF_ERROR(run_attention_delta(args.out, args.dout, p.dtype, own.batch, own.seq_q,
+                                             own.heads_q, own.head_dim, delta_, target));
   std::memset(acc_q_, 0, shard_.q_elems * sizeof(float));  // dQ (B, S_local, Hq, D) fp32
   std::memset(dkv_total_, 0, 2 * shard_.kv_elems * sizeof(float));
 
   BlockBackwardParams block;
-  block.shape = shape;
   block.dtype = p.dtype;
   block.mask = p.mask;
   block.softmax_scale = p.softmax_scale;
@@ -188,13 +199,15 @@ Status LightSeqAttention::backward(const BackwardArgs& args) {
                                          args.dout, args.lse, true, next));
     }
     if (s.q_from >= 0) {  // helping: dQ share for rank q_from; dK, dV of our own block
+      const ShardSizes from = sizes_of(s.q_from);
       const char* landing = q_recv_[slot];  // Q, dO, then the final LSE and delta
-      std::memset(partial_, 0, shard_.q_elems * sizeof(float));
+      std::memset(partial_, 0, from.q_elems * sizeof(float));
+      block.shape = shard_block_shape(ctx_, s.q_from, rank);
       block.q = landing;
-      block.dout = landing + shard_.q_bytes;
-      block.lse = reinterpret_cast<const float*>(landing + 2 * shard_.q_bytes);
-      block.delta = block.lse + shard_.lse_elems;
-      block.dq = partial_;  // (B, S_local, Hq, D) fp32
+      block.dout = landing + from.q_bytes;
+      block.lse = reinterpret_cast<const float*>(landing + 2 * from.q_bytes);
+      block.delta = block.lse + from.lse_elems;
+      block.dq = partial_;  // (B, S_local(q_from), Hq, D) fp32
       block.k = args.k;
       block.v = args.v;
       block.dk = dkv_total_;
@@ -204,17 +217,19 @@ Status LightSeqAttention::backward(const BackwardArgs& args) {
       SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target));
     } else if (s.computes()) {  // our queries: dQ stays; a dK, dV share for rank kv_from
       const bool own_kv = s.kv_from < 0;
-      float* dkv = own_kv ? dkv_total_ : dkv_local_;  // (2, B, S_local, Hkv, D) fp32
-      if (!own_kv) std::memset(dkv_local_, 0, 2 * shard_.kv_elems * sizeof(float));
+      const ShardSizes held = sizes_of(s.kv_block);
+      float* dkv = own_kv ? dkv_total_ : dkv_local_;  // (2, B, S_local(kv_block), Hkv, D) fp32
+      if (!own_kv) std::memset(dkv_local_, 0, 2 * held.kv_elems * sizeof(float));
+      block.shape = shard_block_shape(ctx_, rank, s.kv_block);
       block.q = args.q;
       block.dout = args.dout;
       block.lse = args.lse;
       block.delta = delta_;
       block.dq = acc_q_;
       block.k = own_kv ? args.k : kv_recv_[slot];
-      block.v = own_kv ? args.v : kv_recv_[slot] + shard_.kv_bytes;
+      block.v = own_kv ? args.v : kv_recv_[slot] + held.kv_bytes;
       block.dk = dkv;
-      block.dv = dkv + shard_.kv_elems;
+      block.dv = dkv + held.kv_elems;
       block.q_pos = positions_of(rank);
       block.k_pos = positions_of(s.kv_block);
       SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target));
@@ -232,11 +247,13 @@ Status LightSeqAttention::backward(const BackwardArgs& args) {
     P2POp ops[3];
     size_t n = 0;
     if (s.q_from >= 0) {
-      convert_from_float(partial_, share_send_, p.dtype, shard_.q_elems);
-      ops[n++] = P2POp::send(s.q_from, share_send_, shard_.q_bytes);
+      const ShardSizes from = sizes_of(s.q_from);
+      convert_from_float(partial_, share_send_, p.dtype, from.q_elems);
+      ops[n++] = P2POp::send(s.q_from, share_send_, from.q_bytes);
     } else if (s.kv_from >= 0) {
-      convert_from_float(dkv_local_, share_send_, p.dtype, 2 * shard_.kv_elems);
-      ops[n++] = P2POp::send(s.kv_from, share_send_, 2 * shard_.kv_bytes);
+      const ShardSizes held = sizes_of(s.kv_from);
+      convert_from_float(dkv_local_, share_send_, p.dtype, 2 * held.kv_elems);
+      ops[n++] = P2POp::send(s.kv_from, share_send_, 2 * held.kv_bytes);
     }
     if (s.kv_to >= 0) ops[n++] = P2POp::recv(s.kv_to, dkv_recv_, 2 * shard_.kv_bytes);
     if (s.q_to >= 0) ops[n++] = P2POp::recv(s.q_to, dq_recv_, shard_.q_bytes);

@@ -30,10 +30,11 @@ class LightSeqAttention final : public Scheme {
  private:
   explicit LightSeqAttention(const SchemeContext& context)
       : ctx_(context),
-        shard_(ShardSizes::of(context)),
+        shard_(ShardSizes::of_rank(context, context.comm->rank())),
         schedule_(lightseq_schedule(context.layout.ranks())) {}
   Status allocate_workspace();
   PositionMap positions_of(int rank) const;
+  ShardSizes sizes_of(int rank) const;  // rank's shards (contiguous shards differ by <= 1 token)
   // Posts step `step`'s inputs into landing buffers `slot`: K/V to and from their pair's
   // computing rank, and the queries (with dO, LSE, delta when `backward`) to and from a helper.
   Status post_inputs(int step, int slot, const void* q, const void* k, const void* v,
@@ -43,7 +44,8 @@ class LightSeqAttention final : public Scheme {
   ShardSizes shard_;  // sizes of this rank's shards
   LightSeqSchedule schedule_;
 
-  // One arena, carved once (see allocate_workspace):
+  // One arena, carved once (see allocate_workspace). Buffers that hold another rank's block are
+  // sized for the largest shard.
   HostBuffer workspace_;
   char* kv_recv_[2] = {nullptr, nullptr};  // (2, B, S_local, Hkv, D) storage: K then V, per slot
   char* q_recv_[2] = {nullptr, nullptr};   // per slot, a helped rank's: Q, dO (B, S_local, Hq, D)

@@ -49,8 +49,10 @@ LightSeqSchedule lightseq_schedule(int ranks);
 //             results: a helper returns (O, LSE) in fp32 ((q + lse) * 4)
 //   backward  inputs:  K, V as above and, when helped, Q, dO (2*q*s), LSE, delta (2*lse*4);
 //             results: the dK, dV share to the kv owner (2*kv*s) or a helper's dQ share (q*s)
-// Closed form (T = P/2 + 1 steps, H = number of helper steps = (P-1)/2): rank r sends K/V in
-// min(P-1-r, T-1) steps and is helped (sends Q, gets results) in max(0, H - (P-1-r)) steps.
+// (T = P/2 + 1 steps, H = number of helper steps = (P-1)/2: rank r sends K/V in
+// min(P-1-r, T-1) steps and is helped (sends Q, gets results) in max(0, H - (P-1-r)) steps.)
+// Sizes are those of the block each transfer carries: with S % P != 0, contiguous shards differ
+// by a token, so a helper's results and a dK/dV share have the size of the block's owner's shard.
 CommVolume lightseq_forward_comm(const AttentionProblem& p, int ranks, int rank);
 CommVolume lightseq_backward_comm(const AttentionProblem& p, int ranks, int rank);
 

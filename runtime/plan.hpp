@@ -26,7 +26,7 @@ class Plan {
   const AttentionProblem& problem() const { return context_.problem; }  // scale resolved
   SchemeKind scheme() const { return context_.kind; }
   const Layout& layout() const { return context_.layout; }
-  int64_t local_seq() const { return context_.layout.local_seq(); }
+  int64_t local_seq() const { return context_.layout.local_seq(context_.comm->rank()); }
   size_t workspace_bytes() const { return scheme_->workspace_bytes(); }
   Communicator& comm() const { return *context_.comm; }
   CommVolume expected_forward_comm() const;  // what this rank sends (runtime/comm_formula.hpp)

@@ -16,54 +16,62 @@ StatusOr<std::unique_ptr<Scheme>> RingAttention::create(const SchemeContext& con
                  " memory needs the CUDA block kernels, which this build does not have yet");
   std::unique_ptr<RingAttention> scheme(new RingAttention(context));
   const Layout& layout = context.layout;
-  const size_t local = static_cast<size_t>(layout.local_seq());
   try {
-    scheme->all_positions_.resize(static_cast<size_t>(layout.ranks()) * local);
+    scheme->all_positions_.resize(static_cast<size_t>(layout.seq()));
     scheme->positions_of_.reserve(static_cast<size_t>(layout.ranks()));
   } catch (const std::bad_alloc&) {
     return SEQPAR_FAIL(StatusCode::kOutOfMemory, "no memory for the positions of ", layout.seq(),
                        " tokens");
   }
+  int64_t* positions = scheme->all_positions_.data();
   for (int r = 0; r < layout.ranks(); ++r) {
-    int64_t* positions = scheme->all_positions_.data() + r * layout.local_seq();
     layout.positions(r, positions);
     const std::vector<Segment> segments = layout.segments(r);
     scheme->positions_of_.push_back(
         segments.size() == 1
             ? PositionMap::affine(segments[0].global_offset, segments[0].global_stride)
             : PositionMap::indexed(positions));
+    positions += layout.local_seq(r);
   }
   SEQPAR_RETURN_IF_ERROR(scheme->allocate_workspace());
   return std::unique_ptr<Scheme>(std::move(scheme));
 }
 
-Status RingAttention::post_kv_shift(const void* k, const void* v, char* landing, Request& request) {
+Status RingAttention::post_kv_shift(int step, const void* k, const void* v, char* landing,
+                                    Request& request) {
   Communicator& comm = *ctx_.comm;
-  const int next = (comm.rank() + 1) % comm.size();
-  const int prev = (comm.rank() + comm.size() - 1) % comm.size();
-  const P2POp ops[] = {P2POp::send(next, k, shard_.kv_bytes), P2POp::send(next, v, shard_.kv_bytes),
-                       P2POp::recv(prev, landing, shard_.kv_bytes),
-                       P2POp::recv(prev, landing + shard_.kv_bytes, shard_.kv_bytes)};
+  const int ranks = comm.size();
+  const int next = (comm.rank() + 1) % ranks;
+  const int prev = (comm.rank() + ranks - 1) % ranks;
+  // We hold the block of rank r - step and pass it on; the block of rank r - step - 1 arrives.
+  const size_t held = kv_bytes_of((comm.rank() - step + ranks) % ranks);
+  const size_t arriving = kv_bytes_of((comm.rank() - step - 1 + 2 * ranks) % ranks);
+  const P2POp ops[] = {P2POp::send(next, k, held), P2POp::send(next, v, held),
+                       P2POp::recv(prev, landing, arriving),
+                       P2POp::recv(prev, landing + arriving, arriving)};
   return comm.start_exchange(ops, request);
 }
 
+size_t RingAttention::kv_bytes_of(int rank) const {
+  return ShardSizes::of_rank(ctx_, rank).kv_bytes;
+}
+
 Status RingAttention::allocate_workspace() {
-  const AttentionProblem& p = ctx_.problem;
   const bool ring = ctx_.layout.ranks() > 1;
-  const size_t local = static_cast<size_t>(ctx_.layout.local_seq());
+  const ShardSizes largest = ShardSizes::largest(ctx_);  // any rank's block fits
 
   // One arena; buffers only a multi-rank ring needs are empty at P=1.
   WorkspaceArena arena;
-  arena.add(kv_recv_[0], ring ? 2 * shard_.kv_bytes : 0);
-  arena.add(kv_recv_[1], ring ? 2 * shard_.kv_bytes : 0);
+  arena.add(kv_recv_[0], ring ? 2 * largest.kv_bytes : 0);
+  arena.add(kv_recv_[1], ring ? 2 * largest.kv_bytes : 0);
   arena.add(acc_q_, shard_.q_elems * sizeof(float));
-  arena.add(delta_, static_cast<size_t>(p.batch * p.heads_q) * local * sizeof(float));
-  arena.add(dkv_local_, 2 * shard_.kv_elems * sizeof(float));
+  arena.add(delta_, shard_.lse_elems * sizeof(float));
+  arena.add(dkv_local_, 2 * largest.kv_elems * sizeof(float));
   arena.add(dkv_total_, 2 * shard_.kv_elems * sizeof(float));
-  arena.add(dkv_send_, ring ? 2 * shard_.kv_bytes : 0);
+  arena.add(dkv_send_, ring ? 2 * largest.kv_bytes : 0);
   arena.add(dkv_recv_, ring ? 2 * shard_.kv_bytes : 0);
   arena.add(kernel_scratch_,
-            block_kernel_scratch_bytes(shard_block_shape(ctx_), {ctx_.device, ctx_.stream}));
+            block_kernel_scratch_bytes(largest_block_shape(ctx_), {ctx_.device, ctx_.stream}));
   return arena.allocate(workspace_);
 }
 
@@ -75,7 +83,6 @@ Status RingAttention::forward(const ForwardArgs& args) {
   const KernelTarget target{ctx_.device, ctx_.stream};
 
   BlockForwardParams block;
-  block.shape = shard_block_shape(ctx_);
   block.dtype = p.dtype;
   block.q = args.q;
   block.out = acc_q_;    // (B, S_local, Hq, D) fp32 running output
@@ -92,16 +99,17 @@ Status RingAttention::forward(const ForwardArgs& args) {
     Request incoming;
     char* landing = static_cast<char*>(kv_recv_[step % 2]);
     if (step + 1 < ranks) {  // post the next block's transfer before computing on this one
-      SEQPAR_RETURN_IF_ERROR(post_kv_shift(k, v, landing, incoming));
+      SEQPAR_RETURN_IF_ERROR(post_kv_shift(step, k, v, landing, incoming));
     }
+    block.shape = shard_block_shape(ctx_, rank, source);
     block.k = k;
     block.v = v;
     block.k_pos = positions_of_[static_cast<size_t>(source)];
     block.accumulate = step > 0;
     SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target));
     SEQPAR_RETURN_IF_ERROR(comm.wait(incoming));
-    k = landing;
-    v = landing + shard_.kv_bytes;
+    k = landing;  // K then V of the next block: (B, S_local(source - 1), Hkv, D) each
+    v = landing + kv_bytes_of((source - 1 + ranks) % ranks);
   }
   convert_from_float(acc_q_, args.out, p.dtype, shard_.q_elems);
   return Status::ok();
@@ -112,17 +120,16 @@ Status RingAttention::backward(const BackwardArgs& args) {
   const AttentionProblem& p = ctx_.problem;
   const int ranks = comm.size();
   const int rank = comm.rank();
-  const BlockShape shape = shard_block_shape(ctx_);
+  const BlockShape own = shard_block_shape(ctx_, rank, rank);
   const size_t kv_elems = shard_.kv_elems;
   const KernelTarget target{ctx_.device, ctx_.stream};
 
   // delta (B, Hq, S_local) = rowsum(dO * O), from the final forward output.
-  SEQPAR_RETURN_IF_ERROR(run_attention_delta(args.out, args.dout, p.dtype, shape.batch, shape.seq_q,
-                                             shape.heads_q, shape.head_dim, delta_, target));
+  SEQPAR_RETURN_IF_ERROR(run_attention_delta(args.out, args.dout, p.dtype, own.batch, own.seq_q,
+                                             own.heads_q, own.head_dim, delta_, target));
   std::memset(acc_q_, 0, shard_.q_elems * sizeof(float));  // dQ (B, S_local, Hq, D) fp32
 
   BlockBackwardParams block;
-  block.shape = shape;
   block.dtype = p.dtype;
   block.q = args.q;
   block.dout = args.dout;
@@ -142,12 +149,14 @@ Status RingAttention::backward(const BackwardArgs& args) {
     const int source = (rank - step + ranks) % ranks;  // owner of the block held this step
     Request incoming;
     char* landing = static_cast<char*>(kv_recv_[step % 2]);
-    if (step + 1 < ranks) SEQPAR_RETURN_IF_ERROR(post_kv_shift(k, v, landing, incoming));
+    if (step + 1 < ranks) SEQPAR_RETURN_IF_ERROR(post_kv_shift(step, k, v, landing, incoming));
     // Step 0's block is our own: its share goes straight into the total; later shares go out.
+    const size_t held_elems = ShardSizes::of_rank(ctx_, source).kv_elems;
     float* share = step == 0 ? dkv_total_ : dkv_local_;  // (2, B, S_local, Hkv, D): dK then dV
-    std::memset(share, 0, 2 * kv_elems * sizeof(float));
+    std::memset(share, 0, 2 * held_elems * sizeof(float));
+    block.shape = shard_block_shape(ctx_, rank, source);
     block.dk = share;
-    block.dv = share + kv_elems;
+    block.dv = share + held_elems;
     block.k = k;
     block.v = v;
     block.k_pos = positions_of_[static_cast<size_t>(source)];
@@ -156,15 +165,15 @@ Status RingAttention::backward(const BackwardArgs& args) {
     if (step > 0) {
       SEQPAR_RETURN_IF_ERROR(comm.wait(shares));  // last step's transfers are done
       if (step > 1) add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * kv_elems);
-      convert_from_float(dkv_local_, dkv_send_, p.dtype, 2 * kv_elems);
+      convert_from_float(dkv_local_, dkv_send_, p.dtype, 2 * held_elems);
       const int holder = (rank + step) % ranks;  // holds our block this step
-      const P2POp ops[] = {P2POp::send(source, dkv_send_, 2 * shard_.kv_bytes),
+      const P2POp ops[] = {P2POp::send(source, dkv_send_, 2 * kv_bytes_of(source)),
                            P2POp::recv(holder, dkv_recv_, 2 * shard_.kv_bytes)};
       SEQPAR_RETURN_IF_ERROR(comm.start_exchange(ops, shares));
     }
     SEQPAR_RETURN_IF_ERROR(comm.wait(incoming));
     k = landing;
-    v = landing + shard_.kv_bytes;
+    v = landing + kv_bytes_of((source - 1 + ranks) % ranks);
   }
   if (ranks > 1) {  // the last share of our block
     SEQPAR_RETURN_IF_ERROR(comm.wait(shares));

@@ -30,26 +30,28 @@ class RingAttention final : public Scheme {
 
  private:
   explicit RingAttention(const SchemeContext& context)
-      : ctx_(context), shard_(ShardSizes::of(context)) {}
+      : ctx_(context), shard_(ShardSizes::of_rank(context, context.comm->rank())) {}
   Status allocate_workspace();
-  // Posts this step's K, V to the next rank and the next block's landing from the previous one.
-  Status post_kv_shift(const void* k, const void* v, char* landing, Request& request);
+  // Posts the K, V held at `step` to the next rank and the next block's landing from the
+  // previous one (blocks of contiguous layouts may differ by a token between ranks).
+  Status post_kv_shift(int step, const void* k, const void* v, char* landing, Request& request);
+  size_t kv_bytes_of(int rank) const;  // one of K or V of rank `rank`'s block
 
   SchemeContext ctx_;
   ShardSizes shard_;                       // sizes of this rank's shards
-  std::vector<int64_t> all_positions_;     // (P, S_local): every rank's token positions
+  std::vector<int64_t> all_positions_;     // (S): every rank's token positions, rank by rank
   std::vector<PositionMap> positions_of_;  // (P): rank r's positions, affine when one segment
 
   // One arena, carved once (see allocate_workspace):
   HostBuffer workspace_;
-  void* kv_recv_[2] = {nullptr,
-                       nullptr};  // (2, B, S_local, Hkv, D) storage: K then V, double buffered
-  float* acc_q_ = nullptr;        // (B, S_local, Hq, D) fp32: running O (forward) or dQ (backward)
-  float* delta_ = nullptr;        // (B, Hq, S_local) fp32: rowsum(dO * O)
-  float* dkv_local_ = nullptr;    // (2, B, S_local, Hkv, D) fp32: this step's dK, dV share
-  float* dkv_total_ = nullptr;    // (2, B, S_local, Hkv, D) fp32: our own block's dK, dV, summed
-  void* dkv_send_ = nullptr;      // (2, B, S_local, Hkv, D) storage: a share going to its owner
-  void* dkv_recv_ = nullptr;      // (2, B, S_local, Hkv, D) storage: a share of our block arriving
+  // (2, B, S_local, Hkv, D) storage: K then V, double buffered, sized for the largest block
+  void* kv_recv_[2] = {nullptr, nullptr};
+  float* acc_q_ = nullptr;      // (B, S_local, Hq, D) fp32: running O (forward) or dQ (backward)
+  float* delta_ = nullptr;      // (B, Hq, S_local) fp32: rowsum(dO * O)
+  float* dkv_local_ = nullptr;  // (2, B, S_local, Hkv, D) fp32: this step's dK, dV share
+  float* dkv_total_ = nullptr;  // (2, B, S_local, Hkv, D) fp32: our own block's dK, dV, summed
+  void* dkv_send_ = nullptr;    // (2, B, S_local, Hkv, D) storage: a share going to its owner
+  void* dkv_recv_ = nullptr;    // (2, B, S_local, Hkv, D) storage: a share of our block arriving
   float* kernel_scratch_ = nullptr;  // the block kernels' work area (block_kernel_scratch_bytes)
 };
 

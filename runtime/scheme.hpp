@@ -34,6 +34,7 @@ struct SchemeContext {
 };
 
 // Element counts and bytes of one rank's (B, S_local, H, D) shards and (B, Hq, S_local) rows.
+// Shards of contiguous layouts may differ by one token between ranks (partition/layout.hpp).
 struct ShardSizes {
   size_t q_elems = 0;    // B * S_local * Hq * D
   size_t kv_elems = 0;   // B * S_local * Hkv * D
@@ -41,9 +42,8 @@ struct ShardSizes {
   size_t q_bytes = 0;    // q_elems in the storage dtype: one of Q, O or dO
   size_t kv_bytes = 0;   // kv_elems in the storage dtype: one of K or V
 
-  static ShardSizes of(const SchemeContext& context) {
-    const AttentionProblem& p = context.problem;
-    const auto local = static_cast<size_t>(context.layout.local_seq());
+  static ShardSizes of(const AttentionProblem& p, int64_t local_seq) {
+    const auto local = static_cast<size_t>(local_seq);
     ShardSizes s;
     s.q_elems = static_cast<size_t>(p.batch * p.heads_q * p.head_dim) * local;
     s.kv_elems = static_cast<size_t>(p.batch * p.heads_kv * p.head_dim) * local;
@@ -52,12 +52,32 @@ struct ShardSizes {
     s.kv_bytes = s.kv_elems * dtype_size(p.dtype);
     return s;
   }
+  // Rank `rank`'s shards.
+  static ShardSizes of_rank(const SchemeContext& context, int rank) {
+    return of(context.problem, context.layout.local_seq(rank));
+  }
+  // The largest shards of any rank: what a buffer holding any rank's shard needs.
+  static ShardSizes largest(const SchemeContext& context) {
+    return of(context.problem, context.layout.max_local_seq());
+  }
 };
 
-// The block of one rank's shard against one rank's shard (all heads): (B, S_local, Hq | Hkv, D).
-inline BlockShape shard_block_shape(const SchemeContext& context) {
+// The block of rank q_rank's shard (queries) against rank kv_rank's shard (keys, values), all
+// heads: q (B, S_local(q_rank), Hq, D), k/v (B, S_local(kv_rank), Hkv, D).
+inline BlockShape shard_block_shape(const SchemeContext& context, int q_rank, int kv_rank) {
   const AttentionProblem& p = context.problem;
-  const int64_t local = context.layout.local_seq();
+  return {p.batch,
+          context.layout.local_seq(q_rank),
+          context.layout.local_seq(kv_rank),
+          p.heads_q,
+          p.heads_kv,
+          p.head_dim};
+}
+
+// The largest such block: what the kernels' scratch is sized for.
+inline BlockShape largest_block_shape(const SchemeContext& context) {
+  const AttentionProblem& p = context.problem;
+  const int64_t local = context.layout.max_local_seq();
   return {p.batch, local, local, p.heads_q, p.heads_kv, p.head_dim};
 }
 

@@ -4,20 +4,26 @@
 #include <cstring>
 
 #include "attention/dispatch.hpp"
+#include "runtime/grid_copy.hpp"
 #include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
 namespace {
 
-// The rows a forward combines: every rank's queries, rank-major, as P*B batches of S/P rows.
+// S_max: the tokens of one gathered slice (the largest shard).
+int64_t slot_tokens(const AttentionProblem& p, int ranks) {
+  return BalancedSplit{p.seq, ranks}.max_size();
+}
+
+// The rows a forward combines: every rank's queries, rank-major, as P*B batches of S_max rows.
 CombineShape combine_shape(const AttentionProblem& p, int ranks) {
-  return {ranks * p.batch, p.seq / ranks, p.heads_q, p.head_dim};
+  return {ranks * p.batch, slot_tokens(p, ranks), p.heads_q, p.head_dim};
 }
 
 }  // namespace
 
 CommVolume tree_forward_comm(const AttentionProblem& p, int ranks, int ranks_per_node) {
-  const int64_t q = p.batch * (p.seq / ranks) * p.heads_q * p.head_dim;
+  const int64_t q = p.batch * slot_tokens(p, ranks) * p.heads_q * p.head_dim;
   CommVolume v;
   v[CommOp::kAllGather] = 1;
   v.bytes_sent = (ranks - 1) * q * static_cast<int64_t>(dtype_size(p.dtype));
@@ -26,7 +32,7 @@ CommVolume tree_forward_comm(const AttentionProblem& p, int ranks, int ranks_per
 }
 
 CommVolume tree_backward_comm(const AttentionProblem& p, int ranks) {
-  const int64_t local = p.seq / ranks;
+  const int64_t local = slot_tokens(p, ranks);
   const int64_t q = p.batch * local * p.heads_q * p.head_dim;
   const int64_t s = p.batch * p.heads_q * local;
   const int64_t e = static_cast<int64_t>(dtype_size(p.dtype));
@@ -43,7 +49,7 @@ StatusOr<std::unique_ptr<Scheme>> TreeAttention::create(const SchemeContext& con
                  " memory needs the CUDA block kernels, which this build does not have yet");
   std::unique_ptr<TreeAttention> scheme(new TreeAttention(context));
   const AttentionProblem& p = context.problem;
-  scheme->pack_bytes_ = 2 * scheme->shard_.lse_elems * sizeof(float) + 2 * scheme->shard_.q_bytes;
+  scheme->pack_bytes_ = 2 * scheme->slot_.lse_elems * sizeof(float) + 2 * scheme->slot_.q_bytes;
   SEQPAR_ASSIGN_OR_RETURN(scheme->combine_,
                           TreeCombine::create(*context.comm, context.ranks_per_node,
                                               combine_shape(p, context.comm->size())));
@@ -52,22 +58,27 @@ StatusOr<std::unique_ptr<Scheme>> TreeAttention::create(const SchemeContext& con
 }
 
 PositionMap TreeAttention::positions_of(int rank) const {
-  return PositionMap::affine(rank * ctx_.layout.local_seq());
+  return PositionMap::affine(ctx_.layout.global_position(rank, 0));
 }
 
 Status TreeAttention::allocate_workspace() {
   const size_t ranks = static_cast<size_t>(ctx_.layout.ranks());
   WorkspaceArena arena;
-  arena.add(q_all_, ranks * shard_.q_bytes);
-  arena.add(acc_all_, ranks * shard_.q_elems * sizeof(float));
-  arena.add(lse_all_, ranks * shard_.lse_elems * sizeof(float));
+  arena.add(q_stage_, padded() ? slot_.q_bytes : 0);
+  arena.add(q_all_, ranks * slot_.q_bytes);
+  arena.add(acc_all_, ranks * slot_.q_elems * sizeof(float));
+  arena.add(lse_all_, ranks * slot_.lse_elems * sizeof(float));
   arena.add(pack_, pack_bytes_);
   arena.add(pack_all_, ranks * pack_bytes_);
-  arena.add(dq_own_, shard_.q_elems * sizeof(float));
+  arena.add(dq_own_, slot_.q_elems * sizeof(float));
   arena.add(dkv_, 2 * shard_.kv_elems * sizeof(float));
   arena.add(kernel_scratch_,
-            block_kernel_scratch_bytes(shard_block_shape(ctx_), {ctx_.device, ctx_.stream}));
-  return arena.allocate(workspace_);
+            block_kernel_scratch_bytes(largest_block_shape(ctx_), {ctx_.device, ctx_.stream}));
+  SEQPAR_RETURN_IF_ERROR(arena.allocate(workspace_));
+  // Padding rows stay zero: steps overwrite only the rows of our tokens.
+  if (padded()) std::memset(q_stage_, 0, slot_.q_bytes);
+  std::memset(pack_, 0, pack_bytes_);
+  return Status::ok();
 }
 
 Status TreeAttention::forward(const ForwardArgs& args) {
@@ -75,13 +86,21 @@ Status TreeAttention::forward(const ForwardArgs& args) {
   const AttentionProblem& p = ctx_.problem;
   const int rank = comm.rank();
   const KernelTarget target{ctx_.device, ctx_.stream};
+  const DType dt = p.dtype;
+  const int64_t B = p.batch, Hq = p.heads_q, D = p.head_dim;
+  const int64_t local = ctx_.layout.local_seq(rank), slot = ctx_.layout.max_local_seq();
 
-  SEQPAR_RETURN_IF_ERROR(
-      comm.all_gather(args.q, q_all_, shard_.q_bytes));  // q_all_ (P, B, Sl, Hq, D)
+  const void* q_send = args.q;  // (B, S_local, Hq, D), or padded to (B, S_max, Hq, D)
+  if (padded()) {
+    copy_grid_rect({args.q, dt, {B, local, Hq, D}}, {0, 0}, {q_stage_, dt, {B, slot, Hq, D}},
+                   {0, 0}, local, Hq);
+    q_send = q_stage_;
+  }
+  SEQPAR_RETURN_IF_ERROR(comm.all_gather(q_send, q_all_, slot_.q_bytes));  // (P, B, S_max, Hq, D)
 
   BlockForwardParams block;
-  block.shape = shard_block_shape(ctx_);
-  block.dtype = p.dtype;
+  block.shape = {B, slot, local, Hq, p.heads_kv, D};  // every slice against our keys
+  block.dtype = dt;
   block.k = args.k;  // (B, S_local, Hkv, D): this rank's keys, never sent
   block.v = args.v;
   block.k_pos = positions_of(rank);
@@ -89,18 +108,20 @@ Status TreeAttention::forward(const ForwardArgs& args) {
   block.softmax_scale = p.softmax_scale;
   block.scratch = kernel_scratch_;
   for (int r = 0; r < comm.size(); ++r) {  // rank r's queries against our keys
-    block.q = static_cast<const char*>(q_all_) + static_cast<size_t>(r) * shard_.q_bytes;
-    block.out = acc_all_ + static_cast<size_t>(r) * shard_.q_elems;    // (B, S_local, Hq, D)
-    block.lse = lse_all_ + static_cast<size_t>(r) * shard_.lse_elems;  // (B, Hq, S_local)
+    block.q = static_cast<const char*>(q_all_) + static_cast<size_t>(r) * slot_.q_bytes;
+    block.out = acc_all_ + static_cast<size_t>(r) * slot_.q_elems;    // (B, S_max, Hq, D)
+    block.lse = lse_all_ + static_cast<size_t>(r) * slot_.lse_elems;  // (B, Hq, S_max)
     block.q_pos = positions_of(r);
     SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target));
   }
-  SEQPAR_RETURN_IF_ERROR(
-      combine_->combine(acc_all_, lse_all_, rank * p.batch, (rank + 1) * p.batch));
-  convert_from_float(acc_all_ + static_cast<size_t>(rank) * shard_.q_elems, args.out, p.dtype,
-                     shard_.q_elems);
-  std::memcpy(args.lse, lse_all_ + static_cast<size_t>(rank) * shard_.lse_elems,
-              shard_.lse_elems * sizeof(float));
+  SEQPAR_RETURN_IF_ERROR(combine_->combine(acc_all_, lse_all_, rank * B, (rank + 1) * B));
+  // Our rows of our slice: O rounded once to storage, and the LSE.
+  copy_grid_rect(
+      {acc_all_ + static_cast<size_t>(rank) * slot_.q_elems, DType::kF32, {B, slot, Hq, D}}, {0, 0},
+      {args.out, dt, {B, local, Hq, D}}, {0, 0}, local, Hq);
+  copy_grid_rect(
+      {lse_all_ + static_cast<size_t>(rank) * slot_.lse_elems, DType::kF32, {B, Hq, slot, 1}},
+      {0, 0}, {args.lse, DType::kF32, {B, Hq, local, 1}}, {0, 0}, Hq, local);
   return Status::ok();
 }
 
@@ -108,24 +129,36 @@ Status TreeAttention::backward(const BackwardArgs& args) {
   Communicator& comm = *ctx_.comm;
   const AttentionProblem& p = ctx_.problem;
   const int rank = comm.rank();
-  const BlockShape shape = shard_block_shape(ctx_);
   const KernelTarget target{ctx_.device, ctx_.stream};
-  const size_t stat_bytes = shard_.lse_elems * sizeof(float);
+  const DType dt = p.dtype;
+  const int64_t B = p.batch, Hq = p.heads_q, D = p.head_dim;
+  const int64_t local = ctx_.layout.local_seq(rank), slot = ctx_.layout.max_local_seq();
+  const size_t stat_bytes = slot_.lse_elems * sizeof(float);
 
-  // pack_ = [lse (B, Hq, Sl) fp32 | delta (B, Hq, Sl) fp32 | q, dout (B, Sl, Hq, D) storage]
-  std::memcpy(pack_, args.lse, stat_bytes);
-  SEQPAR_RETURN_IF_ERROR(run_attention_delta(args.out, args.dout, p.dtype, shape.batch, shape.seq_q,
-                                             shape.heads_q, shape.head_dim,
-                                             reinterpret_cast<float*>(pack_ + stat_bytes), target));
-  std::memcpy(pack_ + 2 * stat_bytes, args.q, shard_.q_bytes);
-  std::memcpy(pack_ + 2 * stat_bytes + shard_.q_bytes, args.dout, shard_.q_bytes);
+  // pack_ = [lse (B, Hq, S_max) fp32 | delta (B, Hq, S_max) fp32 | q, dout (B, S_max, Hq, D)
+  // storage], our rows of each; padding rows stay zero.
+  float* pack_lse = reinterpret_cast<float*>(pack_);
+  float* pack_delta = reinterpret_cast<float*>(pack_ + stat_bytes);
+  char* pack_q = pack_ + 2 * stat_bytes;
+  char* pack_dout = pack_q + slot_.q_bytes;
+  // delta of our rows into dq_own_ (free until the reduce-scatter), then into the pack.
+  SEQPAR_RETURN_IF_ERROR(
+      run_attention_delta(args.out, args.dout, dt, B, local, Hq, D, dq_own_, target));
+  copy_grid_rect({args.lse, DType::kF32, {B, Hq, local, 1}}, {0, 0},
+                 {pack_lse, DType::kF32, {B, Hq, slot, 1}}, {0, 0}, Hq, local);
+  copy_grid_rect({dq_own_, DType::kF32, {B, Hq, local, 1}}, {0, 0},
+                 {pack_delta, DType::kF32, {B, Hq, slot, 1}}, {0, 0}, Hq, local);
+  copy_grid_rect({args.q, dt, {B, local, Hq, D}}, {0, 0}, {pack_q, dt, {B, slot, Hq, D}}, {0, 0},
+                 local, Hq);
+  copy_grid_rect({args.dout, dt, {B, local, Hq, D}}, {0, 0}, {pack_dout, dt, {B, slot, Hq, D}},
+                 {0, 0}, local, Hq);
   SEQPAR_RETURN_IF_ERROR(comm.all_gather(pack_, pack_all_, pack_bytes_));
 
-  std::memset(acc_all_, 0, static_cast<size_t>(comm.size()) * shard_.q_elems * sizeof(float));
+  std::memset(acc_all_, 0, static_cast<size_t>(comm.size()) * slot_.q_elems * sizeof(float));
   std::memset(dkv_, 0, 2 * shard_.kv_elems * sizeof(float));
   BlockBackwardParams block;
-  block.shape = shape;
-  block.dtype = p.dtype;
+  block.shape = {B, slot, local, Hq, p.heads_kv, D};
+  block.dtype = dt;
   block.k = args.k;
   block.v = args.v;
   block.dk = dkv_;
@@ -139,17 +172,18 @@ Status TreeAttention::backward(const BackwardArgs& args) {
     block.lse = reinterpret_cast<const float*>(from);
     block.delta = reinterpret_cast<const float*>(from + stat_bytes);
     block.q = from + 2 * stat_bytes;
-    block.dout = from + 2 * stat_bytes + shard_.q_bytes;
-    block.dq = acc_all_ + static_cast<size_t>(r) * shard_.q_elems;  // (B, S_local, Hq, D) partial
+    block.dout = from + 2 * stat_bytes + slot_.q_bytes;
+    block.dq = acc_all_ + static_cast<size_t>(r) * slot_.q_elems;  // (B, S_max, Hq, D) partial
     block.q_pos = positions_of(r);
     SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target));
   }
   // Each rank's dQ rows summed over every rank's keys, in fp32.
   SEQPAR_RETURN_IF_ERROR(
-      comm.reduce_scatter(acc_all_, dq_own_, shard_.q_elems, DType::kF32, ReduceOp::kSum));
-  convert_from_float(dq_own_, args.dq, p.dtype, shard_.q_elems);
-  convert_from_float(dkv_, args.dk, p.dtype, shard_.kv_elems);
-  convert_from_float(dkv_ + shard_.kv_elems, args.dv, p.dtype, shard_.kv_elems);
+      comm.reduce_scatter(acc_all_, dq_own_, slot_.q_elems, DType::kF32, ReduceOp::kSum));
+  copy_grid_rect({dq_own_, DType::kF32, {B, slot, Hq, D}}, {0, 0}, {args.dq, dt, {B, local, Hq, D}},
+                 {0, 0}, local, Hq);
+  convert_from_float(dkv_, args.dk, dt, shard_.kv_elems);
+  convert_from_float(dkv_ + shard_.kv_elems, args.dv, dt, shard_.kv_elems);
   return Status::ok();
 }
 

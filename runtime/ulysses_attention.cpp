@@ -17,10 +17,12 @@ StatusOr<std::unique_ptr<Scheme>> UlyssesAttention::create(const SchemeContext& 
   const int ranks = context.layout.ranks();
   SEQPAR_ASSIGN_OR_RETURN(std::vector<HeadSlice> slices, split_heads(p.heads_q, p.heads_kv, ranks));
   std::unique_ptr<UlyssesAttention> scheme(new UlyssesAttention(context));
-  scheme->local_seq_ = context.layout.local_seq();
+  std::vector<int64_t> tokens;  // (P): every rank's tokens (contiguous runs, in rank order)
+  for (int r = 0; r < ranks; ++r) tokens.push_back(context.layout.local_seq(r));
+  scheme->local_seq_ = tokens[static_cast<size_t>(context.comm->rank())];
   SEQPAR_ASSIGN_OR_RETURN(scheme->exchange_,
                           HeadExchange::create(p, *context.comm, std::move(slices),
-                                               scheme->local_seq_, BackwardCarry::kDelta));
+                                               std::move(tokens), BackwardCarry::kDelta));
   SEQPAR_RETURN_IF_ERROR(scheme->allocate_workspace());
   return std::unique_ptr<Scheme>(std::move(scheme));
 }

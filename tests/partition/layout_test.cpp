@@ -14,28 +14,52 @@ constexpr LayoutKind kKinds[] = {LayoutKind::kContiguous, LayoutKind::kStriped,
 
 TEST(Layout, EveryTokenHasExactlyOneOwnerAndMapsRoundTrip) {
   for (LayoutKind kind : kKinds) {
-    for (int ranks : {1, 2, 3, 4, 8}) {
-      const int64_t seq = 2 * 8 * 3 * 5;  // divisible by 2P for every P above
-      auto layout = Layout::make(kind, seq, ranks);
-      ASSERT_TRUE(layout.is_ok()) << layout.status().to_string();
-      std::vector<int> seen(static_cast<size_t>(seq), 0);
-      for (int r = 0; r < ranks; ++r) {
-        std::vector<int64_t> pos(static_cast<size_t>(layout->local_seq()));
-        layout->positions(r, pos.data());
-        for (int64_t i = 0; i < layout->local_seq(); ++i) {
-          const int64_t g = layout->global_position(r, i);
-          EXPECT_EQ(g, pos[static_cast<size_t>(i)]);
-          ASSERT_GE(g, 0);
-          ASSERT_LT(g, seq);
-          ++seen[static_cast<size_t>(g)];
-          const auto [owner, local] = layout->owner(g);
-          EXPECT_EQ(owner, r);
-          EXPECT_EQ(local, i);
+    for (int ranks : {1, 2, 3, 4, 6, 8}) {
+      // Divisible by 2P for every P above; contiguous also takes S % P != 0.
+      for (const int64_t seq :
+           {int64_t{2 * 8 * 3 * 5}, int64_t{2 * 8 * 3 * 5 + 1}, int64_t{4093}}) {
+        if (seq % (2 * ranks) != 0 && kind != LayoutKind::kContiguous) continue;
+        SCOPED_TRACE(str_cat(layout_name(kind), " P=", ranks, " S=", seq));
+        auto layout = Layout::make(kind, seq, ranks);
+        ASSERT_TRUE(layout.is_ok()) << layout.status().to_string();
+        std::vector<int> seen(static_cast<size_t>(seq), 0);
+        for (int r = 0; r < ranks; ++r) {
+          std::vector<int64_t> pos(static_cast<size_t>(layout->local_seq(r)));
+          layout->positions(r, pos.data());
+          EXPECT_LE(layout->max_local_seq() - layout->local_seq(r), 1);
+          for (int64_t i = 0; i < layout->local_seq(r); ++i) {
+            const int64_t g = layout->global_position(r, i);
+            EXPECT_EQ(g, pos[static_cast<size_t>(i)]);
+            ASSERT_GE(g, 0);
+            ASSERT_LT(g, seq);
+            ++seen[static_cast<size_t>(g)];
+            const auto [owner, local] = layout->owner(g);
+            EXPECT_EQ(owner, r);
+            EXPECT_EQ(local, i);
+          }
         }
+        for (int64_t g = 0; g < seq; ++g)
+          EXPECT_EQ(seen[static_cast<size_t>(g)], 1) << "token " << g;
       }
-      for (int64_t g = 0; g < seq; ++g) EXPECT_EQ(seen[static_cast<size_t>(g)], 1) << "token " << g;
     }
   }
+}
+
+// Contiguous shards of S % P != 0: the first S % P ranks hold one token more, in order.
+TEST(Layout, ContiguousSplitsUnevenSequencesByHand) {
+  auto layout = Layout::make(LayoutKind::kContiguous, 4096, 6).value();  // 4096 = 6 * 682 + 4
+  EXPECT_FALSE(layout.uniform());
+  EXPECT_EQ(layout.max_local_seq(), 683);
+  const int64_t want_len[] = {683, 683, 683, 683, 682, 682};
+  const int64_t want_begin[] = {0, 683, 1366, 2049, 2732, 3414};
+  for (int r = 0; r < 6; ++r) {
+    EXPECT_EQ(layout.local_seq(r), want_len[r]) << "rank " << r;
+    EXPECT_EQ(layout.segments(r)[0].global_offset, want_begin[r]) << "rank " << r;
+  }
+  EXPECT_EQ(layout.owner(2731), (std::pair<int, int64_t>{3, 682}));
+  EXPECT_EQ(layout.owner(2732), (std::pair<int, int64_t>{4, 0}));
+  EXPECT_EQ(layout.owner(4095), (std::pair<int, int64_t>{5, 681}));
+  EXPECT_TRUE(Layout::make(LayoutKind::kContiguous, 4092, 6).value().uniform());
 }
 
 TEST(Layout, SegmentsMatchTheDefinitions) {
@@ -62,9 +86,10 @@ TEST(Layout, BalancedLayoutsBalanceCausalWork) {
     auto layout = Layout::make(kind, seq, ranks).value();
     int64_t lo = INT64_MAX, hi = 0;
     for (int r = 0; r < ranks; ++r) {
-      std::vector<int64_t> pos(static_cast<size_t>(layout.local_seq()));
+      std::vector<int64_t> pos(static_cast<size_t>(layout.local_seq(r)));
       layout.positions(r, pos.data());
-      const int64_t work = std::accumulate(pos.begin(), pos.end(), int64_t{0}) + layout.local_seq();
+      const int64_t work =
+          std::accumulate(pos.begin(), pos.end(), int64_t{0}) + layout.local_seq(r);
       lo = std::min(lo, work);
       hi = std::max(hi, work);
     }
@@ -82,6 +107,8 @@ TEST(Layout, RejectsWhatDoesNotSplit) {
       << bad_zigzag.status().message();
   EXPECT_FALSE(Layout::make(LayoutKind::kZigzag, 12, 4).is_ok());  // 12 % 8 != 0
   EXPECT_TRUE(Layout::make(LayoutKind::kStriped, 12, 4).is_ok());
+  EXPECT_FALSE(Layout::make(LayoutKind::kStriped, 13, 4).is_ok());
+  EXPECT_TRUE(Layout::make(LayoutKind::kContiguous, 13, 4).is_ok());  // shards 4, 3, 3, 3
   auto too_many = Layout::make(LayoutKind::kContiguous, 4, 8);
   ASSERT_FALSE(too_many.is_ok());
   EXPECT_NE(too_many.status().message().find("more ranks"), std::string::npos);
@@ -89,21 +116,25 @@ TEST(Layout, RejectsWhatDoesNotSplit) {
 }
 
 TEST(Layout, ScatterThenGatherRebuildsTheGlobalTensor) {
-  const int64_t batch = 2, seq = 48, row = 5;  // row = H * D floats
-  std::vector<float> global(static_cast<size_t>(batch * seq * row));
-  std::iota(global.begin(), global.end(), 1.0f);
+  const int64_t batch = 2, row = 5;  // row = H * D floats
   for (LayoutKind kind : kKinds) {
-    for (int ranks : {1, 2, 3, 4}) {
+    for (int ranks : {1, 2, 3, 4, 5}) {
+      // 48: divisible by 2P except for P = 5; contiguous also splits 47 and 48 over 5.
+      const int64_t seq = kind == LayoutKind::kContiguous ? 47 : 48;
+      if (seq % (2 * ranks) != 0 && kind != LayoutKind::kContiguous) continue;
+      std::vector<float> global(static_cast<size_t>(batch * seq * row));
+      std::iota(global.begin(), global.end(), 1.0f);
       auto layout = Layout::make(kind, seq, ranks).value();
       std::vector<float> rebuilt(global.size(), -1.0f);
-      std::vector<float> shard(static_cast<size_t>(batch * layout.local_seq() * row));
       for (int r = 0; r < ranks; ++r) {
+        const int64_t local = layout.local_seq(r);
+        std::vector<float> shard(static_cast<size_t>(batch * local * row));
         scatter_to_shard(layout, r, global.data(), shard.data(), batch, row * sizeof(float));
         // shard row (b, i) is global row (b, global_position(r, i))
         for (int64_t b = 0; b < batch; ++b) {
-          for (int64_t i = 0; i < layout.local_seq(); ++i) {
+          for (int64_t i = 0; i < local; ++i) {
             const int64_t g = layout.global_position(r, i);
-            EXPECT_EQ(shard[static_cast<size_t>((b * layout.local_seq() + i) * row)],
+            EXPECT_EQ(shard[static_cast<size_t>((b * local + i) * row)],
                       global[static_cast<size_t>((b * seq + g) * row)]);
           }
         }

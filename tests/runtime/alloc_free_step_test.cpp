@@ -46,8 +46,10 @@ TEST_P(AllocationFreeStep, ForwardAndBackwardAllocateNothingOnceWarm) {
     PlanConfig config;
     config.scheme = scheme;
     config.ulysses_degree = scheme == SchemeKind::kHybrid && ranks % 2 == 0 ? 2 : 0;  // 2 x P/2
-    config.problem =
-        AttentionProblem{1, 2 * ranks * 16, 8, 2, 16, MaskKind::kCausal, DType::kBF16, 0.0f};
+    // Contiguous layouts get S % P != 0 (shards differ by a token): the general case.
+    const bool contiguous = scheme_layout(scheme) == LayoutKind::kContiguous;
+    config.problem = AttentionProblem{
+        1, 2 * ranks * 16 + (contiguous ? 1 : 0), 8, 2, 16, MaskKind::kCausal, DType::kBF16, 0.0f};
     SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(config, comm));
     RankTensors t;
     SEQPAR_RETURN_IF_ERROR(t.allocate(plan->problem(), plan->local_seq()));

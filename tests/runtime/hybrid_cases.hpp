@@ -1,7 +1,8 @@
 #pragma once
 // Problem cases and grids of the hybrid tests (threads and mpirun): causal and full, MHA, GQA,
 // MQA, heads that split unevenly inside a group (Hq = 6, Hkv = 2 on U = 4), batch 2, fp32 and
-// bf16. Token counts per rank are even, so S = P * t divides by 2R * U for every grid.
+// bf16. Token counts per rank are even, so S = P * t divides by 2R * U for every grid; cases with
+// extra_tokens add 2R * extra_tokens, so a group's S/R tokens split unevenly when U = 3 or 4.
 #include <vector>
 
 #include "scheme_cases.hpp"

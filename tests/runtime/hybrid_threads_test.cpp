@@ -162,9 +162,9 @@ void expect_rejected_on_every_rank(int ranks, const PlanConfig& config, const st
 TEST(HybridRejects, BadGridsAndSequencesOnEveryRank) {
   PlanConfig config;
   config.scheme = SchemeKind::kHybrid;
-  config.problem = AttentionProblem{1, 4096, 8, 2, 16, MaskKind::kCausal, DType::kF32, 0.0f};
-  config.ulysses_degree = 3;  // 3 x 2 needs S % 12 == 0
-  expect_rejected_on_every_rank(6, config, "seq 4096 is not divisible by 12");
+  config.problem = AttentionProblem{1, 4094, 8, 2, 16, MaskKind::kCausal, DType::kF32, 0.0f};
+  config.ulysses_degree = 3;  // 3 x 2 needs S % 2R == 0: 2R = 4 equal zigzag chunks
+  expect_rejected_on_every_rank(6, config, "seq 4094 is not divisible by 4");
   config.ulysses_degree = 4;
   expect_rejected_on_every_rank(6, config, "U = 4 to divide the 6 ranks");
 }

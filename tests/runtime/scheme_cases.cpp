@@ -7,7 +7,9 @@ namespace seqpar::testing {
 
 std::string SchemeCase::name() const {
   return str_cat(scheme_name(scheme), "_", mask_name(mask), "_h", heads_q, "kv", heads_kv, "_d",
-                 head_dim, "_t", tokens_per_rank, "_b", batch, "_", dtype_name(dtype));
+                 head_dim, "_t", tokens_per_rank,
+                 extra_tokens > 0 ? str_cat("x", extra_tokens) : "", "_b", batch, "_",
+                 dtype_name(dtype));
 }
 
 std::vector<SchemeCase> scheme_cases() {
@@ -25,6 +27,11 @@ std::vector<SchemeCase> scheme_cases() {
       cases.push_back({s, MaskKind::kCausal, 4, 2, 16, 7, 1, DType::kF32});
       cases.push_back({s, MaskKind::kFull, 2, 1, 8, 1, 1, DType::kF32});  // one token per rank
     }
+    if (s == SchemeKind::kRing) {  // S % P != 0: contiguous shards differ by a token
+      cases.push_back({s, MaskKind::kCausal, 8, 2, 16, 10, 1, DType::kF32, 5});
+      cases.push_back({s, MaskKind::kFull, 4, 4, 8, 14, 2, DType::kF32, 1});
+      cases.push_back({s, MaskKind::kCausal, 4, 2, 64, 20, 1, DType::kBF16, 3});
+    }
   }
   return cases;
 }
@@ -33,8 +40,10 @@ RunOptions options_for(const SchemeCase& c, int ranks) {
   RunOptions o;
   o.ranks = ranks;
   o.plan.scheme = c.scheme;
-  o.plan.problem = AttentionProblem{
-      c.batch, ranks * c.tokens_per_rank, c.heads_q, c.heads_kv, c.head_dim, c.mask, c.dtype, 0.0f};
+  o.plan.problem = AttentionProblem{c.batch,    ranks * c.tokens_per_rank + c.extra_tokens,
+                                    c.heads_q,  c.heads_kv,
+                                    c.head_dim, c.mask,
+                                    c.dtype,    0.0f};
   o.backward = true;
   o.check = true;
   o.iters = 1;

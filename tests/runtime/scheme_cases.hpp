@@ -15,6 +15,9 @@ struct SchemeCase {
   int64_t tokens_per_rank;  // seq = P * tokens_per_rank (even for zigzag: two chunks)
   int64_t batch;
   DType dtype;
+  // seq = P * tokens_per_rank + extra_tokens: S % P != 0 gives contiguous layouts shards that
+  // differ by a token (hybrid: + 2R * extra_tokens, uneven inside the groups).
+  int64_t extra_tokens = 0;
   std::string name() const;
 };
 

@@ -90,8 +90,8 @@ TEST_P(TreeHierarchy, EqualsFlatAndMatchesFormula) {
   const Status status = run_threads(hc.ranks, [&](Communicator& comm) -> Status {
     SEQPAR_ASSIGN_OR_RETURN(Layout layout, Layout::make(LayoutKind::kContiguous, p.seq, hc.ranks));
     RankTensors flat, tiered;
-    SEQPAR_RETURN_IF_ERROR(flat.allocate(p, layout.local_seq()));
-    SEQPAR_RETURN_IF_ERROR(tiered.allocate(p, layout.local_seq()));
+    SEQPAR_RETURN_IF_ERROR(flat.allocate(p, layout.local_seq(comm.rank())));
+    SEQPAR_RETURN_IF_ERROR(tiered.allocate(p, layout.local_seq(comm.rank())));
     for (RankTensors* t : {&flat, &tiered}) {
       const std::pair<InputTensor, HostBuffer*> inputs[] = {{InputTensor::kQ, &t->q},
                                                             {InputTensor::kK, &t->k},

@@ -11,9 +11,10 @@ namespace seqpar::testing {
 struct TreeCase {
   MaskKind mask;
   int64_t heads_q, heads_kv, head_dim;
-  int64_t tokens_per_rank;  // seq = P * tokens_per_rank
+  int64_t tokens_per_rank;  // seq = P * tokens_per_rank + extra_tokens
   int64_t batch;
   DType dtype;
+  int64_t extra_tokens = 0;  // S % P != 0: shards differ by a token, gathered slices are padded
   std::string name() const;
 };
 

@@ -15,6 +15,10 @@ std::vector<SchemeCase> ulysses_cases(int ranks) {
       {u, MaskKind::kCausal, 12, 3, 8, 6, 2, DType::kBF16},  // uneven sharing on P = 6, 8
       {u, MaskKind::kCausal, 4, 2, 64, 20, 1, DType::kBF16},
       {u, MaskKind::kCausal, 3, 1, 8, 5, 1, DType::kF16},  // odd MQA group split 2 + 1
+      // S % P != 0: shards differ by a token, so the all-to-all counts differ by source too.
+      {u, MaskKind::kCausal, 8, 2, 16, 10, 1, DType::kF32, 5},
+      {u, MaskKind::kFull, 6, 2, 16, 9, 2, DType::kF32, 1},  // and uneven heads on P = 4
+      {u, MaskKind::kCausal, 4, 2, 64, 20, 1, DType::kBF16, 3},
   };
   std::vector<SchemeCase> cases;
   for (const SchemeCase& c : all) {
