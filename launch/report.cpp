@@ -35,7 +35,7 @@ const char* device_label(const RunOptions& o) {
 
 }  // namespace
 
-std::string report_json(const RunOptions& o, const StepReport& r) {
+std::string report_json(const RunOptions& o, const StepReport& r, const AutoScheme* planned) {
   const AttentionProblem& p = r.problem;
   std::string s = "{";
   auto field = [&s](const char* key, const std::string& value) {
@@ -43,7 +43,8 @@ std::string report_json(const RunOptions& o, const StepReport& r) {
     s += quoted(key) + ": " + value;
   };
   field("scheme", quoted(scheme_name(o.plan.scheme)));
-  field("phase", quoted(o.decode ? "decode" : "train"));
+  field("scheme_auto", o.scheme_auto ? "true" : "false");
+  field("phase", quoted(phase_name(o.phase)));
   if (o.decode) field("q_len", std::to_string(o.q_len));
   field("backend", quoted(backend_name(o.backend)));
   field("device", quoted(device_label(o)));
@@ -83,10 +84,20 @@ std::string report_json(const RunOptions& o, const StepReport& r) {
     field("tolerance", number(e.tolerance));
     field("check", quoted(r.passed() ? "pass" : "fail"));
   }
+  if (planned != nullptr) {
+    const CandidateCost* ran = candidate_for(*planned, o);
+    field("grid", str_cat("{\"ulysses\": ", r.ulysses_degree, ", \"ring\": ", r.ring_size, "}"));
+    if (ran != nullptr && ran->feasible) {
+      field("candidate", quoted(ran->candidate.name()));
+      field("predicted_ms", number(ran->seconds() * 1e3));
+      field("predicted_over_measured", number(ran->seconds() * 1e3 / r.time_ms));
+    }
+    field("model", choice_json(planned->inputs, planned->choice));
+  }
   return s + "}\n";
 }
 
-std::string report_table(const RunOptions& o, const StepReport& r) {
+std::string report_table(const RunOptions& o, const StepReport& r, const AutoScheme* planned) {
   const AttentionProblem& p = r.problem;
   std::string s;
   s += str_cat("seqpar-run  ", scheme_name(o.plan.scheme), " on ", r.ranks, " ranks (",
@@ -113,6 +124,60 @@ std::string report_table(const RunOptions& o, const StepReport& r) {
     s += str_cat("  (tolerance ", number(e.tolerance), ")\n");
   }
   if (r.errors) s += str_cat("  check      ", r.passed() ? "pass" : "FAIL", "\n");
+  if (planned != nullptr) {
+    const CandidateCost* ran = candidate_for(*planned, o);
+    if (ran != nullptr && ran->feasible) {
+      s += str_cat("  model      ", o.scheme_auto ? "chose " : "ran ", ran->candidate.name(),
+                   " (U=", ran->candidate.ulysses_degree, " x R=", ran->candidate.ring_degree,
+                   "): predicted ", number(ran->seconds() * 1e3), " ms, measured ",
+                   number(r.time_ms), " ms (", planned->inputs.rate.source, ")\n");
+    }
+  }
+  return s;
+}
+
+std::string dry_run_report(const RunOptions& o, const AutoScheme& planned) {
+  const SchemeChoice& choice = planned.choice;
+  const AttentionProblem& p = o.plan.problem;
+  if (o.json) {
+    std::string s = "{\"dry_run\": true";
+    if (choice.chosen >= 0) {
+      const Candidate& c = choice.best().candidate;
+      s += str_cat(", \"scheme\": ", quoted(scheme_name(c.scheme)),
+                   ", \"candidate\": ", quoted(c.name()), ", \"ulysses\": ", c.ulysses_degree,
+                   ", \"ring\": ", c.ring_degree,
+                   ", \"predicted_ms\": ", number(choice.best().seconds() * 1e3),
+                   ", \"predicted_forward_ms\": ", number(choice.best().forward.seconds * 1e3),
+                   ", \"bytes_sent_per_rank\": ", choice.best().bytes_sent_per_rank,
+                   ", \"memory_bytes_per_rank\": ", choice.best().memory_bytes_per_rank);
+    } else {
+      s += ", \"scheme\": null";
+    }
+    s += str_cat(", \"ranks\": ", planned.inputs.topology.ranks(), ", \"batch\": ", p.batch,
+                 ", \"seq\": ", p.seq, ", \"heads\": ", p.heads_q, ", \"kv_heads\": ", p.heads_kv,
+                 ", \"head_dim\": ", p.head_dim, ", \"mask\": ", quoted(mask_name(p.mask)),
+                 ", \"dtype\": ", quoted(dtype_name(p.dtype)),
+                 ", \"phase\": ", quoted(phase_name(o.phase)),
+                 ", \"backward\": ", o.backward ? "true" : "false",
+                 ", \"model\": ", choice_json(planned.inputs, choice));
+    return s + "}\n";
+  }
+  std::string s;
+  if (o.explain) {
+    for (const std::string& note : planned.notes) s += "  note       " + note + "\n";
+    s += explain_table(planned.inputs, choice);
+  }
+  if (!o.scheme_auto) {
+    s += str_cat("seqpar-run --dry-run: --scheme ", scheme_name(o.plan.scheme),
+                 " given; the model's pick is ",
+                 choice.chosen >= 0 ? choice.best().candidate.name() : std::string("none"), "\n");
+  } else if (choice.chosen >= 0) {
+    const CandidateCost& b = choice.best();
+    s += str_cat("seqpar-run --dry-run: would run ", b.candidate.name(),
+                 " (U=", b.candidate.ulysses_degree, " x R=", b.candidate.ring_degree, ") on ",
+                 planned.inputs.topology.ranks(), " ranks, predicted ", number(b.seconds() * 1e3),
+                 " ms per layer\n");
+  }
   return s;
 }
 

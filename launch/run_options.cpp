@@ -32,7 +32,7 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
   AttentionProblem& p = o.plan.problem;
   p = AttentionProblem{1, 4096, 8, 2, 64, MaskKind::kCausal, DType::kBF16, 0.0f};
   std::string backend = launched_by_mpirun() ? "mpi" : "threads";
-  std::string scheme = "zigzag", mask = "causal", dtype = "bf16", phase = "train";
+  std::string scheme = "auto", mask = "causal", dtype = "bf16", phase = "train";
 
   po::options_description desc(
       "seqpar-run: one attention training step across ranks.\n"
@@ -44,7 +44,8 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
       "threads | mpi | nccl (default: mpi under mpirun, else threads)")(
       "ranks", po::value(&o.ranks)->default_value(o.ranks), "ranks for the threads backend")(
       "scheme", po::value(&scheme)->default_value(scheme),
-      "ring | striped | zigzag | ulysses | lightseq | tree | hybrid")(
+      "auto | ring | striped | zigzag | ulysses | lightseq | tree | hybrid (auto: the cost "
+      "model's cheapest for the topology and problem; see --explain)")(
       "ulysses", po::value(&o.plan.ulysses_degree)->default_value(o.plan.ulysses_degree),
       "hybrid: ranks per Ulysses group, U x R = P (0: widest the heads allow)")(
       "batch", po::value(&p.batch)->default_value(p.batch), "batch size B")(
@@ -56,16 +57,31 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
       "dtype", po::value(&dtype)->default_value(dtype), "fp32 | bf16 | fp16")(
       "backward", po::bool_switch(&o.backward), "run backward too (a training step)")(
       "phase", po::value(&phase)->default_value(phase),
-      "train | decode (decode: --q-len new tokens against a KV cache of --seq tokens; "
-      "--scheme tree, or ring for the ring-decode baseline)")(
-      "q-len", po::value(&o.q_len)->default_value(o.q_len), "new query tokens per decode step")(
+      "train | prefill | decode (prefill: the forward alone; decode: --q-len new tokens "
+      "against a KV cache of --seq tokens; --scheme tree, or ring for the ring-decode "
+      "baseline)")("q-len", po::value(&o.q_len)->default_value(o.q_len),
+                   "new query tokens per decode step")(
       "iters", po::value(&o.iters)->default_value(o.iters), "timed steps")(
       "warmup", po::value(&o.warmup)->default_value(o.warmup), "untimed steps first")(
       "seed", po::value(&o.seed)->default_value(o.seed), "seed of the inputs")(
       "check", po::bool_switch(&o.check), "compare with the fp64 reference; exit 1 on failure")(
       "json", po::bool_switch(&o.json), "rank 0 prints one JSON object on stdout")(
       "timeout", po::value(&o.timeout_s)->default_value(0.0),
-      "seconds any communication wait may take (0: SEQPAR_TIMEOUT_S or 300)");
+      "seconds any communication wait may take (0: SEQPAR_TIMEOUT_S or 300)")(
+      "dry-run", po::bool_switch(&o.dry_run),
+      "choose the scheme and stop: no communicator, no run (with --explain: show why)")(
+      "explain", po::bool_switch(&o.explain),
+      "print every candidate (scheme x U x R) with predicted time, bytes, memory, or why it "
+      "was excluded")("topology", po::value(&o.topology_file), "topology file (docs/topology.md)")(
+      "nodes", po::value(&o.topology.nodes), "nodes (overrides the topology)")(
+      "gpus-per-node", po::value(&o.topology.gpus_per_node), "ranks per node")(
+      "intra", po::value(&o.topology.intra), "link inside a node: nvlink | pcie | host")(
+      "inter", po::value(&o.topology.inter), "link between nodes: ib400 | ib200 | eth100 | host")(
+      "rate-file", po::value(&o.rate_file),
+      "block-kernel compute rate saved by the calibration (default: the cached or measured "
+      "host rate on a CPU, the documented H100 figures for a GPU topology)")(
+      "recalibrate", po::bool_switch(&o.recalibrate),
+      "measure the host block kernel again instead of using the cached rate");
 
   po::variables_map vm;
   try {
@@ -90,10 +106,14 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
     return SEQPAR_FAIL(StatusCode::kInvalidArgument, "unknown backend '", backend,
                        "' (expected threads, mpi or nccl)");
   }
-  SEQPAR_ASSIGN_OR_RETURN(o.plan.scheme, parse_scheme(scheme));
-  SEQPAR_REQUIRE(vm["ulysses"].defaulted() || o.plan.scheme == SchemeKind::kHybrid,
-                 StatusCode::kInvalidArgument, "--ulysses is for --scheme hybrid (got --scheme ",
-                 scheme, ")");
+  o.ranks_given = !vm["ranks"].defaulted();
+  o.scheme_auto = scheme == "auto";
+  if (!o.scheme_auto) {
+    SEQPAR_ASSIGN_OR_RETURN(o.plan.scheme, parse_scheme(scheme));
+  }
+  SEQPAR_REQUIRE(
+      vm["ulysses"].defaulted() || (!o.scheme_auto && o.plan.scheme == SchemeKind::kHybrid),
+      StatusCode::kInvalidArgument, "--ulysses is for --scheme hybrid (got --scheme ", scheme, ")");
   SEQPAR_ASSIGN_OR_RETURN(p.dtype, parse_dtype(dtype));
   SEQPAR_REQUIRE(is_storage_dtype(p.dtype), StatusCode::kInvalidArgument,
                  "--dtype must be fp32, bf16 or fp16");
@@ -116,19 +136,23 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
                    "--ranks is for --backend threads; with ", backend,
                    " the ranks are mpirun's processes (-np)");
   }
-  SEQPAR_REQUIRE(phase == "train" || phase == "decode", StatusCode::kInvalidArgument,
-                 "unknown phase '", phase, "' (expected train or decode)");
-  o.decode = phase == "decode";
-  SEQPAR_REQUIRE(
-      !o.decode || (o.plan.scheme == SchemeKind::kTree || o.plan.scheme == SchemeKind::kRing),
-      StatusCode::kInvalidArgument,
-      "--phase decode runs --scheme tree or ring (the ring-decode baseline)");
+  SEQPAR_ASSIGN_OR_RETURN(o.phase, parse_phase(phase));
+  o.decode = o.phase == Phase::kDecode;
+  SEQPAR_REQUIRE(o.phase != Phase::kPrefill || !o.backward, StatusCode::kInvalidArgument,
+                 "--phase prefill is the forward alone (no --backward)");
+  SEQPAR_REQUIRE(!o.decode || o.scheme_auto ||
+                     (o.plan.scheme == SchemeKind::kTree || o.plan.scheme == SchemeKind::kRing),
+                 StatusCode::kInvalidArgument,
+                 "--phase decode runs --scheme tree or ring (the ring-decode baseline)");
   SEQPAR_REQUIRE(!o.decode || !o.backward, StatusCode::kInvalidArgument,
                  "--phase decode has no backward");
   SEQPAR_REQUIRE(o.q_len >= 1, StatusCode::kInvalidArgument, "--q-len must be >= 1");
   SEQPAR_REQUIRE(o.iters >= 1 && o.warmup >= 0, StatusCode::kInvalidArgument,
                  "--iters must be >= 1 and --warmup >= 0");
   SEQPAR_REQUIRE(o.timeout_s >= 0.0, StatusCode::kInvalidArgument, "--timeout must be >= 0");
+  SEQPAR_REQUIRE(!o.dry_run || o.scheme_auto || o.explain, StatusCode::kInvalidArgument,
+                 "--dry-run with --scheme ", scheme,
+                 " has nothing to do: add --explain, or use --scheme auto");
   return o;
 }
 

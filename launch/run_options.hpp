@@ -1,10 +1,13 @@
 #pragma once
 // seqpar-run's options (Boost.Program_options), with defaults and validation of the CLI itself.
-// Problem rules (divisibility, head dims) are checked by Plan::create on every rank.
+// Problem rules (divisibility, head dims) are checked by Plan::create on every rank. --scheme auto
+// (the default) leaves plan.scheme to the launcher's choice (launch/auto_scheme.hpp).
 #include <cstdint>
 #include <string>
 
 #include "core/status.hpp"
+#include "launch/cost_model.hpp"
+#include "launch/topology.hpp"
 #include "runtime/problem.hpp"
 
 namespace seqpar {
@@ -25,8 +28,10 @@ inline const char* backend_name(BackendKind backend) {
 struct RunOptions {
   BackendKind backend = BackendKind::kThreads;
   int ranks = 4;  // threads backend only (1..1024); mpi/nccl take the size of MPI_COMM_WORLD
+  bool ranks_given = false;  // --ranks on the command line
   PlanConfig plan;
   bool backward = false;
+  Phase phase = Phase::kTrain;  // --phase: train, prefill (forward only) or decode
   bool decode = false;  // --phase decode: a decoding step over a KV cache (launch/decode_step.hpp)
   int64_t q_len = 1;    // --q-len: new query tokens per decoding step
   int iters = 3;
@@ -35,6 +40,20 @@ struct RunOptions {
   bool check = false;
   bool json = false;
   double timeout_s = 0.0;  // 0: the communicator's default (SEQPAR_TIMEOUT_S or 300 s)
+
+  // The launcher (issue 5).
+  bool scheme_auto = false;   // --scheme auto (the CLI default): the cost model picks scheme, U x R
+  bool dry_run = false;       // --dry-run: choose (and --explain) without running
+  bool explain = false;       // --explain: print every candidate the cost model weighed
+  std::string topology_file;  // --topology FILE (docs/topology.md)
+  TopologyOverrides topology;  // --nodes, --gpus-per-node, --intra, --inter
+  std::string rate_file;       // --rate-file FILE: a saved ComputeRate (launch/calibration.hpp)
+  bool recalibrate = false;    // --recalibrate: measure the host kernel again, not the cache
+  // Whether any topology option was given (else: discovered at run time, default on a dry run).
+  bool topology_given() const {
+    return !topology_file.empty() || topology.nodes > 0 || topology.gpus_per_node > 0 ||
+           !topology.intra.empty() || !topology.inter.empty();
+  }
 };
 
 // Parses argv. Returns kOk with *exit_now = true after printing --help.

@@ -1,0 +1,169 @@
+// --scheme auto for seqpar-run: inputs, rate agreement across ranks, the choice.
+#include "launch/auto_scheme.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace seqpar {
+namespace {
+
+bool is_host_device(const std::string& name) { return name.empty() || name.rfind("cpu", 0) == 0; }
+
+// One node holding every rank of this process or host, CPU kernels, in-process links.
+Topology host_topology(int ranks) {
+  Topology t;
+  t.nodes = 1;
+  t.ranks_per_node = ranks;
+  t.device_name = "cpu";
+  t.device_memory_bytes = 0;
+  t.intra = default_link(LinkKind::kHost);
+  t.inter = default_link(LinkKind::kHost);
+  t.source = "one host (threads backend)";
+  return t;
+}
+
+// Rank 0's rate (or its error) on every rank.
+Status broadcast_rate(StatusOr<ComputeRate>& rate, Communicator& comm) {
+  // Header: ok flag, points; then the message or device/source strings; then the numbers.
+  constexpr size_t kText = 512;
+  int64_t header[2] = {0, 0};
+  char text[2][kText] = {};
+  if (comm.rank() == 0) {
+    header[0] = rate.is_ok() ? 1 : 0;
+    header[1] = rate.is_ok() ? static_cast<int64_t>(rate.value().block_tokens.size()) : 0;
+    const std::string first = rate.is_ok() ? rate.value().device : rate.status().message();
+    const std::string second = rate.is_ok() ? rate.value().source : "";
+    std::strncpy(text[0], first.c_str(), kText - 1);
+    std::strncpy(text[1], second.c_str(), kText - 1);
+  }
+  SEQPAR_RETURN_IF_ERROR(comm.broadcast(header, sizeof(header), 0));
+  SEQPAR_RETURN_IF_ERROR(comm.broadcast(text, sizeof(text), 0));
+  if (header[0] == 0) {
+    rate = SEQPAR_FAIL(StatusCode::kInvalidArgument, "rank 0 found no compute rate: ", text[0]);
+    return Status::ok();
+  }
+  const size_t n = static_cast<size_t>(header[1]);
+  std::vector<double> numbers(3 * n);
+  if (comm.rank() == 0) {
+    const ComputeRate& r = rate.value();
+    for (size_t i = 0; i < n; ++i) {
+      numbers[i] = static_cast<double>(r.block_tokens[i]);
+      numbers[n + i] = r.forward_flops_per_s[i];
+      numbers[2 * n + i] = r.backward_flops_per_s[i];
+    }
+  }
+  SEQPAR_RETURN_IF_ERROR(comm.broadcast(numbers.data(), numbers.size() * sizeof(double), 0));
+  ComputeRate shared;
+  shared.device = text[0];
+  shared.source = text[1];
+  for (size_t i = 0; i < n; ++i) {
+    shared.block_tokens.push_back(static_cast<int64_t>(numbers[i]));
+    shared.forward_flops_per_s.push_back(numbers[n + i]);
+    shared.backward_flops_per_s.push_back(numbers[2 * n + i]);
+  }
+  rate = shared;
+  return Status::ok();
+}
+
+}  // namespace
+
+StatusOr<Topology> resolve_topology(const RunOptions& o, Communicator* comm, int ranks,
+                                    bool host_ranks, std::vector<std::string>& notes) {
+  Topology topology;
+  if (!o.topology_file.empty()) {
+    SEQPAR_ASSIGN_OR_RETURN(Topology base, read_topology_file(o.topology_file));
+    SEQPAR_ASSIGN_OR_RETURN(topology, topology_from_cli(o.topology, base));
+  } else if (o.topology_given()) {
+    SEQPAR_ASSIGN_OR_RETURN(topology, topology_from_cli(o.topology));
+  } else if (comm != nullptr) {
+    SEQPAR_ASSIGN_OR_RETURN(DiscoveredTopology found, discover_topology(*comm));
+    for (std::string& note : found.notes) notes.push_back(std::move(note));
+    topology = found.topology;
+  } else if (host_ranks) {
+    topology = host_topology(ranks);
+  } else {
+    topology = default_topology();
+    notes.push_back(
+        "no topology given (--topology, --nodes ...): planning for the default, one node of 8 "
+        "H100 GPUs");
+  }
+  SEQPAR_RETURN_IF_ERROR(validate_topology(topology));
+  SEQPAR_REQUIRE(ranks <= 0 || topology.ranks() == ranks, StatusCode::kInvalidArgument,
+                 "the topology has ", topology.ranks(), " ranks (", topology.nodes, " nodes x ",
+                 topology.ranks_per_node, ") but this run has ", ranks);
+  return topology;
+}
+
+StatusOr<ComputeRate> resolve_rate(const RunOptions& o, const Topology& topology) {
+  const AttentionProblem& p = o.plan.problem;
+  if (!o.rate_file.empty()) return load_compute_rate(o.rate_file);
+  if (!is_host_device(topology.device_name)) return default_h100_rate(p.head_dim);
+  CalibrationOptions calibration;
+  calibration.head_dim = p.head_dim;
+  calibration.dtype = p.dtype;
+  calibration.remeasure = o.recalibrate;
+  return load_or_calibrate(calibration);
+}
+
+ModelInputs model_inputs_for(const RunOptions& o, const Topology& topology,
+                             const ComputeRate& rate) {
+  ModelInputs in;
+  in.topology = topology;
+  in.rate = rate;
+  in.problem = o.plan.problem;
+  in.phase = o.phase;
+  in.backward = o.backward;
+  in.q_len = o.q_len;
+  return in;
+}
+
+StatusOr<AutoScheme> plan_auto_scheme(const RunOptions& o, Communicator* comm, int ranks) {
+  AutoScheme out;
+  const bool host_ranks = o.ranks_given || (comm == nullptr && !o.dry_run);
+  SEQPAR_ASSIGN_OR_RETURN(
+      const Topology topology,
+      resolve_topology(o, comm, comm ? comm->size() : ranks, host_ranks, out.notes));
+  StatusOr<ComputeRate> rate =
+      comm == nullptr || comm->rank() == 0
+          ? resolve_rate(o, topology)
+          : StatusOr<ComputeRate>(SEQPAR_FAIL(StatusCode::kInternal, "not rank 0"));
+  if (comm != nullptr) SEQPAR_RETURN_IF_ERROR(broadcast_rate(rate, *comm));
+  SEQPAR_RETURN_IF_ERROR(rate.status());
+  out.inputs = model_inputs_for(o, topology, rate.value());
+  out.choice.candidates = evaluate_candidates(out.inputs);
+  out.choice.chosen = cheapest_feasible(out.choice.candidates);
+  return out;
+}
+
+Status no_feasible_candidate(const AutoScheme& planned) {
+  std::string reasons;
+  for (const CandidateCost& c : planned.choice.candidates) {
+    reasons += str_cat("\n  ", c.candidate.name(), ": ", c.excluded_reason);
+  }
+  return SEQPAR_FAIL(StatusCode::kInvalidArgument,
+                     "--scheme auto: no candidate can run this problem on ",
+                     planned.inputs.topology.ranks(), " ranks:", reasons);
+}
+
+const CandidateCost* candidate_for(const AutoScheme& planned, const RunOptions& options) {
+  for (const CandidateCost& c : planned.choice.candidates) {
+    if (c.candidate.scheme != options.plan.scheme) continue;
+    if (c.candidate.scheme == SchemeKind::kHybrid && options.plan.ulysses_degree != 0 &&
+        c.candidate.ulysses_degree != options.plan.ulysses_degree) {
+      continue;
+    }
+    if (c.candidate.scheme == SchemeKind::kHybrid && options.plan.ulysses_degree == 0) continue;
+    return &c;
+  }
+  return nullptr;
+}
+
+RunOptions with_choice(const RunOptions& o, const AutoScheme& chosen) {
+  RunOptions run = o;
+  apply_choice(chosen.choice.best(), run.plan);
+  const Topology& t = chosen.inputs.topology;
+  run.plan.ranks_per_node = t.nodes > 1 ? t.ranks_per_node : 0;
+  return run;
+}
+
+}  // namespace seqpar

@@ -1,0 +1,111 @@
+#pragma once
+// The one cost model of seqpar: the launcher's --scheme auto and seqpar-sim both call
+// evaluate_candidates(), so they can never disagree. Equations and what was checked:
+// docs/cost_model.md.
+//
+// For each candidate (scheme x Ulysses degree U x ring degree R x rank placement), the predicted
+// time per layer is a sum over the scheme's steps, in lock step (every rank finishes a step
+// before the next begins):
+//   step time = max(compute, communication)   when the scheme posts the transfer before the
+//                                             compute it overlaps (ring family, LightSeq inputs)
+//             = compute + communication       when it cannot (Ulysses' and hybrid's all-to-alls,
+//                                             the tree's collectives, results sent after compute)
+// compute  = the slowest rank's block-kernel time that step: the kernel's kept tiles (exact, from
+//            the layouts' positions and the kernel's tile skipping, counted in closed form for
+//            affine position maps) times a full tile's FLOPs, over the calibrated rate at the
+//            step's block size (ComputeRate::forward_at / backward_at);
+// comm     = the slowest rank's transfers that step: per link class (intra-node, inter-node, by
+//            Topology::same_node of the two ranks), bytes / bandwidth + latency per message; the
+//            two classes run in parallel. Bytes are those of runtime/comm_formula.hpp (a test
+//            checks that the model's per-step bytes add up to the formula for every rank).
+//            Collectives: ring all-gather / reduce-scatter ((n-1)/n of the data over the slowest
+//            link crossed, n-1 latencies), all-reduce the cheaper of ring and tree, all-to-all
+//            the bytes to off-node and on-node peers over their links.
+// memory   = shards (inputs, outputs, gradients) + the plan's workspace, per rank.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.hpp"
+#include "launch/calibration.hpp"
+#include "launch/topology.hpp"
+#include "runtime/problem.hpp"
+
+namespace seqpar {
+
+// What the step is for. train: forward (+ backward when ModelInputs::backward); prefill: the
+// forward over the prompt; decode: q_len new tokens against a cache of problem.seq tokens.
+enum class Phase : int { kTrain = 0, kPrefill, kDecode };
+const char* phase_name(Phase phase);  // "train", "prefill", "decode"
+StatusOr<Phase> parse_phase(std::string_view name);
+
+// How a candidate's ranks sit on the nodes. The runtime places them one way today: consecutive
+// ranks share a node, a hybrid's Ulysses groups are U consecutive ranks (runtime/hybrid_grid.hpp).
+enum class Placement : int { kConsecutive = 0 };
+const char* placement_name(Placement placement);
+
+struct Candidate {
+  SchemeKind scheme = SchemeKind::kZigzag;
+  int ulysses_degree = 1;  // U: ranks per Ulysses group (P for ulysses, 1 for the ring family)
+  int ring_degree = 1;     // R = P / U: ranks (or groups) on the ring
+  Placement placement = Placement::kConsecutive;
+  std::string name() const;  // "zigzag", "ulysses", "hybrid 8x2" (U x R), "tree"
+};
+
+// The block kernel's tiles, which decide what causal skipping saves.
+struct KernelTiles {
+  int64_t query_rows = 64;  // query rows per tile: positions x the q heads of a GQA group
+  int64_t keys = 64;        // keys per tile
+  // Query positions per tile for a GQA group of `group` q heads (the CPU kernel's rule).
+  int64_t query_positions(int64_t group) const {
+    return group >= query_rows ? 1 : query_rows / group;
+  }
+};
+// The CPU kernel's tiles (attention/cpu_tile_ops.hpp: 64 rows x 64 keys) for "cpu" devices; for
+// GPUs, 128 x 128 (FlashAttention-2's forward tiles; no seqpar CUDA kernel exists yet).
+KernelTiles kernel_tiles_for(const std::string& device_name);
+
+struct ModelInputs {
+  Topology topology;
+  ComputeRate rate;
+  AttentionProblem problem;  // seq: the sequence (train, prefill) or the cache length (decode)
+  bool backward = true;      // train: forward + backward
+  Phase phase = Phase::kTrain;
+  int64_t q_len = 1;  // decode: new query tokens per step
+  // 0 x 0: kernel_tiles_for(topology.device_name).
+  KernelTiles tiles{0, 0};
+};
+
+// One phase's predicted time per layer, and what it is made of.
+struct PhaseTime {
+  double seconds = 0;          // predicted wall time
+  double compute_seconds = 0;  // sum over steps of the slowest rank's compute
+  double comm_seconds = 0;     // sum over steps of the slowest rank's communication
+  int steps = 0;               // steps of the schedule (a collective counts as one)
+};
+
+struct CandidateCost {
+  Candidate candidate;
+  bool feasible = false;                 // the runtime would run it and it fits memory
+  std::string excluded_reason;           // why not (the runtime's own message where it has one)
+  PhaseTime forward;                     // forward (train, prefill) or one decoding step
+  PhaseTime forward_backward;            // forward + backward (train with backward; else = forward)
+  int64_t bytes_sent_per_rank = 0;       // per layer (fwd, or fwd+bwd), the largest over ranks
+  int64_t memory_bytes_per_rank = 0;     // shards + workspace, the largest over ranks
+  int64_t workspace_bytes_per_rank = 0;  // the plan's workspace alone, the largest over ranks
+  double useful_flops = 0;  // the whole problem's FLOPs, ANCHORS.md convention (fwd, or fwd+bwd)
+  // What the selection ranks by: forward_backward for train with backward, else forward.
+  double seconds() const { return forward_backward.seconds; }
+};
+
+// Every candidate for the topology's ranks (launch/candidates.hpp), each evaluated, in the
+// order of enumerate_candidates(). Infeasible candidates are present with their reason (and
+// their predicted time where the model can still give one). Fast: closed-form tile counts, so a
+// thousand ranks and millions of tokens take milliseconds per candidate.
+std::vector<CandidateCost> evaluate_candidates(const ModelInputs& inputs);
+
+// One candidate.
+CandidateCost evaluate_candidate(const ModelInputs& inputs, const Candidate& candidate);
+
+}  // namespace seqpar
