@@ -33,8 +33,9 @@ struct PositionMap {
 };
 
 // The one masking rule. A later sliding window or per-token document id adds its clause here
-// and in block_may_have_work(); no scheme and no kernel has mask logic of its own.
-inline bool attention_pair_kept(MaskKind mask, int64_t q_pos, int64_t k_pos) {
+// and in block_may_have_work(); no scheme and no kernel has mask logic of its own. constexpr so
+// that the CUDA kernels (built with --expt-relaxed-constexpr) call these very functions.
+constexpr bool attention_pair_kept(MaskKind mask, int64_t q_pos, int64_t k_pos) {
   return mask == MaskKind::kFull || k_pos <= q_pos;
 }
 
@@ -60,10 +61,10 @@ inline PositionRange position_range(const PositionMap& map, int64_t begin, int64
 
 // Tile-level forms of attention_pair_kept, for skipping work: a tile of queries with positions
 // in q and keys with positions in k may keep some pair / keeps every pair.
-inline bool block_may_have_work(MaskKind mask, PositionRange q, PositionRange k) {
+constexpr bool block_may_have_work(MaskKind mask, PositionRange q, PositionRange k) {
   return mask == MaskKind::kFull || k.lo <= q.hi;
 }
-inline bool block_fully_kept(MaskKind mask, PositionRange q, PositionRange k) {
+constexpr bool block_fully_kept(MaskKind mask, PositionRange q, PositionRange k) {
   return mask == MaskKind::kFull || k.hi <= q.lo;
 }
 

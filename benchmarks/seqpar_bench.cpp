@@ -1,7 +1,9 @@
 // seqpar-bench: timing harness. --mode kernel times the CPU block kernel (forward, backward) on
 // one core for one problem shape and reports the median time and GFLOP/s, with the FlashAttention
-// convention: forward 4*B*Hq*S*S*D (halved for causal), backward 2.5x forward. --mode decode runs
-// tree decoding and the ring-decode baseline for P = 2..8 (threads backend) over a KV cache of
+// convention: forward 4*B*Hq*S*S*D (halved for causal), backward 2.5x forward; with --device cuda
+// it times the CUDA block kernels with CUDA events (median after warm-up) and reports TFLOP/s.
+// --mode decode runs tree decoding and the ring-decode baseline for P = 2..8 (threads backend) over
+// a KV cache of
 // --seq tokens, --q-len new tokens per step, and reports bytes sent per rank per step and the
 // median time per token (slowest rank).
 #include <unistd.h>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "attention/cpu_block_attention.hpp"
+#include "benchmarks/device/cuda_kernel_bench.hpp"
 #include "comm/threads_communicator.hpp"
 #include "core/dtype.hpp"
 #include "core/random.hpp"
@@ -206,20 +209,71 @@ int print_decode(const KernelBenchConfig& cfg, int64_t q_len, bool json) {
   return 0;
 }
 
+// Forward FLOPs of the convention above.
+double forward_flop(const KernelBenchConfig& cfg) {
+  const double s = static_cast<double>(cfg.seq);
+  const double flop = 4.0 * static_cast<double>(cfg.batch * cfg.heads * cfg.head_dim) * s * s;
+  return cfg.mask == MaskKind::kCausal ? 0.5 * flop : flop;
+}
+
+// --mode kernel --device cuda: the CUDA block kernels on the current GPU.
+int print_cuda_kernel(const KernelBenchConfig& cfg, bool json) {
+  CudaKernelBenchConfig c;
+  c.batch = cfg.batch;
+  c.seq = cfg.seq;
+  c.heads = cfg.heads;
+  c.kv_heads = cfg.kv_heads;
+  c.head_dim = cfg.head_dim;
+  c.dtype = cfg.dtype;
+  c.mask = cfg.mask;
+  c.iters = cfg.iters;
+  c.warmup = cfg.warmup;
+  const StatusOr<CudaKernelBenchResult> r = bench_cuda_kernel(c);
+  if (!r.is_ok()) {
+    std::cerr << "seqpar-bench: " << r.status().to_string() << "\n";
+    return 1;
+  }
+  const double fwd_tflops = forward_flop(cfg) / (r->fwd_ms * 1e9);
+  const double bwd_tflops = kBackwardFlopRatio * forward_flop(cfg) / (r->bwd_ms * 1e9);
+  if (json) {
+    std::printf(
+        "{\"mode\": \"kernel\", \"device\": \"cuda\", \"gpu\": \"%s\", \"seq\": %lld, "
+        "\"heads\": %lld, \"kv_heads\": %lld, \"head_dim\": %lld, \"batch\": %lld, "
+        "\"dtype\": \"%s\", \"mask\": \"%s\", \"iters\": %d, \"warmup\": %d, "
+        "\"fwd_ms\": %.4f, \"bwd_ms\": %.4f, \"fwd_tflops\": %.2f, \"bwd_tflops\": %.2f}\n",
+        r->gpu.c_str(), static_cast<long long>(cfg.seq), static_cast<long long>(cfg.heads),
+        static_cast<long long>(cfg.kv_heads), static_cast<long long>(cfg.head_dim),
+        static_cast<long long>(cfg.batch), dtype_name(cfg.dtype), mask_name(cfg.mask), cfg.iters,
+        cfg.warmup, r->fwd_ms, r->bwd_ms, fwd_tflops, bwd_tflops);
+    return 0;
+  }
+  std::printf("seqpar-bench kernel (CUDA, %s): B=%lld S=%lld Hq=%lld Hkv=%lld D=%lld %s %s\n",
+              r->gpu.c_str(), static_cast<long long>(cfg.batch), static_cast<long long>(cfg.seq),
+              static_cast<long long>(cfg.heads), static_cast<long long>(cfg.kv_heads),
+              static_cast<long long>(cfg.head_dim), dtype_name(cfg.dtype), mask_name(cfg.mask));
+  std::printf("%-10s %12s %12s\n", "pass", "median ms", "TFLOP/s");
+  std::printf("%-10s %12.4f %12.2f\n", "forward", r->fwd_ms, fwd_tflops);
+  std::printf("%-10s %12.4f %12.2f\n", "backward", r->bwd_ms, bwd_tflops);
+  return 0;
+}
+
 }  // namespace
 }  // namespace seqpar
 
 int main(int argc, char** argv) {
   using namespace seqpar;
   KernelBenchConfig cfg;
-  std::string mode, dtype, mask;
+  std::string mode, dtype, mask, device;
   bool json = false;
   int64_t q_len = 1;
   po::options_description desc("seqpar-bench options");
   desc.add_options()("help,h", "show this help")(
       "mode", po::value(&mode)->default_value("kernel"),
-      "what to time: kernel (the CPU block kernel) | decode (tree vs ring decode, P = 2..8)")(
-      "seq", po::value(&cfg.seq)->default_value(cfg.seq), "sequence length (Sq = Sk)")(
+      "what to time: kernel (the block kernel) | decode (tree vs ring decode, P = 2..8)")(
+      "device", po::value(&device)->default_value("cpu"),
+      "kernel mode: cpu (one core) or cuda (the CUDA kernels, CUDA events; default --iters 30 "
+      "--warmup 5)")("seq", po::value(&cfg.seq)->default_value(cfg.seq),
+                     "sequence length (Sq = Sk)")(
       "heads", po::value(&cfg.heads)->default_value(cfg.heads), "query heads")(
       "kv-heads", po::value(&cfg.kv_heads)->default_value(cfg.kv_heads), "key/value heads")(
       "head-dim", po::value(&cfg.head_dim)->default_value(cfg.head_dim), "head dimension")(
@@ -263,7 +317,16 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  if (device != "cpu" && device != "cuda") {
+    std::cerr << "seqpar-bench: --device must be cpu or cuda (got '" << device << "')\n";
+    return 2;
+  }
   if (mode == "decode") return print_decode(cfg, q_len, json);
+  if (device == "cuda") {
+    if (vm["iters"].defaulted()) cfg.iters = 30;
+    if (vm["warmup"].defaulted()) cfg.warmup = 5;
+    return print_cuda_kernel(cfg, json);
+  }
   const StatusOr<KernelBenchResult> r = bench_kernel(cfg);
   if (!r.is_ok()) {
     std::cerr << "seqpar-bench: " << r.status().to_string() << "\n";

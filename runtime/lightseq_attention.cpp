@@ -11,9 +11,11 @@
 namespace seqpar {
 
 StatusOr<std::unique_ptr<Scheme>> LightSeqAttention::create(const SchemeContext& context) {
-  SEQPAR_REQUIRE(context.device == Device::kHost, StatusCode::kUnsupported,
-                 scheme_name(context.kind), " on ", device_name(context.device),
-                 " memory needs the CUDA block kernels, which this build does not have yet");
+  SEQPAR_REQUIRE(
+      context.device == Device::kHost, StatusCode::kUnsupported, scheme_name(context.kind), " on ",
+      device_name(context.device),
+      " memory is not supported yet: the schemes run on host memory (their GPU path, with "
+      "device buffers and streams, is not written)");
   SEQPAR_REQUIRE(context.problem.mask == MaskKind::kCausal, StatusCode::kInvalidArgument,
                  "lightseq needs the causal mask: its balancing moves the causal work of late "
                  "ranks to idle early ranks, and a ",

@@ -11,9 +11,11 @@
 namespace seqpar {
 
 StatusOr<std::unique_ptr<Scheme>> RingAttention::create(const SchemeContext& context) {
-  SEQPAR_REQUIRE(context.device == Device::kHost, StatusCode::kUnsupported,
-                 scheme_name(context.kind), " on ", device_name(context.device),
-                 " memory needs the CUDA block kernels, which this build does not have yet");
+  SEQPAR_REQUIRE(
+      context.device == Device::kHost, StatusCode::kUnsupported, scheme_name(context.kind), " on ",
+      device_name(context.device),
+      " memory is not supported yet: the schemes run on host memory (their GPU path, with "
+      "device buffers and streams, is not written)");
   std::unique_ptr<RingAttention> scheme(new RingAttention(context));
   const Layout& layout = context.layout;
   try {

@@ -44,9 +44,11 @@ CommVolume tree_backward_comm(const AttentionProblem& p, int ranks) {
 }
 
 StatusOr<std::unique_ptr<Scheme>> TreeAttention::create(const SchemeContext& context) {
-  SEQPAR_REQUIRE(context.device == Device::kHost, StatusCode::kUnsupported, "tree on ",
-                 device_name(context.device),
-                 " memory needs the CUDA block kernels, which this build does not have yet");
+  SEQPAR_REQUIRE(
+      context.device == Device::kHost, StatusCode::kUnsupported, "tree on ",
+      device_name(context.device),
+      " memory is not supported yet: the schemes run on host memory (their GPU path, with "
+      "device buffers and streams, is not written)");
   std::unique_ptr<TreeAttention> scheme(new TreeAttention(context));
   const AttentionProblem& p = context.problem;
   scheme->pack_bytes_ = 2 * scheme->slot_.lse_elems * sizeof(float) + 2 * scheme->slot_.q_bytes;

@@ -10,9 +10,11 @@
 namespace seqpar {
 
 StatusOr<std::unique_ptr<Scheme>> UlyssesAttention::create(const SchemeContext& context) {
-  SEQPAR_REQUIRE(context.device == Device::kHost, StatusCode::kUnsupported,
-                 scheme_name(context.kind), " on ", device_name(context.device),
-                 " memory needs the CUDA block kernels, which this build does not have yet");
+  SEQPAR_REQUIRE(
+      context.device == Device::kHost, StatusCode::kUnsupported, scheme_name(context.kind), " on ",
+      device_name(context.device),
+      " memory is not supported yet: the schemes run on host memory (their GPU path, with "
+      "device buffers and streams, is not written)");
   const AttentionProblem& p = context.problem;
   const int ranks = context.layout.ranks();
   SEQPAR_ASSIGN_OR_RETURN(std::vector<HeadSlice> slices, split_heads(p.heads_q, p.heads_kv, ranks));
