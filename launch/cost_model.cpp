@@ -54,8 +54,8 @@ KernelTiles kernel_tiles_for(const std::string& device_name) {
   std::string lower = device_name;
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (lower.empty() || lower.rfind("cpu", 0) == 0) return {64, 64};
-  return {128, 128};
+  if (lower.empty() || lower.rfind("cpu", 0) == 0) return {64, 64, true};
+  return {64, 64, false};
 }
 
 namespace {

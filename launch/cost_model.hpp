@@ -55,15 +55,20 @@ struct Candidate {
 
 // The block kernel's tiles, which decide what causal skipping saves.
 struct KernelTiles {
-  int64_t query_rows = 64;  // query rows per tile: positions x the q heads of a GQA group
+  int64_t query_rows = 64;  // query rows per tile
   int64_t keys = 64;        // keys per tile
-  // Query positions per tile for a GQA group of `group` q heads (the CPU kernel's rule).
+  // true: a tile's rows are positions x the q heads of a GQA group (the CPU kernel); false: one
+  // q head's positions (the CUDA kernels).
+  bool rows_pack_group = true;
+  // Query positions per tile for a GQA group of `group` q heads.
   int64_t query_positions(int64_t group) const {
+    if (!rows_pack_group) return query_rows;
     return group >= query_rows ? 1 : query_rows / group;
   }
 };
-// The CPU kernel's tiles (attention/cpu_tile_ops.hpp: 64 rows x 64 keys) for "cpu" devices; for
-// GPUs, 128 x 128 (FlashAttention-2's forward tiles; no seqpar CUDA kernel exists yet).
+// The CPU kernel's tiles (attention/cpu_tile_ops.hpp: 64 rows x 64 keys, rows packing a GQA
+// group) for "cpu" devices; for GPUs, the CUDA forward kernel's 64 positions of one q head x 64
+// keys (attention/cuda/block_forward.cu).
 KernelTiles kernel_tiles_for(const std::string& device_name);
 
 struct ModelInputs {
