@@ -12,6 +12,7 @@
 #include "launch/link_cost.hpp"
 #include "launch/mini_json.hpp"
 #include "launch/model_parts.hpp"
+#include "runtime/lightseq_schedule.hpp"
 
 namespace seqpar {
 namespace {
@@ -103,6 +104,25 @@ std::string number(double x) {
   return buf;
 }
 
+// A JSON string literal of `text` (quotes and backslashes escaped; control characters dropped).
+std::string quoted(const std::string& text) {
+  std::string s = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') s += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) s += c;
+  }
+  return s + "\"";
+}
+
+template <class T>
+std::string list_json(const std::vector<T>& v, double factor) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    s += (i ? ", " : "") + number(static_cast<double>(v[i]) * factor);
+  }
+  return s + "]";
+}
+
 std::string matrix_json(const std::vector<std::vector<double>>& m) {
   std::string s = "[";
   for (size_t i = 0; i < m.size(); ++i) {
@@ -126,6 +146,32 @@ double number_of(const JsonValue* v, double fallback = 0) {
   return v != nullptr && v->kind == JsonValue::Kind::kNumber ? v->number : fallback;
 }
 
+StatusOr<std::vector<double>> list_of(const JsonValue* v, const char* name, double factor) {
+  SEQPAR_REQUIRE(v != nullptr && v->kind == JsonValue::Kind::kArray, StatusCode::kInvalidArgument,
+                 "\"rate\" needs an array \"", name, "\"");
+  std::vector<double> out;
+  for (const JsonValue& x : v->items) out.push_back(number_of(&x) * factor);
+  return out;
+}
+
+// The optional "rate" object: what efficiency_input_json writes for EfficiencyInput::rate.
+StatusOr<ComputeRate> rate_of(const JsonValue& r) {
+  ComputeRate rate;
+  const JsonValue* device = r.find("device");
+  const JsonValue* source = r.find("source");
+  rate.device = device != nullptr ? device->text : "?";
+  rate.source = source != nullptr ? source->text : "?";
+  SEQPAR_ASSIGN_OR_RETURN(const std::vector<double> tokens,
+                          list_of(r.find("block_tokens"), "block_tokens", 1));
+  for (double t : tokens) rate.block_tokens.push_back(static_cast<int64_t>(std::llround(t)));
+  SEQPAR_ASSIGN_OR_RETURN(rate.forward_flops_per_s,
+                          list_of(r.find("forward_tflops"), "forward_tflops", 1e12));
+  SEQPAR_ASSIGN_OR_RETURN(rate.backward_flops_per_s,
+                          list_of(r.find("backward_tflops"), "backward_tflops", 1e12));
+  SEQPAR_RETURN_IF_ERROR(validate_compute_rate(rate));
+  return rate;
+}
+
 StatusOr<std::vector<std::vector<double>>> matrix_of(const JsonValue* v, int ranks) {
   std::vector<std::vector<double>> m;
   if (v == nullptr) return m;
@@ -143,6 +189,76 @@ StatusOr<std::vector<std::vector<double>>> matrix_of(const JsonValue* v, int ran
 }
 
 }  // namespace
+
+StatusOr<std::vector<std::vector<StepBlock>>> scheme_step_blocks(SchemeKind scheme, int ranks,
+                                                                 MaskKind mask) {
+  SEQPAR_REQUIRE(ranks >= 1, StatusCode::kInvalidArgument, "ranks must be >= 1 (got ", ranks, ")");
+  std::vector<std::vector<StepBlock>> steps;
+  switch (scheme) {
+    case SchemeKind::kRing:
+    case SchemeKind::kStriped:
+    case SchemeKind::kZigzag:
+      for (int step = 0; step < ranks; ++step) {
+        std::vector<StepBlock> row;
+        for (int r = 0; r < ranks; ++r) row.push_back({r, (r - step + ranks) % ranks, step > 0});
+        steps.push_back(std::move(row));
+      }
+      return steps;
+    case SchemeKind::kLightSeq: {
+      SEQPAR_REQUIRE(mask == MaskKind::kCausal, StatusCode::kUnsupported,
+                     "lightseq: its schedule covers the causal mask only");
+      const LightSeqSchedule schedule = lightseq_schedule(ranks);
+      for (int step = 0; step < static_cast<int>(schedule.steps.size()); ++step) {
+        std::vector<StepBlock> row;
+        for (int r = 0; r < ranks; ++r) {
+          const LightSeqRankStep& s = schedule.at(step, r);
+          StepBlock b;
+          if (s.computes()) {
+            b.q_block = s.q_block;
+            b.kv_block = s.kv_block;
+            b.accumulate = s.q_from < 0 && step > 0;  // a helper's partial starts fresh
+          }
+          row.push_back(b);
+        }
+        steps.push_back(std::move(row));
+      }
+      return steps;
+    }
+    default:
+      break;
+  }
+  return SEQPAR_FAIL(StatusCode::kInvalidArgument,
+                     "the efficiency check times ring, striped, zigzag and lightseq (got ",
+                     scheme_name(scheme), ")");
+}
+
+StatusOr<ComputeRate> rate_from_blocks(const AttentionProblem& p, const KernelTiles& tiles,
+                                       const std::vector<int64_t>& tokens,
+                                       const std::vector<double>& forward_seconds,
+                                       const std::vector<double>& backward_seconds,
+                                       const std::string& device, const std::string& source) {
+  SEQPAR_REQUIRE(!tokens.empty() && forward_seconds.size() == tokens.size() &&
+                     (backward_seconds.empty() || backward_seconds.size() == tokens.size()),
+                 StatusCode::kInvalidArgument,
+                 "rate_from_blocks: one forward (and backward) time per block size");
+  ComputeRate rate;
+  rate.device = device;
+  rate.source = source;
+  const int64_t group = p.heads_q / p.heads_kv;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    SEQPAR_REQUIRE(forward_seconds[i] > 0, StatusCode::kInvalidArgument, "rate_from_blocks: the ",
+                   tokens[i], "-token block's forward time is not > 0");
+    SEQPAR_ASSIGN_OR_RETURN(const Layout one, Layout::make(LayoutKind::kContiguous, tokens[i], 1));
+    const double work = TiledLayout::of(one, tiles, group).work(p.mask, 0, 0);
+    const double flops = 4.0 * static_cast<double>(p.batch * p.heads_q * p.head_dim) * work;
+    const double bwd = i < backward_seconds.size() ? backward_seconds[i] : 0;
+    rate.block_tokens.push_back(tokens[i]);
+    rate.forward_flops_per_s.push_back(flops / forward_seconds[i]);
+    rate.backward_flops_per_s.push_back(bwd > 0 ? 2.5 * flops / bwd : flops / forward_seconds[i]);
+  }
+  SEQPAR_RETURN_IF_ERROR(validate_compute_rate(rate));
+  return rate;
+}
 
 StatusOr<EfficiencyInput> measure_host_steps(const AttentionProblem& p, int ranks, bool backward,
                                              const std::vector<SchemeKind>& schemes, int repeats) {
@@ -164,8 +280,11 @@ StatusOr<EfficiencyInput> measure_host_steps(const AttentionProblem& p, int rank
   jobs.back().best = {std::numeric_limits<double>::max(), std::numeric_limits<double>::max()};
   std::vector<Layout> layouts;
   std::vector<std::vector<std::vector<int64_t>>> positions;  // (schemes, P, S_local)
+  std::vector<std::vector<std::vector<StepBlock>>> blocks;   // (schemes, steps, P)
   for (SchemeKind scheme : schemes) {
     SEQPAR_ASSIGN_OR_RETURN(Layout layout, Layout::make(scheme_layout(scheme), p.seq, ranks));
+    SEQPAR_ASSIGN_OR_RETURN(std::vector<std::vector<StepBlock>> steps,
+                            scheme_step_blocks(scheme, ranks, p.mask));
     std::vector<std::vector<int64_t>> pos(static_cast<size_t>(ranks));
     for (int r = 0; r < ranks; ++r) {
       pos[static_cast<size_t>(r)].resize(static_cast<size_t>(layout.local_seq(r)));
@@ -173,16 +292,18 @@ StatusOr<EfficiencyInput> measure_host_steps(const AttentionProblem& p, int rank
     }
     layouts.push_back(layout);
     positions.push_back(std::move(pos));
+    blocks.push_back(std::move(steps));
   }
+  // One job per busy (step, rank); idle ranks (LightSeq) have none and time 0.
   for (size_t i = 0; i < schemes.size(); ++i) {
-    for (int step = 0; step < ranks; ++step) {
-      for (int r = 0; r < ranks; ++r) {
-        const int source = (r - step + ranks) % ranks;
+    for (const std::vector<StepBlock>& step : blocks[i]) {
+      for (const StepBlock& b : step) {
+        if (b.idle()) continue;
         Job job;
-        job.sq = layouts[i].local_seq(r);
-        job.sk = layouts[i].local_seq(source);
-        job.q_pos = PositionMap::indexed(positions[i][static_cast<size_t>(r)].data());
-        job.k_pos = PositionMap::indexed(positions[i][static_cast<size_t>(source)].data());
+        job.sq = layouts[i].local_seq(b.q_block);
+        job.sk = layouts[i].local_seq(b.kv_block);
+        job.q_pos = PositionMap::indexed(positions[i][static_cast<size_t>(b.q_block)].data());
+        job.k_pos = PositionMap::indexed(positions[i][static_cast<size_t>(b.kv_block)].data());
         jobs.push_back(job);
       }
     }
@@ -199,14 +320,16 @@ StatusOr<EfficiencyInput> measure_host_steps(const AttentionProblem& p, int rank
   in.whole_forward_seconds = jobs[0].best.forward;
   in.whole_backward_seconds = backward ? jobs[0].best.backward : 0;
   size_t next = 1;
-  for (SchemeKind scheme : schemes) {
+  for (size_t i = 0; i < schemes.size(); ++i) {
     StepTimings timings;
-    timings.scheme = scheme;
-    for (int step = 0; step < ranks; ++step) {
+    timings.scheme = schemes[i];
+    for (const std::vector<StepBlock>& step : blocks[i]) {
       std::vector<double> fwd, bwd;
-      for (int r = 0; r < ranks; ++r, ++next) {
-        fwd.push_back(jobs[next].best.forward);
-        bwd.push_back(backward ? jobs[next].best.backward : 0);
+      for (const StepBlock& b : step) {
+        const bool busy = !b.idle();
+        fwd.push_back(busy ? jobs[next].best.forward : 0);
+        bwd.push_back(busy && backward ? jobs[next].best.backward : 0);
+        if (busy) ++next;
       }
       timings.forward_seconds.push_back(fwd);
       if (backward) timings.backward_seconds.push_back(bwd);
@@ -218,14 +341,22 @@ StatusOr<EfficiencyInput> measure_host_steps(const AttentionProblem& p, int rank
 
 std::string efficiency_input_json(const EfficiencyInput& in) {
   const AttentionProblem& p = in.problem;
-  std::string s = str_cat(
-      "{\"device\": \"", in.device, "\", \"ranks\": ", in.ranks,
-      ", \"problem\": {\"batch\": ", p.batch, ", \"seq\": ", p.seq, ", \"heads\": ", p.heads_q,
-      ", \"kv_heads\": ", p.heads_kv, ", \"head_dim\": ", p.head_dim, ", \"mask\": \"",
-      mask_name(p.mask), "\", \"dtype\": \"", dtype_name(p.dtype),
-      "\"}, \"backward\": ", in.backward ? "true" : "false",
-      ", \"whole_forward_ms\": ", number(in.whole_forward_seconds * 1e3),
-      ", \"whole_backward_ms\": ", number(in.whole_backward_seconds * 1e3), ", \"schemes\": [");
+  std::string s = str_cat("{\"device\": ", quoted(in.device), ", \"ranks\": ", in.ranks,
+                          ", \"problem\": {\"batch\": ", p.batch, ", \"seq\": ", p.seq,
+                          ", \"heads\": ", p.heads_q, ", \"kv_heads\": ", p.heads_kv,
+                          ", \"head_dim\": ", p.head_dim, ", \"mask\": \"", mask_name(p.mask),
+                          "\", \"dtype\": \"", dtype_name(p.dtype),
+                          "\"}, \"backward\": ", in.backward ? "true" : "false",
+                          ", \"whole_forward_ms\": ", number(in.whole_forward_seconds * 1e3),
+                          ", \"whole_backward_ms\": ", number(in.whole_backward_seconds * 1e3));
+  if (!in.rate.block_tokens.empty()) {
+    s += str_cat(", \"rate\": {\"device\": ", quoted(in.rate.device),
+                 ", \"source\": ", quoted(in.rate.source),
+                 ", \"block_tokens\": ", list_json(in.rate.block_tokens, 1),
+                 ", \"forward_tflops\": ", list_json(in.rate.forward_flops_per_s, 1e-12),
+                 ", \"backward_tflops\": ", list_json(in.rate.backward_flops_per_s, 1e-12), "}");
+  }
+  s += ", \"schemes\": [";
   for (size_t i = 0; i < in.schemes.size(); ++i) {
     const StepTimings& t = in.schemes[i];
     s += str_cat(i ? ", " : "", "{\"scheme\": \"", scheme_name(t.scheme),
@@ -265,6 +396,10 @@ StatusOr<EfficiencyInput> parse_efficiency_input(std::string_view text) {
   in.whole_backward_seconds = number_of(json.find("whole_backward_ms")) / 1e3;
   SEQPAR_REQUIRE(in.whole_forward_seconds > 0, StatusCode::kInvalidArgument,
                  "\"whole_forward_ms\" must be > 0");
+  const JsonValue* rate = json.find("rate");
+  if (rate != nullptr) {
+    SEQPAR_ASSIGN_OR_RETURN(in.rate, rate_of(*rate));
+  }
   const JsonValue* schemes = json.find("schemes");
   SEQPAR_REQUIRE(schemes != nullptr && schemes->kind == JsonValue::Kind::kArray,
                  StatusCode::kInvalidArgument, "no \"schemes\" array");
@@ -276,9 +411,14 @@ StatusOr<EfficiencyInput> parse_efficiency_input(std::string_view text) {
     t.measured_seconds = number_of(s.find("measured_ms")) / 1e3;
     SEQPAR_ASSIGN_OR_RETURN(t.forward_seconds, matrix_of(s.find("forward_step_ms"), in.ranks));
     SEQPAR_ASSIGN_OR_RETURN(t.backward_seconds, matrix_of(s.find("backward_step_ms"), in.ranks));
-    SEQPAR_REQUIRE(static_cast<int>(t.forward_seconds.size()) == in.ranks,
-                   StatusCode::kInvalidArgument, scheme_name(t.scheme), ": ", in.ranks,
-                   " forward steps expected");
+    SEQPAR_ASSIGN_OR_RETURN(const std::vector<std::vector<StepBlock>> blocks,
+                            scheme_step_blocks(t.scheme, in.ranks, in.problem.mask));
+    SEQPAR_REQUIRE(t.forward_seconds.size() == blocks.size(), StatusCode::kInvalidArgument,
+                   scheme_name(t.scheme), ": ", blocks.size(), " forward steps expected (got ",
+                   t.forward_seconds.size(), ")");
+    SEQPAR_REQUIRE(t.backward_seconds.empty() || t.backward_seconds.size() == blocks.size(),
+                   StatusCode::kInvalidArgument, scheme_name(t.scheme), ": ", blocks.size(),
+                   " backward steps expected (got ", t.backward_seconds.size(), ")");
     in.schemes.push_back(std::move(t));
   }
   return in;
@@ -303,34 +443,45 @@ StatusOr<std::vector<EfficiencyRow>> compare_efficiency(const EfficiencyInput& i
 
   std::vector<EfficiencyRow> rows;
   for (const StepTimings& t : in.schemes) {
+    SEQPAR_REQUIRE(topology == nullptr || t.scheme != SchemeKind::kLightSeq,
+                   StatusCode::kUnsupported,
+                   "lightseq: the efficiency check models no LightSeq transfers; compare it "
+                   "without a topology");
     SEQPAR_ASSIGN_OR_RETURN(const Layout layout,
                             Layout::make(scheme_layout(t.scheme), p.seq, ranks));
+    SEQPAR_ASSIGN_OR_RETURN(const std::vector<std::vector<StepBlock>> blocks,
+                            scheme_step_blocks(t.scheme, ranks, p.mask));
+    SEQPAR_REQUIRE(t.forward_seconds.size() == blocks.size() &&
+                       (!backward || t.backward_seconds.size() == blocks.size()),
+                   StatusCode::kInvalidArgument, scheme_name(t.scheme), ": ", blocks.size(),
+                   " steps of forward", backward ? " and backward" : "", " times expected");
     const TiledLayout tiled = TiledLayout::of(layout, tiles, group);
+    const int steps = static_cast<int>(blocks.size());
     double predicted = 0, fed = 0;
-    for (int step = 0; step < ranks; ++step) {
+    for (int step = 0; step < steps; ++step) {
       double fwd = 0, bwd = 0, comm = 0;
       for (int r = 0; r < ranks; ++r) {
-        const int source = (r - step + ranks) % ranks;
-        const double work = tiled.work(p.mask, r, source);
-        const int64_t sq = layout.local_seq(r), sk = layout.local_seq(source);
+        const StepBlock& b = blocks[static_cast<size_t>(step)][static_cast<size_t>(r)];
+        if (b.idle()) continue;
+        const double work = tiled.work(p.mask, b.q_block, b.kv_block);
+        const int64_t sq = layout.local_seq(b.q_block), sk = layout.local_seq(b.kv_block);
         fwd = std::max(fwd, compute.forward_seconds(work, p.heads_q, sq, sk));
         bwd = std::max(bwd, compute.backward_seconds(work, p.heads_q, sq, sk));
-        if (topology != nullptr && step + 1 < ranks) {
+        if (topology != nullptr && step + 1 < steps) {  // the ring family: K/V on to r + 1
           LinkLoad shift;
-          shift.add(
-              *topology, r, (r + 1) % ranks,
-              2.0 * static_cast<double>(p.batch * layout.local_seq(source) * p.heads_kv *
-                                        p.head_dim * static_cast<int64_t>(dtype_size(p.dtype))));
+          shift.add(*topology, r, (r + 1) % ranks,
+                    2.0 * static_cast<double>(p.batch * sk * p.heads_kv * p.head_dim *
+                                              static_cast<int64_t>(dtype_size(p.dtype))));
           comm = std::max(comm, shift.seconds(*topology));
         }
       }
       predicted += std::max(fwd, comm) + (backward ? std::max(bwd, comm) : 0);
       const size_t s = static_cast<size_t>(step);
       const std::vector<double>& mf = t.forward_seconds[s];
-      fed += std::max(*std::max_element(mf.begin(), mf.end()), comm);
-      if (backward && s < t.backward_seconds.size()) {
+      fed += std::max(mf.empty() ? 0 : *std::max_element(mf.begin(), mf.end()), comm);
+      if (backward) {
         const std::vector<double>& mb = t.backward_seconds[s];
-        fed += std::max(*std::max_element(mb.begin(), mb.end()), comm);
+        fed += std::max(mb.empty() ? 0 : *std::max_element(mb.begin(), mb.end()), comm);
       }
     }
     const double measured_time =
@@ -355,26 +506,40 @@ std::string efficiency_table(const EfficiencyInput& in, const std::vector<Effici
               " Hq=", p.heads_q, " Hkv=", p.heads_kv, " D=", p.head_dim, " ", mask_name(p.mask),
               " ", dtype_name(p.dtype), in.backward ? " forward+backward" : " forward", "\n");
   s += str_cat("  rate       ", rate.device, ", ", rate.source, "\n");
+  for (size_t i = 0; i < rate.block_tokens.size(); ++i) {
+    char line[160];
+    std::snprintf(line, sizeof(line),
+                  "             %lld-token blocks: %.4g / %.4g TFLOP/s (fwd / bwd)\n",
+                  static_cast<long long>(rate.block_tokens[i]), rate.forward_flops_per_s[i] * 1e-12,
+                  rate.backward_flops_per_s[i] * 1e-12);
+    s += line;
+  }
   s += str_cat("  whole      one rank, S x S: ", number(in.whole_forward_seconds * 1e3),
                " ms forward",
                in.backward ? str_cat(", ", number(in.whole_backward_seconds * 1e3), " ms backward")
                            : std::string(),
                "\n");
-  s += "  scheme     measured eff  predicted eff  model error  fed eff\n";
-  for (const EfficiencyRow& r : rows) {
+  s += "  scheme     measured eff  predicted eff  model error  fed eff  lock-step ms\n";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const EfficiencyRow& r = rows[i];
+    double steps_ms = 0;  // the slowest rank per step, summed (forward, + backward)
+    if (i < in.schemes.size()) {
+      steps_ms = 1e3 * (lock_step(in.schemes[i].forward_seconds) +
+                        (in.backward ? lock_step(in.schemes[i].backward_seconds) : 0));
+    }
     char line[160];
-    std::snprintf(line, sizeof(line), "  %-10s %12.3f %14.3f %11.1f%% %8.3f\n",
-                  scheme_name(r.scheme), r.measured, r.predicted, 100 * r.error(), r.fed);
+    std::snprintf(line, sizeof(line), "  %-10s %12.3f %14.3f %11.1f%% %8.3f %13.3f\n",
+                  scheme_name(r.scheme), r.measured, r.predicted, 100 * r.error(), r.fed, steps_ms);
     s += line;
   }
-  if (rows.size() >= 2) {
-    char line[160];
-    std::snprintf(
-        line, sizeof(line), "  %s / %s efficiency: measured %.3f, predicted %.3f (%.1f%%)\n",
-        scheme_name(rows[1].scheme), scheme_name(rows[0].scheme),
-        rows[1].measured / rows[0].measured, rows[1].predicted / rows[0].predicted,
-        100 *
-            ((rows[1].predicted / rows[0].predicted) / (rows[1].measured / rows[0].measured) - 1));
+  for (size_t i = 1; i < rows.size(); ++i) {  // each scheme against the first (ring)
+    char line[200];
+    const double measured = rows[i].measured / rows[0].measured;
+    const double predicted = rows[i].predicted / rows[0].predicted;
+    std::snprintf(line, sizeof(line),
+                  "  %s / %s efficiency: measured %.3f, predicted %.3f (%.1f%%)\n",
+                  scheme_name(rows[i].scheme), scheme_name(rows[0].scheme), measured, predicted,
+                  100 * (predicted / measured - 1));
     s += line;
   }
   return s;

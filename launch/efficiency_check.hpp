@@ -1,7 +1,8 @@
 #pragma once
 // The check of the cost model's compute part against measured per-step block-kernel times of the
-// ring family: the issue's "the model, fed with the measured per-step compute of the virtual-rank
-// benchmark, predicts the measured efficiency of ring vs zigzag within 10%".
+// ring family (ring, striped, zigzag) and LightSeq: the issue's "the model, fed with the measured
+// per-step compute of the virtual-rank benchmark, predicts the measured efficiency of ring vs
+// zigzag within 10%".
 //
 // Efficiency of a scheme on P ranks = (one rank's time for the whole sequence / P) / the
 // scheme's time. Three figures per scheme:
@@ -13,8 +14,13 @@
 //              measured compute, the step's transfer on the topology), summed (only differs from
 //              "measured" when the input has a wall time or a topology is given)
 // On a CPU host, measure_host_steps() times every rank's every step sequentially on one core
-// (the CPU analogue of the GPU virtual-rank benchmark). The same JSON (efficiency_input_json)
-// carries a GPU benchmark's per-step times into compare_efficiency() later.
+// (the CPU analogue of the GPU virtual-rank benchmark); on a GPU, measure_cuda_steps()
+// (launch/efficiency_cuda.hpp) does the same with the CUDA kernels. The same JSON
+// (efficiency_input_json) carries either's per-step times into compare_efficiency() later.
+//
+// Steps: the ring family runs P steps, rank r computing its queries against rank (r - s) mod P's
+// K/V at step s; LightSeq runs lightseq_schedule(P)'s P/2 + 1 steps, each rank computing at most
+// one pair (a helper's pair counts on the helper, idle ranks 0).
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,7 +33,7 @@ namespace seqpar {
 
 struct StepTimings {
   SchemeKind scheme = SchemeKind::kZigzag;
-  std::vector<std::vector<double>> forward_seconds;   // (P steps, P ranks): rank r at step s
+  std::vector<std::vector<double>> forward_seconds;   // (steps, P ranks): rank r at step s
   std::vector<std::vector<double>> backward_seconds;  // same, empty without backward
   double measured_seconds = 0;  // the run's wall time (fwd, + bwd); 0: not measured
 };
@@ -40,7 +46,35 @@ struct EfficiencyInput {
   double whole_forward_seconds = 0;   // one rank, the whole sequence as one S x S block
   double whole_backward_seconds = 0;  // 0 without backward
   std::vector<StepTimings> schemes;
+  // The block kernel's rate measured in the same run (the GPU benchmark: rate_from_blocks);
+  // empty block_tokens: none (the caller supplies a rate).
+  ComputeRate rate;
 };
+
+// One rank's block at one step: its queries are shard q_block's tokens, its keys and values
+// shard kv_block's, in the scheme's layout (-1: idle this step). accumulate: merged into the
+// running output, as the runtime does (every step after a rank's first own pair).
+struct StepBlock {
+  int q_block = -1;
+  int kv_block = -1;
+  bool accumulate = false;
+  bool idle() const { return q_block < 0; }
+};
+
+// (steps, P) blocks of `scheme` on `ranks` ranks: ring, striped, zigzag P steps; lightseq
+// P/2 + 1 steps (causal only: its schedule covers the causal pairs). Other schemes are refused.
+StatusOr<std::vector<std::vector<StepBlock>>> scheme_step_blocks(SchemeKind scheme, int ranks,
+                                                                 MaskKind mask);
+
+// A rate from timed t x t blocks (positions 0..t-1 on both sides, the problem's mask): the
+// model's FLOPs of each block (kept tiles of `tiles`; forward 4*B*Hq*D*work, backward 2.5x) over
+// its measured time, so the model reproduces those blocks' times exactly. `tokens` ascending;
+// without backward times (empty or 0) the backward rate is the forward one.
+StatusOr<ComputeRate> rate_from_blocks(const AttentionProblem& problem, const KernelTiles& tiles,
+                                       const std::vector<int64_t>& tokens,
+                                       const std::vector<double>& forward_seconds,
+                                       const std::vector<double>& backward_seconds,
+                                       const std::string& device, const std::string& source);
 
 // Times the CPU block kernel (attention/dispatch.hpp) for every rank's every step of each scheme
 // and for the whole sequence, sequentially on this thread; each timing the best of `repeats`.
@@ -60,7 +94,8 @@ struct EfficiencyRow {
 };
 
 // `topology`: the links of the run for the fed figure (null: no communication, as virtual ranks
-// sharing one device that time compute alone).
+// sharing one device that time compute alone). With a topology, the ring family's K/V shifts
+// are modelled; LightSeq's transfers are not, so lightseq with a topology is refused.
 StatusOr<std::vector<EfficiencyRow>> compare_efficiency(const EfficiencyInput& input,
                                                         const ComputeRate& rate,
                                                         const KernelTiles& tiles,

@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # One round of GPU work (see GPU.md): configure + build with -DCMAKE_CUDA_ARCHITECTURES=90a,
 # run the GPU tests (ctest -L gpu), then time our CUDA block kernels (seqpar-bench --mode kernel
-# --device cuda) beside torch SDPA's FLASH and CUDNN backends (sdpa_peer.py) on the same shapes:
-# bf16, d64 and d128, causal and full, seq 1k..32k at 16k tokens per batch (heads = 2048 / D).
+# --device cuda), the virtual-rank scheme benchmark (seqpar-model-check --device cuda: P = 8
+# virtual ranks of ring, striped, zigzag and lightseq on the one GPU, S = 65536, 32 q / 8 kv
+# heads, d128, causal, bf16, fwd+bwd; measured vs predicted efficiency), and torch SDPA's FLASH
+# and CUDNN backends (sdpa_peer.py) on the kernel benchmark's shapes: bf16, d64 and d128, causal
+# and full, seq 1k..32k at 16k tokens per batch (heads = 2048 / D).
 # Writes into <outdir> (at most 8 files, for the device tool): run.log, build.log, ptxas.txt,
-# ctest_gpu.log, ours.jsonl, peers.jsonl, kernel_bench.json (GPU, date, commit, every figure)
-# and table.md.
+# ctest_gpu.log, kernels.jsonl (our rows, then the peers'), virtual_ranks.json (the per-step
+# times, seqpar-model-check's JSON: `seqpar-model-check --input` reads it back, with its rate),
+# kernel_bench.json (GPU, date, commit, every figure, the virtual-rank JSON and table) and
+# table.md (both tables).
 #
 # Usage: benchmarks/device/run.sh <outdir>
 # Environment: SEQPAR_GPU_BUILD (build folder, default build-gpu), SEQPAR_COMMIT (when the tree
 # has no .git), SEQPAR_SEQS (default 1024,2048,4096,8192,16384,32768),
+# SEQPAR_VR_RANKS, SEQPAR_VR_SEQ, SEQPAR_VR_REPEATS (virtual-rank benchmark, default 8, 65536,
+# 3 timed rounds after 1 warm-up round; about 5 whole-sequence passes per round),
 # SEQPAR_ALLOW_NO_GPU=1 (go on without a GPU: to check this script's logic on a CPU machine).
 # Boost.Program_options (needed by seqpar-bench) and GoogleTest (needed by the tests) are
 # usually absent on the GPU machine: carry build-gpu-deps/ (Debian .deb files fetched on a
@@ -28,6 +35,9 @@ deps=$repo/build-gpu-deps
 seqs=${SEQPAR_SEQS:-1024,2048,4096,8192,16384,32768}
 tokens=16384
 hidden=2048
+vr_ranks=${SEQPAR_VR_RANKS:-8}
+vr_seq=${SEQPAR_VR_SEQ:-65536}
+vr_repeats=${SEQPAR_VR_REPEATS:-3}
 : >"$out/run.log"
 
 log() { echo "[run.sh] $*" | tee -a "$out/run.log"; }
@@ -107,7 +117,7 @@ if ((have_gtest)); then
 fi
 
 # ---- 4. our kernels ----
-: >"$out/ours.jsonl"
+: >"$out/kernels.jsonl"
 if ((have_boost)); then
   IFS=, read -ra seq_list <<<"$seqs"
   for d in 64 128; do
@@ -118,40 +128,71 @@ if ((have_boost)); then
         h=$((hidden / d))
         if ! timeout 120 "$build/bin/seqpar-bench" --mode kernel --device cuda --dtype bf16 \
           --batch "$b" --seq "$s" --heads "$h" --kv-heads "$h" --head-dim "$d" --mask "$mask" \
-          --json >>"$out/ours.jsonl" 2>>"$out/run.log"; then
+          --json >>"$out/kernels.jsonl" 2>>"$out/run.log"; then
           log "seqpar-bench failed: d=$d mask=$mask seq=$s"
         fi
       done
     done
   done
-  log "ours: $(wc -l <"$out/ours.jsonl") rows"
+  log "ours: $(wc -l <"$out/kernels.jsonl") rows"
+fi
+ours_rows=$(wc -l <"$out/kernels.jsonl")
+
+# ---- 5. the virtual-rank scheme benchmark (issue 4; the input of issue 5's model check) ----
+# Each virtual rank's every step of ring, striped, zigzag and lightseq, and one rank's whole
+# sequence as one block, timed with the CUDA kernels (median of the rounds); measured vs
+# predicted efficiency, the model fed the kept-tile rate of this run's own blocks.
+vr_status="not run (needs seqpar-model-check: Boost.Program_options)"
+vr_table="$build/virtual_ranks.txt"
+rm -f "$vr_table" "$out/virtual_ranks.json"
+if ((have_boost)); then
+  timeout 300 "$build/bin/seqpar-model-check" --device cuda --ranks "$vr_ranks" --seq "$vr_seq" \
+    --heads 32 --kv-heads 8 --head-dim 128 --mask causal --dtype bf16 --backward --warmup 1 \
+    --repeats "$vr_repeats" --schemes ring,striped,zigzag,lightseq \
+    --write "$out/virtual_ranks.json" >"$vr_table" 2>>"$out/run.log"
+  vr_rc=$?
+  if ((vr_rc == 0)); then
+    vr_status=ok
+    tee -a "$out/run.log" <"$vr_table"
+  else
+    vr_status="failed (exit $vr_rc; 124: timed out, 3: no GPU; see run.log)"
+    rm -f "$vr_table"
+  fi
+  log "virtual ranks (P=$vr_ranks, S=$vr_seq): $vr_status"
 fi
 
-# ---- 5. torch SDPA peers ----
-: >"$out/peers.jsonl"
+# ---- 6. torch SDPA peers ----
 if timeout 400 python3 "$repo/benchmarks/device/sdpa_peer.py" --seqs "$seqs" --tokens "$tokens" \
-  --hidden "$hidden" >"$out/peers.jsonl" 2>>"$out/run.log"; then
-  log "peers: $(wc -l <"$out/peers.jsonl") rows"
+  --hidden "$hidden" >>"$out/kernels.jsonl" 2>>"$out/run.log"; then
+  log "peers: $(($(wc -l <"$out/kernels.jsonl") - ours_rows)) rows"
 else
   log "sdpa_peer.py failed (see run.log)"
 fi
+peer_rows=$(($(wc -l <"$out/kernels.jsonl") - ours_rows))
 
-# ---- 6. JSON + table ----
-python3 - "$out" "$gpu_name" "$commit" "$tests_status" <<'PY' || die "summary"
-import datetime, json, sys
-out, gpu, commit, tests = sys.argv[1:5]
+# ---- 7. JSON + tables ----
+python3 - "$out" "$gpu_name" "$commit" "$tests_status" "$vr_table" "$vr_status" <<'PY' || die "summary"
+import datetime, json, os, sys
+out, gpu, commit, tests, vr_table, vr_status = sys.argv[1:7]
 def rows(name):
     try:
         return [json.loads(l) for l in open(f"{out}/{name}") if l.strip()]
     except FileNotFoundError:
         return []
-ours, peers = rows("ours.jsonl"), rows("peers.jsonl")
-for r in ours:
-    r["impl"] = "seqpar"
+every = rows("kernels.jsonl")
+for r in every:
+    r.setdefault("impl", "seqpar")  # seqpar-bench rows carry no impl; the peers' do
+ours = [r for r in every if r["impl"] == "seqpar"]
+peers = [r for r in every if r["impl"] != "seqpar"]
+vr = {"status": vr_status}
+if os.path.exists(f"{out}/virtual_ranks.json") and os.path.exists(vr_table):
+    vr["steps"] = json.load(open(f"{out}/virtual_ranks.json"))
+    vr["table"] = open(vr_table).read()
 doc = {"what": "block attention kernels, one GPU, bf16, median of CUDA-event timings",
        "flops": "forward 4*B*H*S*S*D (halved for causal), backward 2.5x forward",
        "gpu": gpu, "date": datetime.date.today().isoformat(), "commit": commit,
-       "gpu_tests": tests, "rows": ours + peers}
+       "gpu_tests": tests, "rows": ours + peers,
+       "virtual_ranks": vr}
 json.dump(doc, open(f"{out}/kernel_bench.json", "w"), indent=1)
 key = lambda r: (r["head_dim"], r["mask"], r["seq"])
 by = {}
@@ -170,9 +211,13 @@ for k in sorted(by):
     lines.append(f"| {k[0]} | {k[1]} | {k[2]} | {b} | {fig(o, 'fwd_tflops')} | {fig(f, 'fwd_tflops')} | "
                  f"{fig(c, 'fwd_tflops')} | {fig(o, 'bwd_tflops')} | {fig(f, 'bwd_tflops')} | "
                  f"{fig(c, 'bwd_tflops')} | {ratio} |")
+lines += ["", f"Virtual ranks (seqpar-model-check --device cuda): {vr_status}."]
+if "table" in vr:
+    lines += ["", "```", vr["table"].rstrip(), "```"]
 open(f"{out}/table.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
 log "wrote $out/kernel_bench.json and $out/table.md"
 [[ $tests_status != fail ]] || exit 1
-[[ -s $out/ours.jsonl && -s $out/peers.jsonl ]] || die "no benchmark figures from ours or from the peers"
+((ours_rows > 0 && peer_rows > 0)) || die "no benchmark figures from ours or from the peers"
+[[ $vr_status == ok ]] || die "the virtual-rank benchmark: $vr_status"

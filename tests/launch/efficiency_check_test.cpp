@@ -1,9 +1,13 @@
 // The efficiency harness (launch/efficiency_check.hpp): the JSON a GPU virtual-rank benchmark
 // will write, the round trip of the host measurement, and a small host measurement whose
-// structure (causal ring unbalanced, zigzag balanced) must show.
+// structure (causal ring unbalanced, zigzag balanced, LightSeq in between) must show; each
+// scheme's step blocks, and the rate a GPU run derives from its own blocks.
 #include "launch/efficiency_check.hpp"
 
 #include <gtest/gtest.h>
+
+#include <set>
+#include <utility>
 
 #include "launch/mini_json.hpp"
 
@@ -83,6 +87,122 @@ TEST(EfficiencyCheck, HostMeasurementShowsTheCausalImbalance) {
   EXPECT_GT(zigzag.measured, 0.0);
   EXPECT_NEAR(ring.predicted, 4.0 / 7.0, 0.05);  // rank 3: 7 half-blocks of the 4 ranks' 16
   EXPECT_GT(zigzag.predicted, ring.predicted * 1.2);
+}
+
+// Every (query shard, kv shard) pair the scheme must compute, exactly once, and at most one
+// block per rank and step: all P^2 pairs for the ring family, the causal pairs (i >= j) in
+// P/2 + 1 steps for LightSeq, a helper computing another rank's queries against its own K/V.
+TEST(EfficiencyCheck, StepBlocksCoverEveryPairOnce) {
+  for (int ranks = 1; ranks <= 9; ++ranks) {
+    for (SchemeKind scheme : {SchemeKind::kRing, SchemeKind::kZigzag, SchemeKind::kLightSeq}) {
+      const auto steps = scheme_step_blocks(scheme, ranks, MaskKind::kCausal);
+      ASSERT_TRUE(steps.is_ok()) << steps.status().to_string();
+      const bool lightseq = scheme == SchemeKind::kLightSeq;
+      EXPECT_EQ(static_cast<int>(steps.value().size()), lightseq ? ranks / 2 + 1 : ranks);
+      std::set<std::pair<int, int>> seen;
+      for (size_t step = 0; step < steps.value().size(); ++step) {
+        ASSERT_EQ(static_cast<int>(steps.value()[step].size()), ranks);
+        for (int r = 0; r < ranks; ++r) {
+          const StepBlock& b = steps.value()[step][static_cast<size_t>(r)];
+          if (b.idle()) continue;
+          EXPECT_TRUE(seen.insert({b.q_block, b.kv_block}).second)
+              << scheme_name(scheme) << " P=" << ranks << ": pair computed twice";
+          if (!lightseq) {
+            EXPECT_EQ(b.q_block, r);
+            EXPECT_EQ(b.accumulate, step > 0);
+          } else {
+            EXPECT_GE(b.q_block, b.kv_block);
+            EXPECT_TRUE(b.q_block == r || b.kv_block == r);  // owner, or helper with own K/V
+            EXPECT_EQ(b.accumulate, step > 0 && b.q_block == r);
+          }
+        }
+      }
+      EXPECT_EQ(seen.size(),
+                static_cast<size_t>(lightseq ? ranks * (ranks + 1) / 2 : ranks * ranks));
+    }
+  }
+  EXPECT_FALSE(scheme_step_blocks(SchemeKind::kLightSeq, 4, MaskKind::kFull).is_ok());
+  EXPECT_FALSE(scheme_step_blocks(SchemeKind::kUlysses, 4, MaskKind::kCausal).is_ok());
+}
+
+// LightSeq on the host: its P/2 + 1 steps with idle ranks at 0, the JSON round trip, and the
+// efficiency between the causal ring's (4/7) and zigzag's (1): 4 ranks, 3 steps, the slowest
+// rank does a diagonal and two full blocks (2.5 of the 2 blocks' worth per rank), 0.8.
+TEST(EfficiencyCheck, HostMeasurementOfLightSeq) {
+  const AttentionProblem p{1, 1024, 4, 1, 64, MaskKind::kCausal, DType::kF32, 0.0f};
+  const StatusOr<EfficiencyInput> in =
+      measure_host_steps(p, 4, true, {SchemeKind::kRing, SchemeKind::kLightSeq}, 2);
+  ASSERT_TRUE(in.is_ok()) << in.status().to_string();
+  const StepTimings& light = in.value().schemes[1];
+  ASSERT_EQ(light.forward_seconds.size(), 3u);
+  ASSERT_EQ(light.backward_seconds.size(), 3u);
+  EXPECT_EQ(light.forward_seconds[2][0], 0.0);  // step 2 (P/2): ranks 0, 1 idle
+  EXPECT_EQ(light.backward_seconds[2][1], 0.0);
+  EXPECT_GT(light.forward_seconds[1][0], 0.0);  // step 1: rank 0 helps rank 3
+  const StatusOr<EfficiencyInput> back = parse_efficiency_input(efficiency_input_json(in.value()));
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_NEAR(back.value().schemes[1].forward_seconds[1][3], light.forward_seconds[1][3], 1e-9);
+  const auto rows = compare_efficiency(back.value(), flat_rate(1e10), KernelTiles{64, 64}, nullptr);
+  ASSERT_TRUE(rows.is_ok()) << rows.status().to_string();
+  const EfficiencyRow& ring = rows.value()[0];
+  const EfficiencyRow& lightseq = rows.value()[1];
+  EXPECT_GT(lightseq.measured, 0.0);  // timings: not asserted in CI (see the test above)
+  EXPECT_GT(lightseq.predicted, ring.predicted * 1.2);  // ideal 0.8 / 0.571 = 1.4
+  EXPECT_LT(lightseq.predicted, 0.9);
+  // A file whose lightseq has P steps, not P/2 + 1, is refused; so is a topology with lightseq.
+  std::string json = efficiency_input_json(in.value());
+  EXPECT_FALSE(
+      parse_efficiency_input(json.replace(json.rfind("\"lightseq\""), 10, "\"zigzag\"")).is_ok());
+  Topology topology = default_topology();
+  topology.ranks_per_node = 4;
+  EXPECT_FALSE(
+      compare_efficiency(back.value(), flat_rate(1e10), KernelTiles{64, 64}, &topology).is_ok());
+}
+
+// The rate a GPU run derives from its own t x t blocks: kept-tile FLOPs over the time, so the
+// model predicts those blocks' times exactly; it travels in the JSON.
+TEST(EfficiencyCheck, RateFromBlocksReproducesTheirTimes) {
+  const AttentionProblem p{1, 2048, 8, 2, 128, MaskKind::kCausal, DType::kBF16, 0.0f};
+  const KernelTiles gpu{64, 64, false};
+  // Causal t x t blocks, 64 x 64 tiles: the model counts every computed tile whole, diagonal
+  // ones too: 8 * 9 / 2 = 36 tiles of 512, 32 * 33 / 2 = 528 of 2048.
+  const double work512 = 36 * 64.0 * 64;
+  const double work2048 = 528 * 64.0 * 64;
+  const double whole = work2048 / work512;  // the whole block's time at the 512 block's rate
+  const StatusOr<ComputeRate> rate = rate_from_blocks(
+      p, gpu, {512, 2048}, {1e-3, whole * 1e-3}, {2e-3, whole * 2e-3}, "test GPU", "test blocks");
+  ASSERT_TRUE(rate.is_ok()) << rate.status().to_string();
+  EXPECT_NEAR(rate.value().forward_flops_per_s[0], 4.0 * 8 * 128 * work512 / 1e-3, 1.0);
+  EXPECT_NEAR(rate.value().backward_flops_per_s[0], 2.5 * 4.0 * 8 * 128 * work512 / 2e-3, 1.0);
+  EXPECT_NEAR(rate.value().forward_flops_per_s[1] / rate.value().forward_flops_per_s[0], 1.0,
+              1e-12);
+  EXPECT_FALSE(rate_from_blocks(p, gpu, {512}, {0.0}, {}, "x", "y").is_ok());
+
+  EfficiencyInput in;
+  in.device = "test GPU \"quoted\"";
+  in.problem = p;
+  in.backward = true;
+  in.ranks = 4;
+  in.whole_forward_seconds = whole * 1e-3;
+  in.whole_backward_seconds = whole * 2e-3;
+  in.rate = rate.value();
+  StepTimings zigzag;
+  zigzag.scheme = SchemeKind::kZigzag;
+  zigzag.forward_seconds.assign(4, std::vector<double>(4, whole / 16 * 1e-3));
+  zigzag.backward_seconds.assign(4, std::vector<double>(4, whole / 16 * 2e-3));
+  in.schemes.push_back(zigzag);
+  const StatusOr<EfficiencyInput> back = parse_efficiency_input(efficiency_input_json(in));
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(back.value().device, in.device);
+  ASSERT_EQ(back.value().rate.block_tokens.size(), 2u);
+  EXPECT_NEAR(back.value().rate.backward_flops_per_s[1] / rate.value().backward_flops_per_s[1], 1.0,
+              1e-8);
+  const auto rows = compare_efficiency(back.value(), back.value().rate, gpu, nullptr);
+  ASSERT_TRUE(rows.is_ok()) << rows.status().to_string();
+  // Steps of a sixteenth of the whole each, four in lock step: measured efficiency 1; zigzag's
+  // blocks are balanced and the rate is flat here, so the model says 1 too.
+  EXPECT_NEAR(rows.value()[0].measured, 1.0, 1e-6);  // ms with 9 digits in the JSON
+  EXPECT_NEAR(rows.value()[0].predicted, 1.0, 0.02);
 }
 
 }  // namespace
