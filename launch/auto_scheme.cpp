@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "launch/calibration.hpp"
+
 namespace seqpar {
 namespace {
 
@@ -117,12 +119,49 @@ ModelInputs model_inputs_for(const RunOptions& o, const Topology& topology,
   return in;
 }
 
+namespace {
+
+// --measure-links: the topology's intra- and inter-node figures replaced by ping-pongs over the
+// run's own communicator (collective).
+Status measure_topology_links(Communicator& comm, Topology& topology,
+                              std::vector<std::string>& notes) {
+  // Rank 0 against a rank of its node, then against the first rank of the next node.
+  struct Level {
+    const char* name;
+    int peer;
+    LinkSpec* link;
+  };
+  const Level levels[] = {
+      {"intra", topology.ranks_per_node > 1 ? 1 : 0, &topology.intra},
+      {"inter", topology.nodes > 1 ? topology.ranks_per_node : 0, &topology.inter}};
+  for (const Level& level : levels) {
+    if (level.peer == 0) continue;  // no such pair in this run: the topology's figure stays
+    LinkMeasureOptions measure;
+    measure.peer = level.peer;
+    measure.kind = level.link->kind;
+    SEQPAR_ASSIGN_OR_RETURN(const LinkSpec measured, measure_link(comm, measure));
+    *level.link = measured;
+    notes.push_back(str_cat(level.name, " link measured (rank 0 <-> ", level.peer,
+                            "): ", measured.bandwidth_bytes_per_s / 1e9, " GB/s, ",
+                            measured.latency_s * 1e6, " us"));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
 StatusOr<AutoScheme> plan_auto_scheme(const RunOptions& o, Communicator* comm, int ranks) {
   AutoScheme out;
   const bool host_ranks = o.ranks_given || (comm == nullptr && !o.dry_run);
-  SEQPAR_ASSIGN_OR_RETURN(
-      const Topology topology,
-      resolve_topology(o, comm, comm ? comm->size() : ranks, host_ranks, out.notes));
+  SEQPAR_ASSIGN_OR_RETURN(Topology topology, resolve_topology(o, comm, comm ? comm->size() : ranks,
+                                                              host_ranks, out.notes));
+  if (o.measure_links) {
+    SEQPAR_REQUIRE(comm != nullptr, StatusCode::kInvalidArgument,
+                   "--measure-links needs the ranks' communicator: run under mpirun with "
+                   "--backend mpi or nccl (the threads backend and --dry-run plan before any "
+                   "communicator exists)");
+    SEQPAR_RETURN_IF_ERROR(measure_topology_links(*comm, topology, out.notes));
+  }
   StatusOr<ComputeRate> rate =
       comm == nullptr || comm->rank() == 0
           ? resolve_rate(o, topology)

@@ -81,7 +81,10 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
       "block-kernel compute rate saved by the calibration (default: the cached or measured "
       "host rate on a CPU, the documented H100 figures for a GPU topology)")(
       "recalibrate", po::bool_switch(&o.recalibrate),
-      "measure the host block kernel again instead of using the cached rate");
+      "measure the host block kernel again instead of using the cached rate")(
+      "measure-links", po::bool_switch(&o.measure_links),
+      "time the active backend's links (a ping-pong inside a node and across nodes) and use "
+      "them instead of the topology's figures (needs a communicator: --backend mpi or nccl)");
 
   po::variables_map vm;
   try {

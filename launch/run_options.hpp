@@ -49,6 +49,7 @@ struct RunOptions {
   TopologyOverrides topology;  // --nodes, --gpus-per-node, --intra, --inter
   std::string rate_file;       // --rate-file FILE: a saved ComputeRate (launch/calibration.hpp)
   bool recalibrate = false;    // --recalibrate: measure the host kernel again, not the cache
+  bool measure_links = false;  // --measure-links: time the active backend's links (under mpirun)
   // Whether any topology option was given (else: discovered at run time, default on a dry run).
   bool topology_given() const {
     return !topology_file.empty() || topology.nodes > 0 || topology.gpus_per_node > 0 ||
