@@ -2,24 +2,21 @@
 #include "runtime/head_exchange.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 #include "core/dtype.hpp"
-#include "runtime/grid_copy.hpp"
+#include "runtime/buffer_ops.hpp"
 #include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
 
-StatusOr<std::unique_ptr<HeadExchange>> HeadExchange::create(const AttentionProblem& p,
-                                                             Communicator& comm,
-                                                             std::vector<HeadSlice> slices,
-                                                             std::vector<int64_t> tokens,
-                                                             BackwardCarry carry) {
+StatusOr<std::unique_ptr<HeadExchange>> HeadExchange::create(
+    const AttentionProblem& p, Communicator& comm, std::vector<HeadSlice> slices,
+    std::vector<int64_t> tokens, BackwardCarry carry, const KernelTarget& target) {
   SEQPAR_REQUIRE(
       slices.size() == static_cast<size_t>(comm.size()) && tokens.size() == slices.size(),
       StatusCode::kInternal, "head exchange over ", comm.size(), " ranks got ", slices.size(),
       " head slices and ", tokens.size(), " token counts");
-  std::unique_ptr<HeadExchange> exchange(new HeadExchange(p, comm));
+  std::unique_ptr<HeadExchange> exchange(new HeadExchange(p, comm, target));
   SEQPAR_RETURN_IF_ERROR(exchange->plan(std::move(slices), std::move(tokens), carry));
   SEQPAR_RETURN_IF_ERROR(exchange->allocate_workspace());
   return exchange;
@@ -77,7 +74,7 @@ Status HeadExchange::allocate_workspace() {
   arena.add(lse_heads_, stat_bytes);
   arena.add(delta_heads_, sends_delta ? stat_bytes : 0);
   arena.add(dkv_total_, 2 * local_kv_elems * sizeof(float));
-  return arena.allocate(workspace_);
+  return arena.allocate(workspace_, target_.device);
 }
 
 Status HeadExchange::all_to_all(const AllToAllSplit& split) {
@@ -99,18 +96,21 @@ Status HeadExchange::to_heads(const AllToAllSplit& split, std::span<const void* 
     const PieceParts parts = piece_parts(p_, T, to);
     char* piece = send_ + split.send_offsets[static_cast<size_t>(d)];
     for (const void* src : q_like) {
-      copy_grid_rect({src, dt, {B, T, p_.heads_q, D}}, {0, to.q_begin},
-                     {piece, dt, {B, T, to.q_count, D}}, {0, 0}, T, to.q_count);
+      SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect(
+          {src, dt, {B, T, p_.heads_q, D}}, {0, to.q_begin}, {piece, dt, {B, T, to.q_count, D}},
+          {0, 0}, T, to.q_count, target_));
       piece += parts.q;
     }
     for (const void* src : kv) {  // by position: K and V may be one buffer
-      copy_grid_rect({src, dt, {B, T, p_.heads_kv, D}}, {0, to.kv_begin},
-                     {piece, dt, {B, T, to.kv_count, D}}, {0, 0}, T, to.kv_count);
+      SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect(
+          {src, dt, {B, T, p_.heads_kv, D}}, {0, to.kv_begin}, {piece, dt, {B, T, to.kv_count, D}},
+          {0, 0}, T, to.kv_count, target_));
       piece += parts.kv;
     }
     for (const float* src : stats) {
-      copy_grid_rect({src, DType::kF32, {B, p_.heads_q, T, 1}}, {to.q_begin, 0},
-                     {piece, DType::kF32, {B, to.q_count, T, 1}}, {0, 0}, to.q_count, T);
+      SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect(
+          {src, DType::kF32, {B, p_.heads_q, T, 1}}, {to.q_begin, 0},
+          {piece, DType::kF32, {B, to.q_count, T, 1}}, {0, 0}, to.q_count, T, target_));
       piece += parts.stat;
     }
   }
@@ -121,18 +121,21 @@ Status HeadExchange::to_heads(const AllToAllSplit& split, std::span<const void* 
     const int64_t Ts = tokens_of(s), at = begin_of(s);
     const PieceParts mine = piece_parts(p_, Ts, mine_);
     for (void* dst : q_heads) {
-      copy_grid_rect({piece, dt, {B, Ts, q_r, D}}, {0, 0}, {dst, dt, {B, Sh, q_r, D}}, {at, 0}, Ts,
-                     q_r);
+      SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({piece, dt, {B, Ts, q_r, D}}, {0, 0},
+                                                        {dst, dt, {B, Sh, q_r, D}}, {at, 0}, Ts,
+                                                        q_r, target_));
       piece += mine.q;
     }
     for (void* dst : kv_heads) {
-      copy_grid_rect({piece, dt, {B, Ts, kv_r, D}}, {0, 0}, {dst, dt, {B, Sh, kv_r, D}}, {at, 0},
-                     Ts, kv_r);
+      SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({piece, dt, {B, Ts, kv_r, D}}, {0, 0},
+                                                        {dst, dt, {B, Sh, kv_r, D}}, {at, 0}, Ts,
+                                                        kv_r, target_));
       piece += mine.kv;
     }
     for (float* dst : stat_heads) {
-      copy_grid_rect({piece, DType::kF32, {B, q_r, Ts, 1}}, {0, 0},
-                     {dst, DType::kF32, {B, q_r, Sh, 1}}, {0, at}, q_r, Ts);
+      SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({piece, DType::kF32, {B, q_r, Ts, 1}},
+                                                        {0, 0}, {dst, DType::kF32, {B, q_r, Sh, 1}},
+                                                        {0, at}, q_r, Ts, target_));
       piece += mine.stat;
     }
   }
@@ -152,18 +155,21 @@ Status HeadExchange::to_tokens(const AllToAllSplit& split, DType dtype,
     const int64_t Td = tokens_of(d), at = begin_of(d);
     const PieceParts mine = piece_parts(p_, Td, mine_);
     for (const void* src : q_like) {
-      copy_grid_rect({src, dtype, {B, Sh, q_r, D}}, {at, 0}, {piece, dt, {B, Td, q_r, D}}, {0, 0},
-                     Td, q_r);
+      SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({src, dtype, {B, Sh, q_r, D}}, {at, 0},
+                                                        {piece, dt, {B, Td, q_r, D}}, {0, 0}, Td,
+                                                        q_r, target_));
       piece += mine.q;
     }
     for (const void* src : kv) {
-      copy_grid_rect({src, dtype, {B, Sh, kv_r, D}}, {at, 0}, {piece, dt, {B, Td, kv_r, D}}, {0, 0},
-                     Td, kv_r);
+      SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({src, dtype, {B, Sh, kv_r, D}}, {at, 0},
+                                                        {piece, dt, {B, Td, kv_r, D}}, {0, 0}, Td,
+                                                        kv_r, target_));
       piece += mine.kv;
     }
     for (const float* src : stats) {
-      copy_grid_rect({src, DType::kF32, {B, q_r, Sh, 1}}, {0, at},
-                     {piece, DType::kF32, {B, q_r, Td, 1}}, {0, 0}, q_r, Td);
+      SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect(
+          {src, DType::kF32, {B, q_r, Sh, 1}}, {0, at}, {piece, DType::kF32, {B, q_r, Td, 1}},
+          {0, 0}, q_r, Td, target_));
       piece += mine.stat;
     }
   }
@@ -187,11 +193,13 @@ Status HeadExchange::forward_out(const void* o_heads, DType o_dtype, const Forwa
   for (int s = 0; s < static_cast<int>(slices_.size()); ++s) {
     const HeadSlice& from = slices_[static_cast<size_t>(s)];
     const char* piece = recv_ + forward_out_.recv_offsets[static_cast<size_t>(s)];
-    copy_grid_rect({piece, dt, {B, T, from.q_count, D}}, {0, 0},
-                   {args.out, dt, {B, T, p_.heads_q, D}}, {0, from.q_begin}, T, from.q_count);
-    copy_grid_rect({piece + piece_parts(p_, T, from).q, DType::kF32, {B, from.q_count, T, 1}},
-                   {0, 0}, {args.lse, DType::kF32, {B, p_.heads_q, T, 1}}, {from.q_begin, 0},
-                   from.q_count, T);
+    SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({piece, dt, {B, T, from.q_count, D}}, {0, 0},
+                                                      {args.out, dt, {B, T, p_.heads_q, D}},
+                                                      {0, from.q_begin}, T, from.q_count, target_));
+    SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect(
+        {piece + piece_parts(p_, T, from).q, DType::kF32, {B, from.q_count, T, 1}}, {0, 0},
+        {args.lse, DType::kF32, {B, p_.heads_q, T, 1}}, {from.q_begin, 0}, from.q_count, T,
+        target_));
   }
   return Status::ok();
 }
@@ -222,24 +230,27 @@ Status HeadExchange::backward_out(const void* dq_heads, const void* dk_heads, co
   const int64_t B = p_.batch, T = tokens_of(comm_.rank()), D = p_.head_dim;
   // dQ heads arrive once each; dK, dV shares of a kv head several peers shared are summed.
   const size_t local_kv_elems = static_cast<size_t>(B * T * p_.heads_kv * D);
-  std::memset(dkv_total_, 0, 2 * local_kv_elems * sizeof(float));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(dkv_total_, 2 * local_kv_elems * sizeof(float), target_));
   for (int s = 0; s < static_cast<int>(slices_.size()); ++s) {
     const HeadSlice& from = slices_[static_cast<size_t>(s)];
     const PieceParts parts = piece_parts(p_, T, from);
     const char* piece = recv_ + backward_out_.recv_offsets[static_cast<size_t>(s)];
-    copy_grid_rect({piece, dt, {B, T, from.q_count, D}}, {0, 0},
-                   {args.dq, dt, {B, T, p_.heads_q, D}}, {0, from.q_begin}, T, from.q_count);
+    SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({piece, dt, {B, T, from.q_count, D}}, {0, 0},
+                                                      {args.dq, dt, {B, T, p_.heads_q, D}},
+                                                      {0, from.q_begin}, T, from.q_count, target_));
     piece += parts.q;
     for (float* total : {dkv_total_, dkv_total_ + local_kv_elems}) {
-      add_grid_rect({piece, dt, {B, T, from.kv_count, D}}, {0, 0},
-                    {total, DType::kF32, {B, T, p_.heads_kv, D}}, {0, from.kv_begin}, T,
-                    from.kv_count);
+      SEQPAR_RETURN_IF_ERROR(
+          buffer_ops::add_grid_rect({piece, dt, {B, T, from.kv_count, D}}, {0, 0},
+                                    {total, DType::kF32, {B, T, p_.heads_kv, D}},
+                                    {0, from.kv_begin}, T, from.kv_count, target_));
       piece += parts.kv;
     }
   }
-  convert_from_float(dkv_total_, args.dk, dt, local_kv_elems);
-  convert_from_float(dkv_total_ + local_kv_elems, args.dv, dt, local_kv_elems);
-  return Status::ok();
+  SEQPAR_RETURN_IF_ERROR(
+      buffer_ops::convert_from_float(dkv_total_, args.dk, dt, local_kv_elems, target_));
+  return buffer_ops::convert_from_float(dkv_total_ + local_kv_elems, args.dv, dt, local_kv_elems,
+                                        target_);
 }
 
 }  // namespace seqpar

@@ -8,17 +8,19 @@
 // runtime/head_all_to_all.hpp; a kv head goes only to the ranks whose q heads read it, and its dK,
 // dV shares are summed in fp32 at the token owner.
 //
-// Built once per plan: the splits and the head tensors live in its own arena, so a step
-// allocates nothing.
+// Built once per plan: the splits and the head tensors live in its own arena, on the target's
+// device, so a step allocates nothing; packing, unpacking and sums run on the target
+// (runtime/buffer_ops.hpp).
 #include <memory>
 #include <span>
 #include <vector>
 
+#include "attention/dispatch.hpp"
 #include "comm/communicator.hpp"
-#include "core/host_buffer.hpp"
 #include "partition/head_split.hpp"
 #include "runtime/head_all_to_all.hpp"
 #include "runtime/problem.hpp"
+#include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
 
@@ -30,13 +32,12 @@ enum class BackwardCarry {
 
 class HeadExchange {
  public:
-  // Peer r of `comm` holds slices[r] and tokens[r] tokens; `comm` outlives the exchange.
+  // Peer r of `comm` holds slices[r] and tokens[r] tokens; `comm` outlives the exchange. The
+  // arena lives on target.device and the element work runs on `target`.
   // kOutOfMemory when the counts or the arena cannot be allocated.
-  static StatusOr<std::unique_ptr<HeadExchange>> create(const AttentionProblem& p,
-                                                        Communicator& comm,
-                                                        std::vector<HeadSlice> slices,
-                                                        std::vector<int64_t> tokens,
-                                                        BackwardCarry carry);
+  static StatusOr<std::unique_ptr<HeadExchange>> create(
+      const AttentionProblem& p, Communicator& comm, std::vector<HeadSlice> slices,
+      std::vector<int64_t> tokens, BackwardCarry carry, const KernelTarget& target);
 
   const HeadSlice& mine() const { return mine_; }
   int64_t heads_seq() const { return heads_seq_; }  // S_h
@@ -65,7 +66,8 @@ class HeadExchange {
   float* delta_heads() const { return delta_heads_; }
 
  private:
-  HeadExchange(const AttentionProblem& p, Communicator& comm) : p_(p), comm_(comm) {}
+  HeadExchange(const AttentionProblem& p, Communicator& comm, const KernelTarget& target)
+      : p_(p), comm_(comm), target_(target) {}
   Status plan(std::vector<HeadSlice> slices, std::vector<int64_t> tokens, BackwardCarry carry);
   Status allocate_workspace();
   int64_t tokens_of(int peer) const { return tokens_[static_cast<size_t>(peer)]; }
@@ -85,6 +87,7 @@ class HeadExchange {
 
   AttentionProblem p_;
   Communicator& comm_;
+  KernelTarget target_;               // where the arena lives and the element work runs
   std::vector<HeadSlice> slices_;     // (peers): every peer's heads
   HeadSlice mine_;                    // this rank's heads
   std::vector<int64_t> tokens_;       // (peers): T_s, the tokens of peer s
@@ -94,7 +97,7 @@ class HeadExchange {
   // Forward Q,K,V in and O,LSE out; backward Q,dO,(O),K,V,LSE,(delta) in and dQ,dK,dV out.
   AllToAllSplit forward_in_, forward_out_, backward_in_, backward_out_;
 
-  HostBuffer workspace_;
+  WorkspaceBuffer workspace_;     // on target_.device
   char* send_ = nullptr;          // the largest send of the four all-to-alls
   char* recv_ = nullptr;          // the largest receive of the four
   void* q_heads_ = nullptr;       // (B, S_h, q_r, D) storage

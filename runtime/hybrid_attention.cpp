@@ -14,8 +14,8 @@ StatusOr<std::unique_ptr<Scheme>> HybridAttention::create(const SchemeContext& c
   SEQPAR_REQUIRE(
       context.device == Device::kHost, StatusCode::kUnsupported, scheme_name(context.kind), " on ",
       device_name(context.device),
-      " memory is not supported yet: the schemes run on host memory (their GPU path, with "
-      "device buffers and streams, is not written)");
+      " memory is not supported yet: the schemes' workspace and elementwise work follow the "
+      "plan's device, but the communicators do not move device memory yet");
   SEQPAR_REQUIRE(context.layout.kind() == LayoutKind::kHybridZigzag, StatusCode::kInternal,
                  "hybrid needs the hybrid_zigzag layout, got ", layout_name(context.layout.kind()));
   std::unique_ptr<HybridAttention> scheme(new HybridAttention(context));
@@ -30,9 +30,10 @@ StatusOr<std::unique_ptr<Scheme>> HybridAttention::create(const SchemeContext& c
   std::vector<int64_t> tokens;
   const int group_first = scheme->grid_.group_of(context.comm->rank()) * ulysses;
   for (int u = 0; u < ulysses; ++u) tokens.push_back(context.layout.local_seq(group_first + u));
-  SEQPAR_ASSIGN_OR_RETURN(scheme->exchange_,
-                          HeadExchange::create(p, *scheme->group_comm_, std::move(slices),
-                                               std::move(tokens), BackwardCarry::kOut));
+  SEQPAR_ASSIGN_OR_RETURN(
+      scheme->exchange_,
+      HeadExchange::create(p, *scheme->group_comm_, std::move(slices), std::move(tokens),
+                           BackwardCarry::kOut, {context.device, context.stream}));
   SEQPAR_RETURN_IF_ERROR(scheme->create_ring());
   SEQPAR_RETURN_IF_ERROR(scheme->allocate_workspace());
   return std::unique_ptr<Scheme>(std::move(scheme));
@@ -78,7 +79,7 @@ Status HybridAttention::allocate_workspace() {
   arena.add(dq_heads_, rows * static_cast<size_t>(mine.q_count * p.head_dim) * storage);
   for (void** kv_like : {&dk_heads_, &dv_heads_})
     arena.add(*kv_like, rows * static_cast<size_t>(mine.kv_count * p.head_dim) * storage);
-  return arena.allocate(workspace_);
+  return arena.allocate(workspace_, ctx_.device);
 }
 
 Status HybridAttention::forward(const ForwardArgs& args) {

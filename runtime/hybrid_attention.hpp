@@ -18,10 +18,10 @@
 #include <memory>
 #include <span>
 
-#include "core/host_buffer.hpp"
 #include "runtime/head_exchange.hpp"
 #include "runtime/hybrid_grid.hpp"
 #include "runtime/scheme.hpp"
+#include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
 
@@ -51,8 +51,8 @@ class HybridAttention final : public Scheme {
   std::unique_ptr<HeadExchange> exchange_;
   std::unique_ptr<Scheme> ring_;  // zigzag RingAttention over ring_comm_, on this rank's heads
 
-  // One arena, carved once (see allocate_workspace): the ring's gradients.
-  HostBuffer workspace_;
+  // One arena on the plan's device, carved once (see allocate_workspace): the ring's gradients.
+  WorkspaceBuffer workspace_;
   void* dq_heads_ = nullptr;  // (B, S/R, q_u, D) storage: dQ from the ring
   void* dk_heads_ = nullptr;  // (B, S/R, kv_u, D) storage
   void* dv_heads_ = nullptr;  // (B, S/R, kv_u, D) storage

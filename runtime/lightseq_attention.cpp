@@ -2,10 +2,9 @@
 #include "runtime/lightseq_attention.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 #include "attention/dispatch.hpp"
-#include "runtime/grid_copy.hpp"
+#include "runtime/buffer_ops.hpp"
 #include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
@@ -14,8 +13,8 @@ StatusOr<std::unique_ptr<Scheme>> LightSeqAttention::create(const SchemeContext&
   SEQPAR_REQUIRE(
       context.device == Device::kHost, StatusCode::kUnsupported, scheme_name(context.kind), " on ",
       device_name(context.device),
-      " memory is not supported yet: the schemes run on host memory (their GPU path, with "
-      "device buffers and streams, is not written)");
+      " memory is not supported yet: the schemes' workspace and elementwise work follow the "
+      "plan's device, but the communicators do not move device memory yet");
   SEQPAR_REQUIRE(context.problem.mask == MaskKind::kCausal, StatusCode::kInvalidArgument,
                  "lightseq needs the causal mask: its balancing moves the causal work of late "
                  "ranks to idle early ranks, and a ",
@@ -57,7 +56,7 @@ Status LightSeqAttention::allocate_workspace() {
   arena.add(dq_recv_, has_helpers ? shard_.q_bytes : 0);
   arena.add(kernel_scratch_,
             block_kernel_scratch_bytes(largest_block_shape(ctx_), {ctx_.device, ctx_.stream}));
-  return arena.allocate(workspace_);
+  return arena.allocate(workspace_, ctx_.device);
 }
 
 Status LightSeqAttention::post_inputs(int step, int slot, const void* q, const void* k,
@@ -166,8 +165,7 @@ Status LightSeqAttention::forward(const ForwardArgs& args) {
     SEQPAR_RETURN_IF_ERROR(comm.wait(results));
     SEQPAR_RETURN_IF_ERROR(comm.wait(next));
   }
-  convert_from_float(acc_q_, args.out, p.dtype, shard_.q_elems);
-  return Status::ok();
+  return buffer_ops::convert_from_float(acc_q_, args.out, p.dtype, shard_.q_elems, target);
 }
 
 Status LightSeqAttention::backward(const BackwardArgs& args) {
@@ -181,8 +179,9 @@ Status LightSeqAttention::backward(const BackwardArgs& args) {
   // delta (B, Hq, S_local) = rowsum(dO * O), from the final forward output.
   SEQPAR_RETURN_IF_ERROR(run_attention_delta(args.out, args.dout, p.dtype, own.batch, own.seq_q,
                                              own.heads_q, own.head_dim, delta_, target));
-  std::memset(acc_q_, 0, shard_.q_elems * sizeof(float));  // dQ (B, S_local, Hq, D) fp32
-  std::memset(dkv_total_, 0, 2 * shard_.kv_elems * sizeof(float));
+  // dQ (B, S_local, Hq, D) fp32
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(acc_q_, shard_.q_elems * sizeof(float), target));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(dkv_total_, 2 * shard_.kv_elems * sizeof(float), target));
 
   BlockBackwardParams block;
   block.dtype = p.dtype;
@@ -203,7 +202,7 @@ Status LightSeqAttention::backward(const BackwardArgs& args) {
     if (s.q_from >= 0) {  // helping: dQ share for rank q_from; dK, dV of our own block
       const ShardSizes from = sizes_of(s.q_from);
       const char* landing = q_recv_[slot];  // Q, dO, then the final LSE and delta
-      std::memset(partial_, 0, from.q_elems * sizeof(float));
+      SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(partial_, from.q_elems * sizeof(float), target));
       block.shape = shard_block_shape(ctx_, s.q_from, rank);
       block.q = landing;
       block.dout = landing + from.q_bytes;
@@ -221,7 +220,10 @@ Status LightSeqAttention::backward(const BackwardArgs& args) {
       const bool own_kv = s.kv_from < 0;
       const ShardSizes held = sizes_of(s.kv_block);
       float* dkv = own_kv ? dkv_total_ : dkv_local_;  // (2, B, S_local(kv_block), Hkv, D) fp32
-      if (!own_kv) std::memset(dkv_local_, 0, 2 * held.kv_elems * sizeof(float));
+      if (!own_kv) {
+        SEQPAR_RETURN_IF_ERROR(
+            buffer_ops::zero(dkv_local_, 2 * held.kv_elems * sizeof(float), target));
+      }
       block.shape = shard_block_shape(ctx_, rank, s.kv_block);
       block.q = args.q;
       block.dout = args.dout;
@@ -240,21 +242,25 @@ Status LightSeqAttention::backward(const BackwardArgs& args) {
     // The previous step's shares have had this step's compute to arrive: sum them in fp32.
     SEQPAR_RETURN_IF_ERROR(comm.wait(shares));
     if (previous != nullptr && previous->kv_to >= 0) {
-      add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * shard_.kv_elems);
+      SEQPAR_RETURN_IF_ERROR(
+          buffer_ops::add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * shard_.kv_elems, target));
     }
     if (previous != nullptr && previous->q_to >= 0) {
-      add_to_float(acc_q_, dq_recv_, p.dtype, shard_.q_elems);
+      SEQPAR_RETURN_IF_ERROR(
+          buffer_ops::add_to_float(acc_q_, dq_recv_, p.dtype, shard_.q_elems, target));
     }
     // This step's shares: ours out (in the storage dtype), and shares of our blocks in.
     P2POp ops[3];
     size_t n = 0;
     if (s.q_from >= 0) {
       const ShardSizes from = sizes_of(s.q_from);
-      convert_from_float(partial_, share_send_, p.dtype, from.q_elems);
+      SEQPAR_RETURN_IF_ERROR(
+          buffer_ops::convert_from_float(partial_, share_send_, p.dtype, from.q_elems, target));
       ops[n++] = P2POp::send(s.q_from, share_send_, from.q_bytes);
     } else if (s.kv_from >= 0) {
       const ShardSizes held = sizes_of(s.kv_from);
-      convert_from_float(dkv_local_, share_send_, p.dtype, 2 * held.kv_elems);
+      SEQPAR_RETURN_IF_ERROR(buffer_ops::convert_from_float(dkv_local_, share_send_, p.dtype,
+                                                            2 * held.kv_elems, target));
       ops[n++] = P2POp::send(s.kv_from, share_send_, 2 * held.kv_bytes);
     }
     if (s.kv_to >= 0) ops[n++] = P2POp::recv(s.kv_to, dkv_recv_, 2 * shard_.kv_bytes);
@@ -264,12 +270,19 @@ Status LightSeqAttention::backward(const BackwardArgs& args) {
     SEQPAR_RETURN_IF_ERROR(comm.wait(next));
   }
   SEQPAR_RETURN_IF_ERROR(comm.wait(shares));  // the last step's shares
-  if (previous->kv_to >= 0) add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * shard_.kv_elems);
-  if (previous->q_to >= 0) add_to_float(acc_q_, dq_recv_, p.dtype, shard_.q_elems);
-  convert_from_float(dkv_total_, args.dk, p.dtype, shard_.kv_elems);
-  convert_from_float(dkv_total_ + shard_.kv_elems, args.dv, p.dtype, shard_.kv_elems);
-  convert_from_float(acc_q_, args.dq, p.dtype, shard_.q_elems);
-  return Status::ok();
+  if (previous->kv_to >= 0) {
+    SEQPAR_RETURN_IF_ERROR(
+        buffer_ops::add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * shard_.kv_elems, target));
+  }
+  if (previous->q_to >= 0) {
+    SEQPAR_RETURN_IF_ERROR(
+        buffer_ops::add_to_float(acc_q_, dq_recv_, p.dtype, shard_.q_elems, target));
+  }
+  SEQPAR_RETURN_IF_ERROR(
+      buffer_ops::convert_from_float(dkv_total_, args.dk, p.dtype, shard_.kv_elems, target));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::convert_from_float(dkv_total_ + shard_.kv_elems, args.dv,
+                                                        p.dtype, shard_.kv_elems, target));
+  return buffer_ops::convert_from_float(acc_q_, args.dq, p.dtype, shard_.q_elems, target);
 }
 
 }  // namespace seqpar

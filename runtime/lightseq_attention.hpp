@@ -13,9 +13,9 @@
 // K/V keep their Hkv heads on the wire (GQA/MQA are never replicated).
 #include <memory>
 
-#include "core/host_buffer.hpp"
 #include "runtime/lightseq_schedule.hpp"
 #include "runtime/scheme.hpp"
+#include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
 
@@ -45,8 +45,8 @@ class LightSeqAttention final : public Scheme {
   LightSeqSchedule schedule_;
 
   // One arena, carved once (see allocate_workspace). Buffers that hold another rank's block are
-  // sized for the largest shard.
-  HostBuffer workspace_;
+  // sized for the largest shard. The arena is on the plan's device.
+  WorkspaceBuffer workspace_;
   char* kv_recv_[2] = {nullptr, nullptr};  // (2, B, S_local, Hkv, D) storage: K then V, per slot
   char* q_recv_[2] = {nullptr, nullptr};   // per slot, a helped rank's: Q, dO (B, S_local, Hq, D)
                                            // storage, then LSE, delta (B, Hq, S_local) fp32

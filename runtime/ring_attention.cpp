@@ -1,11 +1,10 @@
 // Ring attention engine (ring, striped, zigzag): forward and backward step loops.
 #include "runtime/ring_attention.hpp"
 
-#include <cstring>
 #include <new>
 
 #include "attention/dispatch.hpp"
-#include "runtime/grid_copy.hpp"
+#include "runtime/buffer_ops.hpp"
 #include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
@@ -14,8 +13,8 @@ StatusOr<std::unique_ptr<Scheme>> RingAttention::create(const SchemeContext& con
   SEQPAR_REQUIRE(
       context.device == Device::kHost, StatusCode::kUnsupported, scheme_name(context.kind), " on ",
       device_name(context.device),
-      " memory is not supported yet: the schemes run on host memory (their GPU path, with "
-      "device buffers and streams, is not written)");
+      " memory is not supported yet: the schemes' workspace and elementwise work follow the "
+      "plan's device, but the communicators do not move device memory yet");
   std::unique_ptr<RingAttention> scheme(new RingAttention(context));
   const Layout& layout = context.layout;
   try {
@@ -74,7 +73,7 @@ Status RingAttention::allocate_workspace() {
   arena.add(dkv_recv_, ring ? 2 * shard_.kv_bytes : 0);
   arena.add(kernel_scratch_,
             block_kernel_scratch_bytes(largest_block_shape(ctx_), {ctx_.device, ctx_.stream}));
-  return arena.allocate(workspace_);
+  return arena.allocate(workspace_, ctx_.device);
 }
 
 Status RingAttention::forward(const ForwardArgs& args) {
@@ -113,8 +112,7 @@ Status RingAttention::forward(const ForwardArgs& args) {
     k = landing;  // K then V of the next block: (B, S_local(source - 1), Hkv, D) each
     v = landing + kv_bytes_of((source - 1 + ranks) % ranks);
   }
-  convert_from_float(acc_q_, args.out, p.dtype, shard_.q_elems);
-  return Status::ok();
+  return buffer_ops::convert_from_float(acc_q_, args.out, p.dtype, shard_.q_elems, target);
 }
 
 Status RingAttention::backward(const BackwardArgs& args) {
@@ -129,7 +127,8 @@ Status RingAttention::backward(const BackwardArgs& args) {
   // delta (B, Hq, S_local) = rowsum(dO * O), from the final forward output.
   SEQPAR_RETURN_IF_ERROR(run_attention_delta(args.out, args.dout, p.dtype, own.batch, own.seq_q,
                                              own.heads_q, own.head_dim, delta_, target));
-  std::memset(acc_q_, 0, shard_.q_elems * sizeof(float));  // dQ (B, S_local, Hq, D) fp32
+  // dQ (B, S_local, Hq, D) fp32
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(acc_q_, shard_.q_elems * sizeof(float), target));
 
   BlockBackwardParams block;
   block.dtype = p.dtype;
@@ -155,7 +154,7 @@ Status RingAttention::backward(const BackwardArgs& args) {
     // Step 0's block is our own: its share goes straight into the total; later shares go out.
     const size_t held_elems = ShardSizes::of_rank(ctx_, source).kv_elems;
     float* share = step == 0 ? dkv_total_ : dkv_local_;  // (2, B, S_local, Hkv, D): dK then dV
-    std::memset(share, 0, 2 * held_elems * sizeof(float));
+    SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(share, 2 * held_elems * sizeof(float), target));
     block.shape = shard_block_shape(ctx_, rank, source);
     block.dk = share;
     block.dv = share + held_elems;
@@ -166,8 +165,12 @@ Status RingAttention::backward(const BackwardArgs& args) {
 
     if (step > 0) {
       SEQPAR_RETURN_IF_ERROR(comm.wait(shares));  // last step's transfers are done
-      if (step > 1) add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * kv_elems);
-      convert_from_float(dkv_local_, dkv_send_, p.dtype, 2 * held_elems);
+      if (step > 1) {
+        SEQPAR_RETURN_IF_ERROR(
+            buffer_ops::add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * kv_elems, target));
+      }
+      SEQPAR_RETURN_IF_ERROR(
+          buffer_ops::convert_from_float(dkv_local_, dkv_send_, p.dtype, 2 * held_elems, target));
       const int holder = (rank + step) % ranks;  // holds our block this step
       const P2POp ops[] = {P2POp::send(source, dkv_send_, 2 * kv_bytes_of(source)),
                            P2POp::recv(holder, dkv_recv_, 2 * shard_.kv_bytes)};
@@ -179,12 +182,14 @@ Status RingAttention::backward(const BackwardArgs& args) {
   }
   if (ranks > 1) {  // the last share of our block
     SEQPAR_RETURN_IF_ERROR(comm.wait(shares));
-    add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * kv_elems);
+    SEQPAR_RETURN_IF_ERROR(
+        buffer_ops::add_to_float(dkv_total_, dkv_recv_, p.dtype, 2 * kv_elems, target));
   }
-  convert_from_float(dkv_total_, args.dk, p.dtype, kv_elems);
-  convert_from_float(dkv_total_ + kv_elems, args.dv, p.dtype, kv_elems);
-  convert_from_float(acc_q_, args.dq, p.dtype, shard_.q_elems);
-  return Status::ok();
+  SEQPAR_RETURN_IF_ERROR(
+      buffer_ops::convert_from_float(dkv_total_, args.dk, p.dtype, kv_elems, target));
+  SEQPAR_RETURN_IF_ERROR(
+      buffer_ops::convert_from_float(dkv_total_ + kv_elems, args.dv, p.dtype, kv_elems, target));
+  return buffer_ops::convert_from_float(acc_q_, args.dq, p.dtype, shard_.q_elems, target);
 }
 
 }  // namespace seqpar

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "attention/block_params.hpp"
-#include "core/host_buffer.hpp"
 #include "runtime/scheme.hpp"
+#include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
 
@@ -42,8 +42,8 @@ class RingAttention final : public Scheme {
   std::vector<int64_t> all_positions_;     // (S): every rank's token positions, rank by rank
   std::vector<PositionMap> positions_of_;  // (P): rank r's positions, affine when one segment
 
-  // One arena, carved once (see allocate_workspace):
-  HostBuffer workspace_;
+  // One arena on the plan's device, carved once (see allocate_workspace):
+  WorkspaceBuffer workspace_;
   // (2, B, S_local, Hkv, D) storage: K then V, double buffered, sized for the largest block
   void* kv_recv_[2] = {nullptr, nullptr};
   float* acc_q_ = nullptr;      // (B, S_local, Hq, D) fp32: running O (forward) or dQ (backward)

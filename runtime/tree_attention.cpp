@@ -1,10 +1,8 @@
 // Tree attention, prefill/training form: forward and backward (see tree_attention.hpp).
 #include "runtime/tree_attention.hpp"
 
-#include <cstring>
-
 #include "attention/dispatch.hpp"
-#include "runtime/grid_copy.hpp"
+#include "runtime/buffer_ops.hpp"
 #include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
@@ -47,14 +45,15 @@ StatusOr<std::unique_ptr<Scheme>> TreeAttention::create(const SchemeContext& con
   SEQPAR_REQUIRE(
       context.device == Device::kHost, StatusCode::kUnsupported, "tree on ",
       device_name(context.device),
-      " memory is not supported yet: the schemes run on host memory (their GPU path, with "
-      "device buffers and streams, is not written)");
+      " memory is not supported yet: the schemes' workspace and elementwise work follow the "
+      "plan's device, but the communicators do not move device memory yet");
   std::unique_ptr<TreeAttention> scheme(new TreeAttention(context));
   const AttentionProblem& p = context.problem;
   scheme->pack_bytes_ = 2 * scheme->slot_.lse_elems * sizeof(float) + 2 * scheme->slot_.q_bytes;
   SEQPAR_ASSIGN_OR_RETURN(scheme->combine_,
                           TreeCombine::create(*context.comm, context.ranks_per_node,
-                                              combine_shape(p, context.comm->size())));
+                                              combine_shape(p, context.comm->size()),
+                                              {context.device, context.stream}));
   SEQPAR_RETURN_IF_ERROR(scheme->allocate_workspace());
   return std::unique_ptr<Scheme>(std::move(scheme));
 }
@@ -76,11 +75,11 @@ Status TreeAttention::allocate_workspace() {
   arena.add(dkv_, 2 * shard_.kv_elems * sizeof(float));
   arena.add(kernel_scratch_,
             block_kernel_scratch_bytes(largest_block_shape(ctx_), {ctx_.device, ctx_.stream}));
-  SEQPAR_RETURN_IF_ERROR(arena.allocate(workspace_));
+  SEQPAR_RETURN_IF_ERROR(arena.allocate(workspace_, ctx_.device));
   // Padding rows stay zero: steps overwrite only the rows of our tokens.
-  if (padded()) std::memset(q_stage_, 0, slot_.q_bytes);
-  std::memset(pack_, 0, pack_bytes_);
-  return Status::ok();
+  const KernelTarget target{ctx_.device, ctx_.stream};
+  if (padded()) SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(q_stage_, slot_.q_bytes, target));
+  return buffer_ops::zero(pack_, pack_bytes_, target);
 }
 
 Status TreeAttention::forward(const ForwardArgs& args) {
@@ -94,8 +93,9 @@ Status TreeAttention::forward(const ForwardArgs& args) {
 
   const void* q_send = args.q;  // (B, S_local, Hq, D), or padded to (B, S_max, Hq, D)
   if (padded()) {
-    copy_grid_rect({args.q, dt, {B, local, Hq, D}}, {0, 0}, {q_stage_, dt, {B, slot, Hq, D}},
-                   {0, 0}, local, Hq);
+    SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({args.q, dt, {B, local, Hq, D}}, {0, 0},
+                                                      {q_stage_, dt, {B, slot, Hq, D}}, {0, 0},
+                                                      local, Hq, target));
     q_send = q_stage_;
   }
   SEQPAR_RETURN_IF_ERROR(comm.all_gather(q_send, q_all_, slot_.q_bytes));  // (P, B, S_max, Hq, D)
@@ -118,12 +118,12 @@ Status TreeAttention::forward(const ForwardArgs& args) {
   }
   SEQPAR_RETURN_IF_ERROR(combine_->combine(acc_all_, lse_all_, rank * B, (rank + 1) * B));
   // Our rows of our slice: O rounded once to storage, and the LSE.
-  copy_grid_rect(
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect(
       {acc_all_ + static_cast<size_t>(rank) * slot_.q_elems, DType::kF32, {B, slot, Hq, D}}, {0, 0},
-      {args.out, dt, {B, local, Hq, D}}, {0, 0}, local, Hq);
-  copy_grid_rect(
+      {args.out, dt, {B, local, Hq, D}}, {0, 0}, local, Hq, target));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect(
       {lse_all_ + static_cast<size_t>(rank) * slot_.lse_elems, DType::kF32, {B, Hq, slot, 1}},
-      {0, 0}, {args.lse, DType::kF32, {B, Hq, local, 1}}, {0, 0}, Hq, local);
+      {0, 0}, {args.lse, DType::kF32, {B, Hq, local, 1}}, {0, 0}, Hq, local, target));
   return Status::ok();
 }
 
@@ -146,18 +146,23 @@ Status TreeAttention::backward(const BackwardArgs& args) {
   // delta of our rows into dq_own_ (free until the reduce-scatter), then into the pack.
   SEQPAR_RETURN_IF_ERROR(
       run_attention_delta(args.out, args.dout, dt, B, local, Hq, D, dq_own_, target));
-  copy_grid_rect({args.lse, DType::kF32, {B, Hq, local, 1}}, {0, 0},
-                 {pack_lse, DType::kF32, {B, Hq, slot, 1}}, {0, 0}, Hq, local);
-  copy_grid_rect({dq_own_, DType::kF32, {B, Hq, local, 1}}, {0, 0},
-                 {pack_delta, DType::kF32, {B, Hq, slot, 1}}, {0, 0}, Hq, local);
-  copy_grid_rect({args.q, dt, {B, local, Hq, D}}, {0, 0}, {pack_q, dt, {B, slot, Hq, D}}, {0, 0},
-                 local, Hq);
-  copy_grid_rect({args.dout, dt, {B, local, Hq, D}}, {0, 0}, {pack_dout, dt, {B, slot, Hq, D}},
-                 {0, 0}, local, Hq);
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect(
+      {args.lse, DType::kF32, {B, Hq, local, 1}}, {0, 0}, {pack_lse, DType::kF32, {B, Hq, slot, 1}},
+      {0, 0}, Hq, local, target));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect(
+      {dq_own_, DType::kF32, {B, Hq, local, 1}}, {0, 0},
+      {pack_delta, DType::kF32, {B, Hq, slot, 1}}, {0, 0}, Hq, local, target));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({args.q, dt, {B, local, Hq, D}}, {0, 0},
+                                                    {pack_q, dt, {B, slot, Hq, D}}, {0, 0}, local,
+                                                    Hq, target));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({args.dout, dt, {B, local, Hq, D}}, {0, 0},
+                                                    {pack_dout, dt, {B, slot, Hq, D}}, {0, 0},
+                                                    local, Hq, target));
   SEQPAR_RETURN_IF_ERROR(comm.all_gather(pack_, pack_all_, pack_bytes_));
 
-  std::memset(acc_all_, 0, static_cast<size_t>(comm.size()) * slot_.q_elems * sizeof(float));
-  std::memset(dkv_, 0, 2 * shard_.kv_elems * sizeof(float));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(
+      acc_all_, static_cast<size_t>(comm.size()) * slot_.q_elems * sizeof(float), target));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(dkv_, 2 * shard_.kv_elems * sizeof(float), target));
   BlockBackwardParams block;
   block.shape = {B, slot, local, Hq, p.heads_kv, D};
   block.dtype = dt;
@@ -182,11 +187,13 @@ Status TreeAttention::backward(const BackwardArgs& args) {
   // Each rank's dQ rows summed over every rank's keys, in fp32.
   SEQPAR_RETURN_IF_ERROR(
       comm.reduce_scatter(acc_all_, dq_own_, slot_.q_elems, DType::kF32, ReduceOp::kSum));
-  copy_grid_rect({dq_own_, DType::kF32, {B, slot, Hq, D}}, {0, 0}, {args.dq, dt, {B, local, Hq, D}},
-                 {0, 0}, local, Hq);
-  convert_from_float(dkv_, args.dk, dt, shard_.kv_elems);
-  convert_from_float(dkv_ + shard_.kv_elems, args.dv, dt, shard_.kv_elems);
-  return Status::ok();
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({dq_own_, DType::kF32, {B, slot, Hq, D}},
+                                                    {0, 0}, {args.dq, dt, {B, local, Hq, D}},
+                                                    {0, 0}, local, Hq, target));
+  SEQPAR_RETURN_IF_ERROR(
+      buffer_ops::convert_from_float(dkv_, args.dk, dt, shard_.kv_elems, target));
+  return buffer_ops::convert_from_float(dkv_ + shard_.kv_elems, args.dv, dt, shard_.kv_elems,
+                                        target);
 }
 
 }  // namespace seqpar

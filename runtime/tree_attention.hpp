@@ -24,10 +24,10 @@
 #include <memory>
 
 #include "attention/block_params.hpp"
-#include "core/host_buffer.hpp"
 #include "runtime/comm_formula.hpp"
 #include "runtime/scheme.hpp"
 #include "runtime/tree_combine.hpp"
+#include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
 
@@ -63,8 +63,8 @@ class TreeAttention final : public Scheme {
   std::unique_ptr<TreeCombine> combine_;
   size_t pack_bytes_ = 0;  // one rank's backward gather slice: lse, delta (fp32), q, dout
 
-  // One arena, carved once (see allocate_workspace):
-  HostBuffer workspace_;
+  // One arena on the plan's device, carved once (see allocate_workspace):
+  WorkspaceBuffer workspace_;
   void* q_stage_ = nullptr;          // (B, S_max, Hq, D) storage: our queries, zero-padded
   void* q_all_ = nullptr;            // (P, B, S_max, Hq, D) storage: every rank's queries
   float* acc_all_ = nullptr;         // (P, B, S_max, Hq, D) fp32: partial O (fwd) or dQ (bwd)

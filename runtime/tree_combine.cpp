@@ -2,9 +2,9 @@
 #include "runtime/tree_combine.hpp"
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 
+#include "runtime/buffer_ops.hpp"
 #include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
@@ -42,8 +42,13 @@ CommVolume tree_combine_comm(const CombineShape& shape, int ranks, int ranks_per
 }
 
 StatusOr<std::unique_ptr<TreeCombine>> TreeCombine::create(Communicator& comm, int ranks_per_node,
-                                                           const CombineShape& shape) {
-  std::unique_ptr<TreeCombine> c(new TreeCombine(comm, shape));
+                                                           const CombineShape& shape,
+                                                           const KernelTarget& target) {
+  SEQPAR_REQUIRE(target.device == Device::kHost, StatusCode::kUnsupported, "tree combine on ",
+                 device_name(target.device),
+                 " memory is not supported yet: its weighting and normalising loops run on the "
+                 "host");
+  std::unique_ptr<TreeCombine> c(new TreeCombine(comm, shape, target));
   if (is_hierarchical(comm.size(), ranks_per_node)) {
     SEQPAR_ASSIGN_OR_RETURN(c->node_, comm.split(comm.rank() / ranks_per_node, comm.rank()));
     SEQPAR_ASSIGN_OR_RETURN(c->cross_, comm.split(comm.rank() % ranks_per_node, comm.rank()));
@@ -58,8 +63,9 @@ StatusOr<std::unique_ptr<TreeCombine>> TreeCombine::create(Communicator& comm, i
   arena.add(c->max_, max_bytes);
   arena.add(c->packed_, packed_bytes);
   arena.add(c->slice_, slice_bytes);
-  SEQPAR_RETURN_IF_ERROR(arena.allocate(c->workspace_));
-  c->workspace_.fill_zero();  // the padding is reduced but never read
+  SEQPAR_RETURN_IF_ERROR(arena.allocate(c->workspace_, target.device));
+  // The padding is reduced but never read.
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(c->workspace_.data(), c->workspace_.bytes(), target));
   return c;
 }
 
@@ -80,7 +86,8 @@ Status TreeCombine::combine(float* out, float* lse, int64_t keep_begin, int64_t 
   const int64_t S = shape_.seq, H = shape_.heads, D = shape_.head_dim;
   const int64_t lse_elems = shape_.lse_elems(), out_elems = shape_.out_elems();
   // max_ (B, H, S) = max over ranks of lse
-  std::memcpy(max_, lse, static_cast<size_t>(lse_elems) * sizeof(float));
+  SEQPAR_RETURN_IF_ERROR(
+      buffer_ops::copy(max_, lse, static_cast<size_t>(lse_elems) * sizeof(float), target_));
   SEQPAR_RETURN_IF_ERROR(all_reduce(max_, lse_elems, ReduceOp::kMax));
 
   // packed_ = [num (B, S, H, D) = out * w | den (B, H, S) = w], w = exp(lse - max) (0 if masked)

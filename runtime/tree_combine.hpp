@@ -13,9 +13,10 @@
 // read). The node and cross communicators are split once, at creation.
 #include <memory>
 
+#include "attention/dispatch.hpp"
 #include "comm/communicator.hpp"
-#include "core/host_buffer.hpp"
 #include "runtime/comm_formula.hpp"
+#include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
 
@@ -31,9 +32,12 @@ CommVolume tree_combine_comm(const CombineShape& shape, int ranks, int ranks_per
 
 class TreeCombine {
  public:
-  // Collective over `comm` (it splits it when hierarchical). `comm` outlives the combine.
+  // Collective over `comm` (it splits it when hierarchical). `comm` outlives the combine. The
+  // workspace lives on target.device; host targets only for now (the weighting and normalising
+  // loops of combine() run on the host: kUnsupported for a CUDA target).
   static StatusOr<std::unique_ptr<TreeCombine>> create(Communicator& comm, int ranks_per_node,
-                                                       const CombineShape& shape);
+                                                       const CombineShape& shape,
+                                                       const KernelTarget& target);
 
   // Combines every rank's partial (out, lse) in place: out (B, S, H, D) normalised fp32, lse
   // (B, H, S) fp32 (fully masked rows: out 0, lse -inf). Afterwards batches [keep_begin,
@@ -50,16 +54,18 @@ class TreeCombine {
   size_t workspace_bytes() const { return workspace_.bytes(); }
 
  private:
-  TreeCombine(Communicator& comm, const CombineShape& shape) : comm_(comm), shape_(shape) {}
+  TreeCombine(Communicator& comm, const CombineShape& shape, const KernelTarget& target)
+      : comm_(comm), shape_(shape), target_(target) {}
   size_t padded(int64_t count) const;  // count rounded up to a multiple of the node size
   Status all_reduce(float* data, int64_t count, ReduceOp op);
 
   Communicator& comm_;
   CombineShape shape_;
+  KernelTarget target_;                  // where the workspace lives and its copies run
   std::unique_ptr<Communicator> node_;   // the ranks of this node (hierarchical only)
   std::unique_ptr<Communicator> cross_;  // one rank per node, same local rank (hierarchical only)
   Communicator* subgroups_[2] = {nullptr, nullptr};  // node_, cross_
-  HostBuffer workspace_;
+  WorkspaceBuffer workspace_;                        // on target_.device
   float* max_ = nullptr;     // (B, H, S) fp32 (+ padding): max over ranks of lse
   float* packed_ = nullptr;  // (B, S, H, D) numerator then (B, H, S) denominator, fp32 (+ padding)
   float* slice_ = nullptr;   // 1/R of the larger padded buffer: this rank's node-reduced slice

@@ -24,8 +24,9 @@ StatusOr<std::unique_ptr<DecodeAttention>> TreeDecode::create(Communicator& comm
                                                               const KvCacheShape& cache,
                                                               int ranks_per_node) {
   std::unique_ptr<TreeDecode> d(new TreeDecode(comm, problem, ranks_per_node));
-  SEQPAR_ASSIGN_OR_RETURN(d->combine_,
-                          TreeCombine::create(comm, ranks_per_node, combine_shape(problem)));
+  SEQPAR_ASSIGN_OR_RETURN(
+      d->combine_,
+      TreeCombine::create(comm, ranks_per_node, combine_shape(problem), {Device::kHost, nullptr}));
   const CombineShape rows = combine_shape(problem);
   const int64_t local_capacity =
       cache.prompt / comm.size() + (cache.capacity - cache.prompt + comm.size() - 1) / comm.size();

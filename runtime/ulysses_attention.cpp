@@ -1,10 +1,10 @@
 // Ulysses attention: plan-time head split and exchange, forward and backward steps.
 #include "runtime/ulysses_attention.hpp"
 
-#include <cstring>
 #include <vector>
 
 #include "attention/dispatch.hpp"
+#include "runtime/buffer_ops.hpp"
 #include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
@@ -13,8 +13,8 @@ StatusOr<std::unique_ptr<Scheme>> UlyssesAttention::create(const SchemeContext& 
   SEQPAR_REQUIRE(
       context.device == Device::kHost, StatusCode::kUnsupported, scheme_name(context.kind), " on ",
       device_name(context.device),
-      " memory is not supported yet: the schemes run on host memory (their GPU path, with "
-      "device buffers and streams, is not written)");
+      " memory is not supported yet: the schemes' workspace and elementwise work follow the "
+      "plan's device, but the communicators do not move device memory yet");
   const AttentionProblem& p = context.problem;
   const int ranks = context.layout.ranks();
   SEQPAR_ASSIGN_OR_RETURN(std::vector<HeadSlice> slices, split_heads(p.heads_q, p.heads_kv, ranks));
@@ -22,9 +22,10 @@ StatusOr<std::unique_ptr<Scheme>> UlyssesAttention::create(const SchemeContext& 
   std::vector<int64_t> tokens;  // (P): every rank's tokens (contiguous runs, in rank order)
   for (int r = 0; r < ranks; ++r) tokens.push_back(context.layout.local_seq(r));
   scheme->local_seq_ = tokens[static_cast<size_t>(context.comm->rank())];
-  SEQPAR_ASSIGN_OR_RETURN(scheme->exchange_,
-                          HeadExchange::create(p, *context.comm, std::move(slices),
-                                               std::move(tokens), BackwardCarry::kDelta));
+  SEQPAR_ASSIGN_OR_RETURN(
+      scheme->exchange_,
+      HeadExchange::create(p, *context.comm, std::move(slices), std::move(tokens),
+                           BackwardCarry::kDelta, {context.device, context.stream}));
   SEQPAR_RETURN_IF_ERROR(scheme->allocate_workspace());
   return std::unique_ptr<Scheme>(std::move(scheme));
 }
@@ -45,7 +46,7 @@ Status UlyssesAttention::allocate_workspace() {
   arena.add(dkv_heads_, 2 * kv_elems * sizeof(float));
   arena.add(delta_local_, static_cast<size_t>(p.batch * p.heads_q * local_seq_) * sizeof(float));
   arena.add(kernel_scratch_, block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
-  return arena.allocate(workspace_);
+  return arena.allocate(workspace_, ctx_.device);
 }
 
 Status UlyssesAttention::forward(const ForwardArgs& args) {
@@ -86,8 +87,8 @@ Status UlyssesAttention::backward(const BackwardArgs& args) {
 
   const size_t q_elems = static_cast<size_t>(B * S * mine.q_count * D);
   const size_t kv_elems = static_cast<size_t>(B * S * mine.kv_count * D);
-  std::memset(acc_q_, 0, q_elems * sizeof(float));
-  std::memset(dkv_heads_, 0, 2 * kv_elems * sizeof(float));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(acc_q_, q_elems * sizeof(float), target));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(dkv_heads_, 2 * kv_elems * sizeof(float), target));
   BlockBackwardParams block;
   block.shape = block_shape();
   block.dtype = dt;

@@ -13,9 +13,9 @@
 // goes only to the ranks whose q heads read it.
 #include <memory>
 
-#include "core/host_buffer.hpp"
 #include "runtime/head_exchange.hpp"
 #include "runtime/scheme.hpp"
+#include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
 
@@ -40,8 +40,8 @@ class UlyssesAttention final : public Scheme {
   std::unique_ptr<HeadExchange> exchange_;
 
   // One arena, carved once (see allocate_workspace). Heads are this rank's slice; S the whole
-  // sequence.
-  HostBuffer workspace_;
+  // sequence. The arena is on the plan's device.
+  WorkspaceBuffer workspace_;
   float* acc_q_ = nullptr;           // (B, S, q_r, D) fp32: O (forward) or dQ (backward)
   float* dkv_heads_ = nullptr;       // (2, B, S, kv_r, D) fp32: dK then dV of this rank's heads
   float* delta_local_ = nullptr;     // (B, Hq, S_local) fp32: rowsum(dO * O) of our tokens
