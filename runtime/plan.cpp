@@ -8,6 +8,7 @@
 
 #include "core/log.hpp"
 #include "runtime/agreement.hpp"
+#include "runtime/finite_check.hpp"
 #include "runtime/hybrid_grid.hpp"
 #include "runtime/scheme_factory.hpp"
 
@@ -123,7 +124,9 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Commun
   StatusOr<std::unique_ptr<Scheme>> scheme = create_scheme(context);
   SEQPAR_RETURN_IF_ERROR(
       agree_across_ranks(scheme.status(), comm, "create their plan"));  // e.g. out of memory
-  return std::unique_ptr<Plan>(new Plan(std::move(context), std::move(scheme).value()));
+  const bool check_finite = config.check_finite && config.device == Device::kHost;
+  return std::unique_ptr<Plan>(
+      new Plan(std::move(context), std::move(scheme).value(), check_finite));
 }
 
 CommVolume Plan::expected_forward_comm() const {
@@ -159,20 +162,47 @@ Status Plan::fail_group_on_error(Status status) {
   return status;
 }
 
+Status Plan::check_inputs(const void* q, const void* k, const void* v, const void* dout) const {
+  if (!check_finite_) return Status::ok();
+  const ShardSizes own = ShardSizes::of_rank(context_, context_.comm->rank());
+  const DType dt = context_.problem.dtype;
+  SEQPAR_RETURN_IF_ERROR(require_finite(q, dt, own.q_elems, "Q"));
+  SEQPAR_RETURN_IF_ERROR(require_finite(k, dt, own.kv_elems, "K"));
+  SEQPAR_RETURN_IF_ERROR(require_finite(v, dt, own.kv_elems, "V"));
+  return dout == nullptr ? Status::ok() : require_finite(dout, dt, own.q_elems, "dO");
+}
+
+Status Plan::check_gradients(const BackwardArgs& args) const {
+  if (!check_finite_) return Status::ok();
+  const ShardSizes own = ShardSizes::of_rank(context_, context_.comm->rank());
+  const DType dt = context_.problem.dtype;
+  SEQPAR_RETURN_IF_ERROR(require_finite(args.dq, dt, own.q_elems, "backward's dQ"));
+  SEQPAR_RETURN_IF_ERROR(require_finite(args.dk, dt, own.kv_elems, "backward's dK"));
+  return require_finite(args.dv, dt, own.kv_elems, "backward's dV");
+}
+
 Status Plan::forward(const ForwardArgs& args) {
   const bool complete = args.q && args.k && args.v && args.out && args.lse;
-  return fail_group_on_error(
-      complete ? scheme_->forward(args)
-               : SEQPAR_FAIL(StatusCode::kInvalidArgument, "forward needs q, k, v, out and lse"));
+  if (!complete) {
+    return fail_group_on_error(
+        SEQPAR_FAIL(StatusCode::kInvalidArgument, "forward needs q, k, v, out and lse"));
+  }
+  Status status = check_inputs(args.q, args.k, args.v, nullptr);
+  if (status.is_ok()) status = scheme_->forward(args);
+  return fail_group_on_error(std::move(status));
 }
 
 Status Plan::backward(const BackwardArgs& args) {
   const bool complete = args.q && args.k && args.v && args.out && args.lse && args.dout &&
                         args.dq && args.dk && args.dv;
-  return fail_group_on_error(
-      complete ? scheme_->backward(args)
-               : SEQPAR_FAIL(StatusCode::kInvalidArgument,
-                             "backward needs q, k, v, out, lse, dout, dq, dk and dv"));
+  if (!complete) {
+    return fail_group_on_error(SEQPAR_FAIL(
+        StatusCode::kInvalidArgument, "backward needs q, k, v, out, lse, dout, dq, dk and dv"));
+  }
+  Status status = check_inputs(args.q, args.k, args.v, args.dout);
+  if (status.is_ok()) status = scheme_->backward(args);
+  if (status.is_ok()) status = check_gradients(args);
+  return fail_group_on_error(std::move(status));
 }
 
 }  // namespace seqpar

@@ -43,10 +43,16 @@ class Plan {
 
  private:
   Status fail_group_on_error(Status status);
-  Plan(SchemeContext context, std::unique_ptr<Scheme> scheme)
-      : context_(std::move(context)), scheme_(std::move(scheme)) {}
+  // PlanConfig::check_finite: this rank's inputs (a NaN in them need not reach the outputs: the
+  // kernels' fast exp can turn it into a finite wrong value) and, after backward, the gradients
+  // (an overflow of a 16-bit storage dtype).
+  Status check_inputs(const void* q, const void* k, const void* v, const void* dout) const;
+  Status check_gradients(const BackwardArgs& args) const;
+  Plan(SchemeContext context, std::unique_ptr<Scheme> scheme, bool check_finite)
+      : context_(std::move(context)), scheme_(std::move(scheme)), check_finite_(check_finite) {}
   SchemeContext context_;
   std::unique_ptr<Scheme> scheme_;
+  bool check_finite_ = true;  // PlanConfig::check_finite, on a host plan
 };
 
 // The rules a problem must meet for a scheme on `ranks` ranks (no communication).

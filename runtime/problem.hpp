@@ -31,6 +31,11 @@ struct PlanConfig {
   // hybrid's U: ranks per Ulysses group (consecutive ranks; U x R = P). 0: choose, as
   // runtime/hybrid_grid.hpp says (the widest group inside a node that the heads allow).
   int ulysses_degree = 0;
+  // Before each step, scan this rank's Q, K, V (and dO), and after backward its dQ, dK, dV, and
+  // fail the step, aborting the group, when any is NaN or Inf (bad input, or an overflow of the
+  // storage dtype). One pass over the rank's shards, small next to the attention work. Host
+  // plans only: device plans skip it until a device reduction exists.
+  bool check_finite = true;
 };
 
 // Shards are (B, S_local, H, D) in the plan's layout; lse is (B, Hq, S_local) fp32.

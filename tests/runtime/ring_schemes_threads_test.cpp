@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <mutex>
 
 #include "checked_step.hpp"
@@ -156,6 +157,52 @@ TEST(PlanExecute, MissingTensorOnOneRankFailsEveryRankFast) {
   for (int r : {0, 2, 3}) {
     EXPECT_EQ(statuses[static_cast<size_t>(r)].code(), StatusCode::kAborted)
         << "rank " << r << ": " << statuses[static_cast<size_t>(r)].to_string();
+  }
+}
+
+// A NaN in one rank's K fails that rank's step with the finite check's message (before any
+// communication) and every other rank's by the abort, for the ring family and the head-sharded
+// and tree schemes alike, with uneven shards too. With PlanConfig::check_finite off, the same
+// step returns ok on every rank.
+TEST(PlanExecute, NonFiniteInputFailsTheStepOnEveryRank) {
+  for (const SchemeKind scheme : {SchemeKind::kZigzag, SchemeKind::kUlysses, SchemeKind::kTree}) {
+    for (const bool check : {true, false}) {
+      SCOPED_TRACE(str_cat(scheme_name(scheme), check ? " checked" : " unchecked"));
+      std::vector<Status> statuses(4);
+      std::mutex mutex;
+      (void)run_threads(4, [&](Communicator& comm) -> Status {
+        PlanConfig config = good_config();
+        config.scheme = scheme;
+        config.check_finite = check;
+        if (scheme != SchemeKind::kZigzag) config.problem.seq = 66;  // shards of 17, 17, 16, 16
+        SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(config, comm));
+        RankTensors t;
+        SEQPAR_RETURN_IF_ERROR(t.allocate(plan->problem(), plan->local_seq()));
+        for (const auto& [input, buffer] :
+             {std::pair{InputTensor::kQ, &t.q}, std::pair{InputTensor::kK, &t.k},
+              std::pair{InputTensor::kV, &t.v}}) {
+          fill_input_shard(plan->problem(), plan->layout(), comm.rank(), 3, input, buffer->data());
+        }
+        if (comm.rank() == 2) t.k.as<float>()[5] = std::nanf("");
+        const Status s =
+            plan->forward({t.q.data(), t.k.data(), t.v.data(), t.out.data(), t.lse.as<float>()});
+        std::lock_guard<std::mutex> lock(mutex);
+        statuses[static_cast<size_t>(comm.rank())] = s;
+        return Status::ok();
+      });
+      for (size_t r = 0; r < statuses.size(); ++r) {
+        if (!check) {
+          EXPECT_TRUE(statuses[r].is_ok()) << "rank " << r << ": " << statuses[r].to_string();
+        } else if (r == 2) {
+          EXPECT_EQ(statuses[r].code(), StatusCode::kInvalidArgument) << statuses[r].to_string();
+          EXPECT_NE(statuses[r].message().find("K holds 1 non-finite value(s)"), std::string::npos)
+              << statuses[r].message();
+          EXPECT_NE(statuses[r].to_string().find("rank 2"), std::string::npos);
+        } else {
+          EXPECT_FALSE(statuses[r].is_ok()) << "rank " << r;
+        }
+      }
+    }
   }
 }
 
