@@ -46,6 +46,8 @@ PlanConfig plan_config_for(const ModelInputs& inputs, const Candidate& candidate
   config.device = Device::kHost;  // the model plans for either; the rules are the same
   config.ranks_per_node = inputs.topology.nodes > 1 ? inputs.topology.ranks_per_node : 0;
   config.ulysses_degree = candidate.scheme == SchemeKind::kHybrid ? candidate.ulysses_degree : 0;
+  // Forward-only phases plan without the backward buffers (launch/training_step.cpp does too).
+  config.backward = inputs.phase == Phase::kTrain && inputs.backward;
   return config;
 }
 

@@ -19,7 +19,8 @@ namespace seqpar {
 std::vector<Candidate> enumerate_candidates(const ModelInputs& inputs);
 
 // The PlanConfig the runtime would get for `candidate` (ranks_per_node from the topology when it
-// spans several nodes, so tree's combine is hierarchical; hybrid's U given explicitly).
+// spans several nodes, so tree's combine is hierarchical; hybrid's U given explicitly; forward-only
+// for a phase without backward).
 PlanConfig plan_config_for(const ModelInputs& inputs, const Candidate& candidate);
 
 // "" when the runtime would accept the candidate, else the runtime's reason (validate_problem,

@@ -57,9 +57,13 @@ StatusOr<ExchangeCost> exchange_cost(const Topology& topo, const AttentionProble
   return cost;
 }
 
-void note_buffers(HeadShardedCost& cost, const ExchangeCost& x) {
+// `forward`: one of the forward all-to-alls (what a forward-only plan's buffers hold too).
+void note_buffers(HeadShardedCost& cost, const ExchangeCost& x, bool forward) {
   cost.exchange_send_max = std::max(cost.exchange_send_max, x.send_total_max);
   cost.exchange_recv_max = std::max(cost.exchange_recv_max, x.recv_total_max);
+  if (!forward) return;
+  cost.exchange_send_forward_max = std::max(cost.exchange_send_forward_max, x.send_total_max);
+  cost.exchange_recv_forward_max = std::max(cost.exchange_recv_forward_max, x.recv_total_max);
 }
 
 }  // namespace
@@ -88,7 +92,8 @@ StatusOr<HeadShardedCost> ulysses_cost(const ModelInputs& inputs, const KernelTi
   SEQPAR_ASSIGN_OR_RETURN(
       const ExchangeCost bout,
       exchange_cost(topo, p, members, tokens, slices, kBackwardOut, PieceDirection::kToTokens));
-  for (const ExchangeCost* x : {&fin, &fout, &bin, &bout}) note_buffers(cost, *x);
+  for (const ExchangeCost* x : {&fin, &fout, &bin, &bout})
+    note_buffers(cost, *x, x == &fin || x == &fout);
 
   // Compute: each rank's heads over the whole sequence, one S x S block; the slowest slice.
   SEQPAR_ASSIGN_OR_RETURN(const Layout whole, Layout::make(LayoutKind::kContiguous, p.seq, 1));
@@ -151,7 +156,7 @@ StatusOr<HeadShardedCost> hybrid_cost(const ModelInputs& inputs, const KernelTil
                                                                   stage.mix, stage.direction));
       stage.total->seconds = std::max(stage.total->seconds, x.seconds);
       stage.total->bytes_max = std::max(stage.total->bytes_max, x.bytes_max);
-      note_buffers(cost, x);
+      note_buffers(cost, x, stage.total == &fin || stage.total == &fout);
     }
   }
 

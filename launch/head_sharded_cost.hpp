@@ -17,7 +17,10 @@ struct HeadShardedCost {
   int64_t backward_bytes_max = 0;
   int64_t exchange_send_max = 0;  // the largest all-to-all send buffer of any rank (workspace)
   int64_t exchange_recv_max = 0;  // and receive buffer
-  int64_t heads_q_max = 0;        // the largest head slice (q, kv) of any rank
+  // The same over the forward all-to-alls alone: a forward-only plan's buffers.
+  int64_t exchange_send_forward_max = 0;
+  int64_t exchange_recv_forward_max = 0;
+  int64_t heads_q_max = 0;  // the largest head slice (q, kv) of any rank
   int64_t heads_kv_max = 0;
 };
 

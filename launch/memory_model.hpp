@@ -2,6 +2,8 @@
 // Memory per rank of a candidate: the rank's shards (what the caller holds: inputs, outputs and,
 // for training, gradients) plus the plan's workspace, estimated from the buffers each scheme
 // allocates (runtime/*_attention.cpp's allocate_workspace, summed without alignment padding).
+// A forward-only phase (prefill, or train without backward) runs a forward-only plan
+// (PlanConfig::backward = false), whose workspace leaves out the buffers only backward uses.
 // A test compares the workspace with Plan::workspace_bytes() on small problems.
 //   ring family   K,V receive x2, dK,dV send + receive (storage); O/dQ accumulator, dK,dV share
 //                 and total (fp32); delta; kernel scratch

@@ -16,7 +16,11 @@ StatusOr<StepReport> run_training_step(const RunOptions& options, Communicator& 
   if (options.timeout_s > 0) {
     comm.set_timeout(std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000.0)));
   }
-  SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(options.plan, comm));
+  // A forward-only run (--phase prefill, or train without --backward) makes a forward-only plan:
+  // no backward buffers in its workspace.
+  PlanConfig config = options.plan;
+  config.backward = options.backward;
+  SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(config, comm));
   const AttentionProblem& p = plan->problem();
   const int rank = comm.rank();
 

@@ -11,14 +11,14 @@ namespace seqpar {
 
 StatusOr<std::unique_ptr<HeadExchange>> HeadExchange::create(
     const AttentionProblem& p, Communicator& comm, std::vector<HeadSlice> slices,
-    std::vector<int64_t> tokens, BackwardCarry carry, const KernelTarget& target) {
+    std::vector<int64_t> tokens, BackwardCarry carry, const KernelTarget& target, bool backward) {
   SEQPAR_REQUIRE(
       slices.size() == static_cast<size_t>(comm.size()) && tokens.size() == slices.size(),
       StatusCode::kInternal, "head exchange over ", comm.size(), " ranks got ", slices.size(),
       " head slices and ", tokens.size(), " token counts");
   std::unique_ptr<HeadExchange> exchange(new HeadExchange(p, comm, target));
   SEQPAR_RETURN_IF_ERROR(exchange->plan(std::move(slices), std::move(tokens), carry));
-  SEQPAR_RETURN_IF_ERROR(exchange->allocate_workspace());
+  SEQPAR_RETURN_IF_ERROR(exchange->allocate_workspace(backward));
   return exchange;
 }
 
@@ -48,7 +48,7 @@ Status HeadExchange::plan(std::vector<HeadSlice> slices, std::vector<int64_t> to
   return Status::ok();
 }
 
-Status HeadExchange::allocate_workspace() {
+Status HeadExchange::allocate_workspace(bool backward) {
   const size_t storage = dtype_size(p_.dtype);
   const size_t rows = static_cast<size_t>(p_.batch * heads_seq_);  // B * S_h
   const size_t q_bytes = rows * static_cast<size_t>(mine_.q_count * p_.head_dim) * storage;
@@ -60,20 +60,22 @@ Status HeadExchange::allocate_workspace() {
   size_t send_bytes = 0;
   size_t recv_bytes = 0;
   for (const AllToAllSplit* split : {&forward_in_, &forward_out_, &backward_in_, &backward_out_}) {
+    if (!backward && (split == &backward_in_ || split == &backward_out_)) continue;
     send_bytes = std::max(send_bytes, split->send_total());
     recv_bytes = std::max(recv_bytes, split->recv_total());
   }
+  // Regions only backward uses are empty in a forward-only exchange.
   WorkspaceArena arena;
   arena.add(send_, send_bytes);
   arena.add(recv_, recv_bytes);
   arena.add(q_heads_, q_bytes);
   arena.add(k_heads_, kv_bytes);
   arena.add(v_heads_, kv_bytes);
-  arena.add(dout_heads_, q_bytes);
+  arena.add(dout_heads_, backward ? q_bytes : 0);
   arena.add(out_heads_, sends_delta ? 0 : q_bytes);
   arena.add(lse_heads_, stat_bytes);
-  arena.add(delta_heads_, sends_delta ? stat_bytes : 0);
-  arena.add(dkv_total_, 2 * local_kv_elems * sizeof(float));
+  arena.add(delta_heads_, sends_delta && backward ? stat_bytes : 0);
+  arena.add(dkv_total_, backward ? 2 * local_kv_elems * sizeof(float) : 0);
   return arena.allocate(workspace_, target_.device);
 }
 

@@ -33,11 +33,14 @@ enum class BackwardCarry {
 class HeadExchange {
  public:
   // Peer r of `comm` holds slices[r] and tokens[r] tokens; `comm` outlives the exchange. The
-  // arena lives on target.device and the element work runs on `target`.
-  // kOutOfMemory when the counts or the arena cannot be allocated.
+  // arena lives on target.device and the element work runs on `target`. `backward` false: a
+  // forward-only exchange, whose arena leaves out what only backward_in/backward_out use (dO and
+  // delta heads, the dK, dV totals, the backward all-to-alls' larger buffers); those two must
+  // not be called then. kOutOfMemory when the counts or the arena cannot be allocated.
   static StatusOr<std::unique_ptr<HeadExchange>> create(
       const AttentionProblem& p, Communicator& comm, std::vector<HeadSlice> slices,
-      std::vector<int64_t> tokens, BackwardCarry carry, const KernelTarget& target);
+      std::vector<int64_t> tokens, BackwardCarry carry, const KernelTarget& target,
+      bool backward = true);
 
   const HeadSlice& mine() const { return mine_; }
   int64_t heads_seq() const { return heads_seq_; }  // S_h
@@ -69,7 +72,7 @@ class HeadExchange {
   HeadExchange(const AttentionProblem& p, Communicator& comm, const KernelTarget& target)
       : p_(p), comm_(comm), target_(target) {}
   Status plan(std::vector<HeadSlice> slices, std::vector<int64_t> tokens, BackwardCarry carry);
-  Status allocate_workspace();
+  Status allocate_workspace(bool backward);
   int64_t tokens_of(int peer) const { return tokens_[static_cast<size_t>(peer)]; }
   int64_t begin_of(int peer) const { return token_begin_[static_cast<size_t>(peer)]; }
   Status all_to_all(const AllToAllSplit& split);  // send_ -> recv_
@@ -98,16 +101,16 @@ class HeadExchange {
   AllToAllSplit forward_in_, forward_out_, backward_in_, backward_out_;
 
   WorkspaceBuffer workspace_;     // on target_.device
-  char* send_ = nullptr;          // the largest send of the four all-to-alls
-  char* recv_ = nullptr;          // the largest receive of the four
+  char* send_ = nullptr;          // the largest send of the four all-to-alls (forward-only: two)
+  char* recv_ = nullptr;          // the largest receive of the four (forward-only: two)
   void* q_heads_ = nullptr;       // (B, S_h, q_r, D) storage
   void* k_heads_ = nullptr;       // (B, S_h, kv_r, D) storage
   void* v_heads_ = nullptr;       // (B, S_h, kv_r, D) storage
-  void* dout_heads_ = nullptr;    // (B, S_h, q_r, D) storage
-  void* out_heads_ = nullptr;     // (B, S_h, q_r, D) storage (kOut only)
+  void* dout_heads_ = nullptr;    // (B, S_h, q_r, D) storage (backward only)
+  void* out_heads_ = nullptr;     // (B, S_h, q_r, D) storage (kOut only: the hybrid's ring output)
   float* lse_heads_ = nullptr;    // (B, q_r, S_h) fp32
-  float* delta_heads_ = nullptr;  // (B, q_r, S_h) fp32 (kDelta only)
-  float* dkv_total_ = nullptr;    // (2, B, T_me, Hkv, D) fp32: our tokens' dK, dV, summed
+  float* delta_heads_ = nullptr;  // (B, q_r, S_h) fp32 (kDelta, backward only)
+  float* dkv_total_ = nullptr;    // (2, B, T_me, Hkv, D) fp32: our tokens' dK, dV (backward only)
 };
 
 }  // namespace seqpar

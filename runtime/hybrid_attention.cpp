@@ -30,10 +30,10 @@ StatusOr<std::unique_ptr<Scheme>> HybridAttention::create(const SchemeContext& c
   std::vector<int64_t> tokens;
   const int group_first = scheme->grid_.group_of(context.comm->rank()) * ulysses;
   for (int u = 0; u < ulysses; ++u) tokens.push_back(context.layout.local_seq(group_first + u));
-  SEQPAR_ASSIGN_OR_RETURN(
-      scheme->exchange_,
-      HeadExchange::create(p, *scheme->group_comm_, std::move(slices), std::move(tokens),
-                           BackwardCarry::kOut, {context.device, context.stream}));
+  SEQPAR_ASSIGN_OR_RETURN(scheme->exchange_,
+                          HeadExchange::create(p, *scheme->group_comm_, std::move(slices),
+                                               std::move(tokens), BackwardCarry::kOut,
+                                               {context.device, context.stream}, context.backward));
   SEQPAR_RETURN_IF_ERROR(scheme->create_ring());
   SEQPAR_RETURN_IF_ERROR(scheme->allocate_workspace());
   return std::unique_ptr<Scheme>(std::move(scheme));
@@ -61,7 +61,7 @@ Status HybridAttention::create_ring() {
   SEQPAR_ASSIGN_OR_RETURN(Layout zigzag,
                           Layout::make(LayoutKind::kZigzag, ctx_.problem.seq, grid_.rings));
   const SchemeContext ring{sliced,      SchemeKind::kZigzag, zigzag, ring_comm_.get(),
-                           ctx_.device, ctx_.stream,         0};
+                           ctx_.device, ctx_.stream,         0,      ctx_.backward};
   SEQPAR_ASSIGN_OR_RETURN(ring_, RingAttention::create(ring));
   return Status::ok();
 }
@@ -75,10 +75,11 @@ Status HybridAttention::allocate_workspace() {
   const size_t storage = dtype_size(p.dtype);
   const size_t rows = static_cast<size_t>(p.batch * exchange_->heads_seq());  // B * S/R
   const HeadSlice& mine = exchange_->mine();
+  const size_t bwd = ctx_.backward ? 1 : 0;  // a forward-only plan has no gradient heads
   WorkspaceArena arena;
-  arena.add(dq_heads_, rows * static_cast<size_t>(mine.q_count * p.head_dim) * storage);
+  arena.add(dq_heads_, bwd * rows * static_cast<size_t>(mine.q_count * p.head_dim) * storage);
   for (void** kv_like : {&dk_heads_, &dv_heads_})
-    arena.add(*kv_like, rows * static_cast<size_t>(mine.kv_count * p.head_dim) * storage);
+    arena.add(*kv_like, bwd * rows * static_cast<size_t>(mine.kv_count * p.head_dim) * storage);
   return arena.allocate(workspace_, ctx_.device);
 }
 

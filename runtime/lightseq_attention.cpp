@@ -36,24 +36,27 @@ Status LightSeqAttention::allocate_workspace() {
   const int ranks = ctx_.layout.ranks();
   const bool moves_kv = ranks > 1;
   const bool has_helpers = ranks > 2;                // P <= 2 has no helper steps
+  const bool bwd = ctx_.backward;                    // false: forward-only, no backward buffers
   const ShardSizes any = ShardSizes::largest(ctx_);  // buffers holding another rank's block
   const size_t lse_bytes = shard_.lse_elems * sizeof(float);
   const size_t any_lse_bytes = any.lse_elems * sizeof(float);
 
-  // One arena; buffers a rank count never uses are empty.
+  // One arena; buffers a rank count never uses are empty, and so are those only backward uses in
+  // a forward-only plan (a helper then receives Q alone: no dO, LSE or delta).
   WorkspaceArena arena;
   for (char*& kv_recv : kv_recv_) arena.add(kv_recv, moves_kv ? 2 * any.kv_bytes : 0);
-  for (char*& q_recv : q_recv_)
-    arena.add(q_recv, has_helpers ? 2 * any.q_bytes + 2 * any_lse_bytes : 0);
+  const size_t q_recv_bytes = bwd ? 2 * any.q_bytes + 2 * any_lse_bytes : any.q_bytes;
+  for (char*& q_recv : q_recv_) arena.add(q_recv, has_helpers ? q_recv_bytes : 0);
   arena.add(acc_q_, shard_.q_elems * sizeof(float));
-  arena.add(delta_, lse_bytes);
+  arena.add(delta_, bwd ? lse_bytes : 0);
   arena.add(partial_, has_helpers ? any.q_elems * sizeof(float) + any_lse_bytes : 0);
   arena.add(partial_recv_, has_helpers ? shard_.q_elems * sizeof(float) + lse_bytes : 0);
-  arena.add(dkv_local_, moves_kv ? 2 * any.kv_elems * sizeof(float) : 0);
-  arena.add(dkv_total_, 2 * shard_.kv_elems * sizeof(float));
-  arena.add(share_send_, moves_kv ? std::max(2 * any.kv_bytes, has_helpers ? any.q_bytes : 0) : 0);
-  arena.add(dkv_recv_, moves_kv ? 2 * shard_.kv_bytes : 0);
-  arena.add(dq_recv_, has_helpers ? shard_.q_bytes : 0);
+  arena.add(dkv_local_, moves_kv && bwd ? 2 * any.kv_elems * sizeof(float) : 0);
+  arena.add(dkv_total_, bwd ? 2 * shard_.kv_elems * sizeof(float) : 0);
+  arena.add(share_send_,
+            moves_kv && bwd ? std::max(2 * any.kv_bytes, has_helpers ? any.q_bytes : 0) : 0);
+  arena.add(dkv_recv_, moves_kv && bwd ? 2 * shard_.kv_bytes : 0);
+  arena.add(dq_recv_, has_helpers && bwd ? shard_.q_bytes : 0);
   arena.add(kernel_scratch_,
             block_kernel_scratch_bytes(largest_block_shape(ctx_), {ctx_.device, ctx_.stream}));
   return arena.allocate(workspace_, ctx_.device);

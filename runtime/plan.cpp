@@ -19,7 +19,10 @@ constexpr int64_t kMinHeadDim = 8;
 constexpr int64_t kMaxHeadDim = 256;
 constexpr int64_t kMaxElements = int64_t{1} << 56;  // per global tensor; bytes stay far from 2^63
 
-// The config values every rank must agree on, exchanged once per plan.
+// The config values every rank must agree on, exchanged once per plan. PlanConfig::backward is
+// not one: forward runs the same on a forward-only rank (only the arena's backward regions are
+// empty), and a backward fails at once on a forward-only rank and aborts the group, so a
+// disagreement cannot leave a rank waiting; check_finite and the stream are per rank too.
 struct Fingerprint {
   static constexpr int kFields = 13;
   static constexpr const char* kNames[kFields] = {
@@ -120,7 +123,8 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Commun
                         &comm,
                         config.device,
                         config.stream,
-                        config.ranks_per_node};
+                        config.ranks_per_node,
+                        config.backward};
   StatusOr<std::unique_ptr<Scheme>> scheme = create_scheme(context);
   SEQPAR_RETURN_IF_ERROR(
       agree_across_ranks(scheme.status(), comm, "create their plan"));  // e.g. out of memory
@@ -193,6 +197,11 @@ Status Plan::forward(const ForwardArgs& args) {
 }
 
 Status Plan::backward(const BackwardArgs& args) {
+  if (!context_.backward) {
+    return fail_group_on_error(
+        SEQPAR_FAIL(StatusCode::kInvalidArgument,
+                    "backward: this plan was made forward-only (PlanConfig::backward = false)"));
+  }
   const bool complete = args.q && args.k && args.v && args.out && args.lse && args.dout &&
                         args.dq && args.dk && args.dv;
   if (!complete) {

@@ -36,8 +36,11 @@ class Plan {
   CommStats comm_stats() const;
   void reset_comm_stats();  // of the plan's communicator and the scheme's subgroups
 
+  bool has_backward() const { return context_.backward; }  // PlanConfig::backward
+
   // Collective. Any failure, a missing tensor on one rank included, aborts the group (a partial
-  // step cannot be resumed), so no rank is left waiting for it.
+  // step cannot be resumed), so no rank is left waiting for it. backward() on a forward-only plan
+  // (PlanConfig::backward = false) is such a failure: kInvalidArgument.
   Status forward(const ForwardArgs& args);
   Status backward(const BackwardArgs& args);
 

@@ -36,6 +36,12 @@ struct PlanConfig {
   // storage dtype). One pass over the rank's shards, small next to the attention work. Host
   // plans only: device plans skip it until a device reduction exists.
   bool check_finite = true;
+  // false: a forward-only plan (prefill/inference): no backward buffers (delta, the dK, dV and
+  // dQ shares and totals, the backward head tensors and gathers); backward() fails with a clear
+  // error. Ranks may disagree on it (it is not in the plan's fingerprint): forward is the same
+  // either way, and a backward on a group with a forward-only rank fails there and aborts the
+  // group, so no rank is left waiting.
+  bool backward = true;
 };
 
 // Shards are (B, S_local, H, D) in the plan's layout; lse is (B, Hq, S_local) fp32.

@@ -59,18 +59,20 @@ size_t RingAttention::kv_bytes_of(int rank) const {
 
 Status RingAttention::allocate_workspace() {
   const bool ring = ctx_.layout.ranks() > 1;
+  const bool bwd = ctx_.backward;
   const ShardSizes largest = ShardSizes::largest(ctx_);  // any rank's block fits
 
-  // One arena; buffers only a multi-rank ring needs are empty at P=1.
+  // One arena; buffers only a multi-rank ring needs are empty at P=1, and those only backward
+  // uses are empty in a forward-only plan.
   WorkspaceArena arena;
   arena.add(kv_recv_[0], ring ? 2 * largest.kv_bytes : 0);
   arena.add(kv_recv_[1], ring ? 2 * largest.kv_bytes : 0);
   arena.add(acc_q_, shard_.q_elems * sizeof(float));
-  arena.add(delta_, shard_.lse_elems * sizeof(float));
-  arena.add(dkv_local_, 2 * largest.kv_elems * sizeof(float));
-  arena.add(dkv_total_, 2 * shard_.kv_elems * sizeof(float));
-  arena.add(dkv_send_, ring ? 2 * largest.kv_bytes : 0);
-  arena.add(dkv_recv_, ring ? 2 * shard_.kv_bytes : 0);
+  arena.add(delta_, bwd ? shard_.lse_elems * sizeof(float) : 0);
+  arena.add(dkv_local_, bwd ? 2 * largest.kv_elems * sizeof(float) : 0);
+  arena.add(dkv_total_, bwd ? 2 * shard_.kv_elems * sizeof(float) : 0);
+  arena.add(dkv_send_, ring && bwd ? 2 * largest.kv_bytes : 0);
+  arena.add(dkv_recv_, ring && bwd ? 2 * shard_.kv_bytes : 0);
   arena.add(kernel_scratch_,
             block_kernel_scratch_bytes(largest_block_shape(ctx_), {ctx_.device, ctx_.stream}));
   return arena.allocate(workspace_, ctx_.device);

@@ -31,6 +31,9 @@ struct SchemeContext {
   Device device = Device::kHost;
   void* stream = nullptr;
   int ranks_per_node = 0;  // PlanConfig::ranks_per_node: consecutive ranks sharing a node (0: all)
+  // PlanConfig::backward: false leaves out the buffers only backward uses (empty arena regions);
+  // backward() is then never called (Plan::backward refuses it).
+  bool backward = true;
 };
 
 // Element counts and bytes of one rank's (B, S_local, H, D) shards and (B, Hq, S_local) rows.

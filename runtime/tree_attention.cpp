@@ -64,22 +64,24 @@ PositionMap TreeAttention::positions_of(int rank) const {
 
 Status TreeAttention::allocate_workspace() {
   const size_t ranks = static_cast<size_t>(ctx_.layout.ranks());
+  const size_t bwd = ctx_.backward ? 1 : 0;  // a forward-only plan has no backward buffers
+  const size_t pack_bytes = bwd * pack_bytes_;
   WorkspaceArena arena;
   arena.add(q_stage_, padded() ? slot_.q_bytes : 0);
   arena.add(q_all_, ranks * slot_.q_bytes);
   arena.add(acc_all_, ranks * slot_.q_elems * sizeof(float));
   arena.add(lse_all_, ranks * slot_.lse_elems * sizeof(float));
-  arena.add(pack_, pack_bytes_);
-  arena.add(pack_all_, ranks * pack_bytes_);
-  arena.add(dq_own_, slot_.q_elems * sizeof(float));
-  arena.add(dkv_, 2 * shard_.kv_elems * sizeof(float));
+  arena.add(pack_, pack_bytes);
+  arena.add(pack_all_, ranks * pack_bytes);
+  arena.add(dq_own_, bwd * slot_.q_elems * sizeof(float));
+  arena.add(dkv_, bwd * 2 * shard_.kv_elems * sizeof(float));
   arena.add(kernel_scratch_,
             block_kernel_scratch_bytes(largest_block_shape(ctx_), {ctx_.device, ctx_.stream}));
   SEQPAR_RETURN_IF_ERROR(arena.allocate(workspace_, ctx_.device));
   // Padding rows stay zero: steps overwrite only the rows of our tokens.
   const KernelTarget target{ctx_.device, ctx_.stream};
   if (padded()) SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(q_stage_, slot_.q_bytes, target));
-  return buffer_ops::zero(pack_, pack_bytes_, target);
+  return buffer_ops::zero(pack_, pack_bytes, target);
 }
 
 Status TreeAttention::forward(const ForwardArgs& args) {

@@ -22,10 +22,10 @@ StatusOr<std::unique_ptr<Scheme>> UlyssesAttention::create(const SchemeContext& 
   std::vector<int64_t> tokens;  // (P): every rank's tokens (contiguous runs, in rank order)
   for (int r = 0; r < ranks; ++r) tokens.push_back(context.layout.local_seq(r));
   scheme->local_seq_ = tokens[static_cast<size_t>(context.comm->rank())];
-  SEQPAR_ASSIGN_OR_RETURN(
-      scheme->exchange_,
-      HeadExchange::create(p, *context.comm, std::move(slices), std::move(tokens),
-                           BackwardCarry::kDelta, {context.device, context.stream}));
+  SEQPAR_ASSIGN_OR_RETURN(scheme->exchange_,
+                          HeadExchange::create(p, *context.comm, std::move(slices),
+                                               std::move(tokens), BackwardCarry::kDelta,
+                                               {context.device, context.stream}, context.backward));
   SEQPAR_RETURN_IF_ERROR(scheme->allocate_workspace());
   return std::unique_ptr<Scheme>(std::move(scheme));
 }
@@ -41,10 +41,12 @@ Status UlyssesAttention::allocate_workspace() {
   const HeadSlice& mine = exchange_->mine();
   const size_t q_elems = static_cast<size_t>(p.batch * p.seq * mine.q_count * p.head_dim);
   const size_t kv_elems = static_cast<size_t>(p.batch * p.seq * mine.kv_count * p.head_dim);
+  const bool bwd = ctx_.backward;  // false: forward-only, no backward buffers
   WorkspaceArena arena;
   arena.add(acc_q_, q_elems * sizeof(float));
-  arena.add(dkv_heads_, 2 * kv_elems * sizeof(float));
-  arena.add(delta_local_, static_cast<size_t>(p.batch * p.heads_q * local_seq_) * sizeof(float));
+  arena.add(dkv_heads_, bwd ? 2 * kv_elems * sizeof(float) : 0);
+  arena.add(delta_local_,
+            bwd ? static_cast<size_t>(p.batch * p.heads_q * local_seq_) * sizeof(float) : 0);
   arena.add(kernel_scratch_, block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
   return arena.allocate(workspace_, ctx_.device);
 }

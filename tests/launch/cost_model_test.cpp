@@ -1,6 +1,6 @@
 // The cost model against the runtime it models: the bytes it moves step by step add up to the
-// runtime's formulas (runtime/comm_formula.hpp) on every rank, its workspace estimate is close
-// to what Plan::create allocates, and the candidates it weighs are the ones the runtime accepts.
+// runtime's formulas (runtime/comm_formula.hpp) on every rank, its workspace estimate equals
+// what Plan::create allocates, and the candidates it weighs are the ones the runtime accepts.
 #include "launch/cost_model.hpp"
 
 #include <gtest/gtest.h>
@@ -147,8 +147,11 @@ TEST(CostModelBytes, RingDecodeMatchesTheDecoder) {
 }
 
 // The model's workspace per rank against Plan::workspace_bytes() of the runtime on the same
-// problem (threads backend; CPU kernels, so their scratch counts): within 5%.
-TEST(CostModelMemory, WorkspaceIsCloseToWhatThePlanAllocates) {
+// problem (threads backend; CPU kernels, so their scratch counts): equal, byte for byte (the
+// buffers of these problems are multiples of the arena's alignment). Every case as a
+// training step and forward-only (prefill, and train without backward: PlanConfig::backward =
+// false, no backward buffers), whose workspace is smaller in the model and in the plan.
+TEST(CostModelMemory, WorkspaceEqualsWhatThePlanAllocates) {
   struct Case {
     SchemeKind scheme;
     int ranks, ulysses;
@@ -161,28 +164,50 @@ TEST(CostModelMemory, WorkspaceIsCloseToWhatThePlanAllocates) {
       {SchemeKind::kUlysses, 4, 4, 2048, 8, 2},  {SchemeKind::kUlysses, 4, 4, 2048, 4, 4},
       {SchemeKind::kHybrid, 4, 2, 2048, 8, 2},   {SchemeKind::kHybrid, 8, 4, 4096, 8, 8},
   };
+  struct Step {
+    Phase phase;
+    bool backward;
+  };
   for (const Case& c : cases) {
     const AttentionProblem p = problem(c.seq, c.hq, c.hkv, 64, MaskKind::kCausal);
-    ModelInputs in = cpu_inputs(1, c.ranks, p);
     const Candidate candidate{c.scheme, c.ulysses, c.ranks / c.ulysses, Placement::kConsecutive};
-    const CandidateCost cost = evaluate_candidate(in, candidate);
-    ASSERT_TRUE(cost.feasible) << candidate.name() << ": " << cost.excluded_reason;
-    PlanConfig config = plan_config_for(in, candidate);
-    std::mutex mutex;
-    size_t most = 0;
-    const Status status = run_threads(c.ranks, [&](Communicator& comm) -> Status {
-      SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(config, comm));
-      std::lock_guard<std::mutex> lock(mutex);
-      most = std::max(most, plan->workspace_bytes());
-      return Status::ok();
-    });
-    ASSERT_TRUE(status.is_ok()) << status.to_string();
-    const double model = static_cast<double>(cost.workspace_bytes_per_rank);
-    const double plan = static_cast<double>(most);
-    std::printf("workspace %-12s P=%d: model %.0f B, plan %.0f B, ratio %.4f\n",
-                candidate.name().c_str(), c.ranks, model, plan, model / plan);
-    EXPECT_NEAR(model / plan, 1.0, 0.05) << candidate.name() << " P=" << c.ranks << ": model "
-                                         << model << " B, plan " << plan << " B";
+    double training_model = 0, training_plan = 0;
+    for (const Step& step :
+         {Step{Phase::kTrain, true}, Step{Phase::kPrefill, false}, Step{Phase::kTrain, false}}) {
+      ModelInputs in = cpu_inputs(1, c.ranks, p);
+      in.phase = step.phase;
+      in.backward = step.backward;
+      const bool forward_only = !step.backward;
+      const CandidateCost cost = evaluate_candidate(in, candidate);
+      ASSERT_TRUE(cost.feasible) << candidate.name() << ": " << cost.excluded_reason;
+      const PlanConfig config = plan_config_for(in, candidate);
+      ASSERT_EQ(config.backward, !forward_only);
+      std::mutex mutex;
+      size_t most = 0;
+      const Status status = run_threads(c.ranks, [&](Communicator& comm) -> Status {
+        SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(config, comm));
+        std::lock_guard<std::mutex> lock(mutex);
+        most = std::max(most, plan->workspace_bytes());
+        return Status::ok();
+      });
+      ASSERT_TRUE(status.is_ok()) << status.to_string();
+      const double model = static_cast<double>(cost.workspace_bytes_per_rank);
+      const double plan = static_cast<double>(most);
+      const std::string what =
+          str_cat(candidate.name(), " P=", c.ranks, " ", phase_name(step.phase),
+                  step.backward ? " +backward" : "", forward_only ? " (forward-only)" : "");
+      std::printf("workspace %-44s: model %.0f B, plan %.0f B, ratio %.4f\n", what.c_str(), model,
+                  plan, model / plan);
+      EXPECT_EQ(cost.workspace_bytes_per_rank, static_cast<int64_t>(most))
+          << what << ": model " << model << " B, plan " << plan << " B";
+      if (!forward_only) {
+        training_model = model;
+        training_plan = plan;
+      } else {  // the backward buffers are gone from both
+        EXPECT_LT(model, training_model) << what;
+        EXPECT_LT(plan, training_plan) << what;
+      }
+    }
   }
 }
 
