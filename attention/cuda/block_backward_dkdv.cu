@@ -217,34 +217,14 @@ __global__ void __launch_bounds__(DkdvTraits<kD>::kThreads)
   }
 }
 
-template <class T, int kD>
-cudaError_t launch_dkdv_instance(const BackwardKernelParams& p, cudaStream_t stream) {
-  using Tr = DkdvTraits<kD>;
-  const auto kernel = block_backward_dkdv_kernel<T, kD>;
-  const cudaError_t err =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
-  if (err != cudaSuccess) return err;
-  const dim3 grid(static_cast<unsigned>((p.shape.seq_k + Tr::kBlockM - 1) / Tr::kBlockM),
-                  static_cast<unsigned>(p.shape.heads_kv), static_cast<unsigned>(p.shape.batch));
-  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
-  return cudaGetLastError();
-}
-
 }  // namespace
 
 cudaError_t launch_block_backward_dkdv(const BackwardKernelParams& p, cudaStream_t stream) {
-  const bool bf16 = p.dtype == DType::kBF16;
-  if (!bf16 && p.dtype != DType::kF16) return cudaErrorInvalidValue;
-  switch (p.shape.head_dim) {
-    case 64:
-      return bf16 ? launch_dkdv_instance<__nv_bfloat16, 64>(p, stream)
-                  : launch_dkdv_instance<__half, 64>(p, stream);
-    case 128:
-      return bf16 ? launch_dkdv_instance<__nv_bfloat16, 128>(p, stream)
-                  : launch_dkdv_instance<__half, 128>(p, stream);
-    default:
-      return cudaErrorInvalidValue;
-  }
+  return dispatch_dtype_head_dim(p.dtype, p.shape.head_dim, [&]<class T, int kD>() {
+    using Tr = DkdvTraits<kD>;
+    return launch_tiled(block_backward_dkdv_kernel<T, kD>, p, p.shape.seq_k, Tr::kBlockM,
+                        p.shape.heads_kv, p.shape.batch, Tr::kThreads, Tr::kSmemBytes, stream);
+  });
 }
 
 }  // namespace seqpar::cuda_attention

@@ -263,34 +263,14 @@ __global__ void __launch_bounds__(ForwardTraits<kD>::kThreads)
   store_output_row<kD>(p, o, 1, row_b < rows_valid, out_b, lse_a + 8, max_b, sum_b, t);
 }
 
-template <class T, int kD>
-cudaError_t launch_forward_instance(const ForwardKernelParams& p, cudaStream_t stream) {
-  using Tr = ForwardTraits<kD>;
-  const auto kernel = block_forward_kernel<T, kD>;
-  const cudaError_t err =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
-  if (err != cudaSuccess) return err;
-  const dim3 grid(static_cast<unsigned>((p.shape.seq_q + Tr::kBlockM - 1) / Tr::kBlockM),
-                  static_cast<unsigned>(p.shape.heads_q), static_cast<unsigned>(p.shape.batch));
-  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
-  return cudaGetLastError();
-}
-
 }  // namespace
 
 cudaError_t launch_block_forward(const ForwardKernelParams& p, cudaStream_t stream) {
-  const bool bf16 = p.dtype == DType::kBF16;
-  if (!bf16 && p.dtype != DType::kF16) return cudaErrorInvalidValue;
-  switch (p.shape.head_dim) {
-    case 64:
-      return bf16 ? launch_forward_instance<__nv_bfloat16, 64>(p, stream)
-                  : launch_forward_instance<__half, 64>(p, stream);
-    case 128:
-      return bf16 ? launch_forward_instance<__nv_bfloat16, 128>(p, stream)
-                  : launch_forward_instance<__half, 128>(p, stream);
-    default:
-      return cudaErrorInvalidValue;
-  }
+  return dispatch_dtype_head_dim(p.dtype, p.shape.head_dim, [&]<class T, int kD>() {
+    using Tr = ForwardTraits<kD>;
+    return launch_tiled(block_forward_kernel<T, kD>, p, p.shape.seq_q, Tr::kBlockM, p.shape.heads_q,
+                        p.shape.batch, Tr::kThreads, Tr::kSmemBytes, stream);
+  });
 }
 
 }  // namespace seqpar::cuda_attention

@@ -228,4 +228,40 @@ __device__ __forceinline__ TileWork tile_work(MaskKind mask, PositionRange q, Po
   return {block_may_have_work(mask, q, k), block_fully_kept(mask, q, k)};
 }
 
+// ---- host side: the one dtype x head-dim dispatch and launch of the tensor-core kernels ----
+
+// Calls launch.template operator()<T, kD>() for bf16 / fp16 storage and head dims 64 / 128 (the
+// instances the kernels are built for); cudaErrorInvalidValue for anything else (the launchers in
+// cuda_launchers.cpp refuse those first, with a message).
+template <class Launch>
+cudaError_t dispatch_dtype_head_dim(DType dtype, int64_t head_dim, Launch&& launch) {
+  const bool bf16 = dtype == DType::kBF16;
+  if (!bf16 && dtype != DType::kF16) return cudaErrorInvalidValue;
+  switch (head_dim) {
+    case 64:
+      return bf16 ? launch.template operator()<__nv_bfloat16, 64>()
+                  : launch.template operator()<__half, 64>();
+    case 128:
+      return bf16 ? launch.template operator()<__nv_bfloat16, 128>()
+                  : launch.template operator()<__half, 128>();
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+// Launches `kernel(params)` on a (ceil(rows / block_rows), heads, batch) grid with `threads`
+// threads and `smem_bytes` of dynamic shared memory (raised above the 48 KiB default first).
+template <class Kernel, class Params>
+cudaError_t launch_tiled(Kernel kernel, const Params& params, int64_t rows, int block_rows,
+                         int64_t heads, int64_t batch, int threads, int smem_bytes,
+                         cudaStream_t stream) {
+  const cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+  if (err != cudaSuccess) return err;
+  const dim3 grid(static_cast<unsigned>((rows + block_rows - 1) / block_rows),
+                  static_cast<unsigned>(heads), static_cast<unsigned>(batch));
+  kernel<<<grid, threads, smem_bytes, stream>>>(params);
+  return cudaGetLastError();
+}
+
 }  // namespace seqpar::cuda_attention
