@@ -75,9 +75,12 @@ StatusOr<ComputeRate> load_or_calibrate(const CalibrationOptions& options);
 
 // ---- links ----
 // Collective over `comm`: rank 0 and rank `peer` time a ping-pong of `small_bytes` (latency =
-// half the round trip, best of `repeats`) and of `large_bytes` (bandwidth = large_bytes /
-// (half round trip - latency)). Every rank returns the measured LinkSpec (kind `kind`).
-// Ranks other than 0 and `peer` only take part in the final broadcast.
+// half the round trip) and of `large_bytes` (bandwidth = (large - small bytes) / (half round
+// trip - latency)), best of `repeats` rounds in which the two sizes alternate. When the large
+// message is not twice as slow as the small one (host noise), it tries twice more, then reports
+// large_bytes / half its round trip, a lower bound on the bandwidth, with a warning. Every rank
+// returns rank 0's LinkSpec (kind `kind`); ranks other than 0 and `peer` only take part in the
+// broadcasts.
 struct LinkMeasureOptions {
   int peer = 1;
   size_t small_bytes = 8;
@@ -86,5 +89,17 @@ struct LinkMeasureOptions {
   LinkKind kind = LinkKind::kCustom;
 };
 StatusOr<LinkSpec> measure_link(Communicator& comm, const LinkMeasureOptions& options);
+
+// measure_link's arithmetic. A clean split needs the large message's one-way time to be at least
+// kLinkMinLargeOverSmall times the small one's; otherwise latency = min of the two one-way times
+// and bandwidth = large_bytes / the large one-way time (a lower bound), clean = false.
+inline constexpr double kLinkMinLargeOverSmall = 2.0;
+struct LinkFromRoundTrips {
+  double latency_s = 0.0;
+  double bandwidth_bytes_per_s = 0.0;
+  bool clean = false;
+};
+LinkFromRoundTrips link_from_round_trips(double small_round_trip_s, double large_round_trip_s,
+                                         size_t small_bytes, size_t large_bytes);
 
 }  // namespace seqpar

@@ -158,6 +158,25 @@ TEST(Calibration, CachePathIsKeyedAndSafe) {
             "/c/rate-.._x_y-d64-fp32.txt");
 }
 
+TEST(LinkMeasurement, SplitsLatencyFromBandwidthWhenTheLargeMessageIsSlower) {
+  // 10 us one way for 8 bytes, 1010 us for 8 + 1e9 * 1e-3 bytes: 1 GB/s, 10 us.
+  const LinkFromRoundTrips split = link_from_round_trips(20e-6, 2020e-6, 8, 8 + 1'000'000);
+  EXPECT_TRUE(split.clean);
+  EXPECT_NEAR(split.latency_s, 10e-6, 1e-12);
+  EXPECT_NEAR(split.bandwidth_bytes_per_s, 1e9, 1e3);
+}
+
+TEST(LinkMeasurement, NoisySmallMessageGivesALowerBoundNotAFailure) {
+  // The small message took longer than the large one (a descheduled thread): no clean split.
+  const LinkFromRoundTrips split = link_from_round_trips(8e-3, 4e-3, 8, 4'000'000);
+  EXPECT_FALSE(split.clean);
+  EXPECT_DOUBLE_EQ(split.latency_s, 2e-3);  // capped at the large one-way time
+  EXPECT_DOUBLE_EQ(split.bandwidth_bytes_per_s, 4'000'000 / 2e-3);  // whole time as transfer
+  // Just under the 2x rule also falls back; just over splits.
+  EXPECT_FALSE(link_from_round_trips(1.0, 1.99, 8, 1000).clean);
+  EXPECT_TRUE(link_from_round_trips(1.0, 2.0, 8, 1000).clean);
+}
+
 TEST(LinkMeasurement, ThreadsPingPongGivesPositiveFiguresOnEveryRank) {
   std::mutex mutex;
   std::vector<LinkSpec> links;
