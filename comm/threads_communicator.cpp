@@ -150,8 +150,9 @@ Status root_cause(const std::vector<Status>& results) {
 std::vector<std::unique_ptr<Communicator>> make_threads_communicators(int ranks) {
   std::vector<int> domain_ranks(static_cast<size_t>(ranks));
   std::iota(domain_ranks.begin(), domain_ranks.end(), 0);
-  auto group = std::make_shared<ThreadsGroup>(std::make_shared<ThreadsDomain>(ranks),
-                                              std::move(domain_ranks));
+  auto group = std::make_shared<ThreadsGroup>(
+      std::make_shared<ThreadsDomain>(ranks, threads_copy_engine_enabled()),
+      std::move(domain_ranks));
   std::vector<std::unique_ptr<Communicator>> comms;
   for (int r = 0; r < ranks; ++r) comms.push_back(std::make_unique<ThreadsCommunicator>(group, r));
   return comms;

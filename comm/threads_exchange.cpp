@@ -1,7 +1,10 @@
 // ThreadsExchangeOp: grouped sends and receives between threads. A send is queued on its
-// (src, dst) channel; the receiver copies it out in its own wait and marks it done, which is
-// what the sender's wait waits for. Posted sends live in the channels, never in the op, so an
-// op given back to its pool leaves nothing a peer could still reach.
+// (src, dst) channel; the copy into the receive buffer is made by the domain's copy engine as
+// soon as both are posted, or by the receiver in its own wait if the engine has not started it.
+// Either marks the send done, which is what the sender's wait waits for. Posted sends live in
+// the channels, never in the op, so an op given back to its pool leaves nothing a peer could
+// still reach.
+#include <algorithm>
 #include <cstring>
 
 #include "comm/threads_ops.hpp"
@@ -19,7 +22,7 @@ void ThreadsExchangeOp::post(std::span<const P2POp> ops, std::chrono::millisecon
       sends_.push_back(Send{op.peer, seq, false});
     } else {
       const uint64_t seq = group_->channel(op.peer, rank_).take_recv_seq();
-      recvs_.push_back(Recv{op.peer, seq, op.buffer, op.bytes, false});
+      recvs_.push_back(Recv{op.peer, seq, op.buffer, op.bytes, false, false});
     }
   }
   register_pending();
@@ -30,6 +33,7 @@ bool ThreadsExchangeOp::pull(std::unique_lock<std::mutex>& lock, Recv& recv) {
   Channel& channel = group_->channel(recv.src, rank_);
   PostedSend* send = channel.find(recv.seq);
   if (send == nullptr || domain().aborted) return true;  // not posted yet
+  if (recv.engine_copying) return true;                  // the engine finishes it
   if (send->state == PostedSend::State::kCancelled) {
     send->receiver_finished = true;
     recv.done = true;
@@ -50,6 +54,12 @@ bool ThreadsExchangeOp::pull(std::unique_lock<std::mutex>& lock, Recv& recv) {
                      " expects ", recv.bytes, " bytes but the matching send has ", send->bytes));
     return false;
   }
+  copy_in(lock, channel, recv);
+  return true;
+}
+
+void ThreadsExchangeOp::copy_in(std::unique_lock<std::mutex>& lock, Channel& channel, Recv& recv) {
+  PostedSend* send = channel.find(recv.seq);
   send->state = PostedSend::State::kCopying;
   const void* data = send->data;
   lock.unlock();
@@ -59,9 +69,26 @@ bool ThreadsExchangeOp::pull(std::unique_lock<std::mutex>& lock, Recv& recv) {
   send->state = PostedSend::State::kDone;
   send->receiver_finished = true;
   recv.done = true;
+  recv.engine_copying = false;
   channel.pop_finished();
   domain().changed.notify_all();
-  return true;
+}
+
+bool ThreadsExchangeOp::engine_copy(std::unique_lock<std::mutex>& lock) {
+  for (Recv& recv : recvs_) {
+    if (recv.done || recv.engine_copying) continue;
+    Channel& channel = group_->channel(recv.src, rank_);
+    const PostedSend* send = channel.find(recv.seq);
+    // Anything but a plain match (not posted, being copied, cancelled, wrong size) is left to
+    // the receiver's own progress, which reports failures.
+    if (send == nullptr || send->state != PostedSend::State::kPosted || send->bytes != recv.bytes) {
+      continue;
+    }
+    recv.engine_copying = true;
+    copy_in(lock, channel, recv);
+    return true;
+  }
+  return false;
 }
 
 bool ThreadsExchangeOp::check_send(std::unique_lock<std::mutex>& lock, Send& send) {
@@ -98,6 +125,11 @@ void ThreadsExchangeOp::progress(std::unique_lock<std::mutex>& lock) {
 }
 
 void ThreadsExchangeOp::abandon(std::unique_lock<std::mutex>& lock, const Status&) {
+  // An engine copy into our buffers finishes before we let the caller reuse them.
+  domain().changed.wait(lock, [&] {
+    return std::none_of(recvs_.begin(), recvs_.end(),
+                        [](const Recv& recv) { return recv.engine_copying; });
+  });
   for (Send& send : sends_) {
     if (send.done) continue;
     Channel& channel = group_->channel(rank_, send.dst);

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "comm/communicator.hpp"
@@ -21,10 +22,22 @@ namespace seqpar {
 class ThreadsOp;
 class ThreadsGroup;
 
+// False when SEQPAR_THREADS_COPY_ENGINE=0: new domains then copy only inside the ranks' waits.
+bool threads_copy_engine_enabled();
+
 // One lock for a root group and all its descendants, so that a wait on any of them drives every
 // pending operation of the waiting thread (no cross-group wait-order deadlocks).
+// The domain also runs the copy engine (comm/threads_copy_engine.cpp): one background thread that
+// performs point-to-point copies whose send and receive are both posted, so a transfer proceeds
+// while the ranks' threads compute, as a DMA engine's would. A waiting rank still copies what
+// the engine has not started, so the engine only ever adds progress.
 struct ThreadsDomain {
-  explicit ThreadsDomain(int ranks) : pending(static_cast<size_t>(ranks)) {}
+  // copy_engine: start the engine thread (make_threads_communicators: unless
+  // SEQPAR_THREADS_COPY_ENGINE=0).
+  ThreadsDomain(int ranks, bool copy_engine);
+  ~ThreadsDomain();  // stops and joins the engine
+  ThreadsDomain(const ThreadsDomain&) = delete;
+  ThreadsDomain& operator=(const ThreadsDomain&) = delete;
 
   // kAborted for `op_name`, naming the rank that aborted and its reason. Call with mutex held.
   Status abort_status(const std::string& op_name) const;
@@ -35,6 +48,16 @@ struct ThreadsDomain {
   int abort_rank = -1;  // domain rank
   std::string abort_reason;
   std::vector<std::vector<ThreadsOp*>> pending;  // by domain rank: posted, not yet retired
+
+ private:
+  void run_copy_engine();
+  // One copy for some rank's pending op, if one is ready; true if it copied (the lock was
+  // released meanwhile). Ranks are scanned round robin from engine_next_rank_.
+  bool engine_copy_one(std::unique_lock<std::mutex>& lock);
+
+  bool engine_stopping_ = false;
+  size_t engine_next_rank_ = 0;
+  std::thread engine_;
 };
 
 // One posted send, queued on its (src, dst) channel until both sides are finished with it.

@@ -1,7 +1,8 @@
 #pragma once
 // Posted operations of the threads backend (pull model: each rank copies into its own receive
-// buffers, from its peers' send buffers, inside its own waits). Any wait of a thread drives all
-// pending operations of that thread, so ranks may wait on their operations in any order. Ops
+// buffers, from its peers' send buffers, inside its own waits; point-to-point copies are also
+// taken by the domain's copy engine as soon as both sides are posted). Any wait of a thread drives
+// all pending operations of that thread, so ranks may wait on their operations in any order. Ops
 // come from their communicator's OpPool: a post fills one, its release withdraws and clears it.
 #include <chrono>
 #include <memory>
@@ -23,6 +24,10 @@ class ThreadsOp : public PooledOp {
   // Makes what progress is possible now. Called by this rank's thread with the domain lock held;
   // may release the lock around copies.
   virtual void progress(std::unique_lock<std::mutex>& lock) = 0;
+  // The copy engine's hook, called on its thread with the domain lock held: performs one copy
+  // this op is ready to receive, if any, and returns true if it did (releasing the lock around
+  // the copy). It never finishes or fails the op; the owning thread's progress does that.
+  virtual bool engine_copy(std::unique_lock<std::mutex>&) { return false; }
 
  protected:
   ThreadsOp(std::shared_ptr<ThreadsGroup> group, int rank);
@@ -63,6 +68,7 @@ class ThreadsExchangeOp final : public ThreadsOp {
   // many sends and receives before.
   void post(std::span<const P2POp> ops, std::chrono::milliseconds timeout);
   void progress(std::unique_lock<std::mutex>& lock) override;
+  bool engine_copy(std::unique_lock<std::mutex>& lock) override;
 
  protected:
   bool recycle() override;
@@ -77,6 +83,7 @@ class ThreadsExchangeOp final : public ThreadsOp {
     void* buffer;
     size_t bytes;
     bool done;
+    bool engine_copying;  // the copy engine is filling `buffer` now
   };
   struct Send {
     int dst;
@@ -85,6 +92,8 @@ class ThreadsExchangeOp final : public ThreadsOp {
   };
   // Pulls one receive if its send is posted; false after a failure.
   bool pull(std::unique_lock<std::mutex>& lock, Recv& recv);
+  // Copies a matched, posted send of the right size into `recv` (either thread).
+  void copy_in(std::unique_lock<std::mutex>& lock, Channel& channel, Recv& recv);
   bool check_send(std::unique_lock<std::mutex>& lock, Send& send);
 
   std::vector<Recv> recvs_;

@@ -9,18 +9,15 @@
 #include "comm/mpi_communicator.hpp"
 #include "launch/calibration.hpp"
 #include "launch/topology.hpp"
+#include "mpi_world.hpp"
 
 namespace seqpar {
 namespace {
 
-std::unique_ptr<Communicator> world() {
-  auto comm = make_mpi_communicator(MPI_COMM_WORLD);
-  EXPECT_TRUE(comm.is_ok()) << comm.status().to_string();
-  return comm.is_ok() ? std::move(comm).value() : nullptr;
-}
+using testing::mpi_world;
 
 TEST(LaunchMpi, DiscoversOneHostNodeBySharedMemorySplit) {
-  auto comm = world();
+  auto comm = mpi_world();
   ASSERT_NE(comm, nullptr);
   StatusOr<DiscoveredTopology> found = discover_topology(*comm);
   ASSERT_TRUE(found.is_ok()) << found.status().to_string();
@@ -43,7 +40,7 @@ TEST(LaunchMpi, DiscoversOneHostNodeBySharedMemorySplit) {
 }
 
 TEST(LaunchMpi, MeasuresTheLinkToTheLastRank) {
-  auto comm = world();
+  auto comm = mpi_world();
   ASSERT_NE(comm, nullptr);
   if (comm->size() < 2) GTEST_SKIP() << "needs 2 ranks";
   LinkMeasureOptions o;

@@ -6,20 +6,17 @@
 
 #include "checked_step.hpp"
 #include "comm/mpi_communicator.hpp"
+#include "mpi_world.hpp"
 #include "runtime/plan.hpp"
 #include "ulysses_cases.hpp"
 
 namespace seqpar {
 namespace {
 
-std::unique_ptr<Communicator> world() {
-  auto comm = make_mpi_communicator(MPI_COMM_WORLD);
-  EXPECT_TRUE(comm.is_ok()) << comm.status().to_string();
-  return comm.is_ok() ? std::move(comm).value() : nullptr;
-}
+using testing::mpi_world;
 
 TEST(UlyssesMpi, MatchReferenceAndCommFormula) {
-  auto comm = world();
+  auto comm = mpi_world();
   ASSERT_NE(comm, nullptr);
   for (const testing::SchemeCase& c : testing::ulysses_cases(comm->size())) {
     SCOPED_TRACE(c.name());
@@ -29,7 +26,7 @@ TEST(UlyssesMpi, MatchReferenceAndCommFormula) {
 }
 
 TEST(UlyssesMpi, FewerQueryHeadsThanRanksFailsOnEveryRank) {
-  auto comm = world();
+  auto comm = mpi_world();
   ASSERT_NE(comm, nullptr);
   PlanConfig config;
   config.scheme = SchemeKind::kUlysses;
