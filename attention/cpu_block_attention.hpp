@@ -17,8 +17,9 @@ void cpu_block_forward(const BlockForwardParams& p);
 void cpu_block_backward(const BlockBackwardParams& p);
 
 // Floats of work area that forward and backward need for blocks of `shape` (the larger of the
-// two), for callers that pass params.scratch from their own workspace.
-size_t cpu_block_scratch_floats(const BlockShape& shape);
+// two; `backward` false: forward's alone), for callers that pass params.scratch from their own
+// workspace.
+size_t cpu_block_scratch_floats(const BlockShape& shape, bool backward = true);
 
 // delta (B, H, S) fp32 = rowsum(dout * out) with out, dout (B, S, H, D) in `dtype`.
 void cpu_attention_delta(const void* out, const void* dout, DType dtype, int64_t batch, int64_t seq,

@@ -49,11 +49,13 @@ BackwardTiles carve_backward_tiles(int64_t rows, int64_t d, float* given) {
 
 }  // namespace
 
-size_t cpu_block_scratch_floats(const BlockShape& shape) {
+size_t cpu_block_scratch_floats(const BlockShape& shape, bool backward) {
+  const size_t forward_floats = cpu_forward_scratch_floats(shape);
+  if (!backward) return forward_floats;
   const int64_t group = shape.heads_q / shape.heads_kv;
-  const auto backward = static_cast<size_t>(
+  const auto backward_floats = static_cast<size_t>(
       backward_tile_sizes(tile_positions(group) * group, shape.head_dim).total());
-  return std::max(backward, cpu_forward_scratch_floats(shape));
+  return std::max(backward_floats, forward_floats);
 }
 
 void cpu_block_backward(const BlockBackwardParams& p) {

@@ -22,8 +22,10 @@ Status cuda_not_built(const char* op) {
 
 }  // namespace
 
-size_t block_kernel_scratch_bytes(const BlockShape& shape, const KernelTarget& target) {
-  if (target.device == Device::kHost) return cpu_block_scratch_floats(shape) * sizeof(float);
+size_t block_kernel_scratch_bytes(const BlockShape& shape, const KernelTarget& target,
+                                  bool backward) {
+  if (target.device == Device::kHost)
+    return cpu_block_scratch_floats(shape, backward) * sizeof(float);
 #ifdef SEQPAR_HAVE_CUDA
   return cuda_block_scratch_bytes(shape);
 #else

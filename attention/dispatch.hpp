@@ -17,7 +17,9 @@ struct KernelTarget {
 
 // Bytes of work area the kernels need for blocks of `shape` (params.scratch), so a plan can
 // carve it from its workspace once and the kernels allocate nothing in its step loop.
-size_t block_kernel_scratch_bytes(const BlockShape& shape, const KernelTarget& target);
+// `backward` false: enough for the forward kernel alone (a forward-only plan).
+size_t block_kernel_scratch_bytes(const BlockShape& shape, const KernelTarget& target,
+                                  bool backward = true);
 
 Status run_block_forward(const BlockForwardParams& p, const KernelTarget& target);
 Status run_block_backward(const BlockBackwardParams& p, const KernelTarget& target);

@@ -21,12 +21,13 @@ bool host_device(const Topology& topo) {
   return topo.device_name.empty() || topo.device_name.rfind("cpu", 0) == 0;
 }
 
-// The CPU kernels' scratch for blocks of this shape (GPU kernels: none).
+// The CPU kernels' scratch for blocks of this shape (GPU kernels: none); `backward` false: a
+// forward-only plan's (the forward kernel's alone).
 double scratch_bytes(const Topology& topo, const AttentionProblem& p, int64_t sq, int64_t sk,
-                     int64_t hq, int64_t hkv) {
+                     int64_t hq, int64_t hkv, bool backward) {
   if (!host_device(topo)) return 0;
-  return static_cast<double>(
-      block_kernel_scratch_bytes({p.batch, sq, sk, hq, hkv, p.head_dim}, {Device::kHost, nullptr}));
+  return static_cast<double>(block_kernel_scratch_bytes({p.batch, sq, sk, hq, hkv, p.head_dim},
+                                                        {Device::kHost, nullptr}, backward));
 }
 
 // runtime/ring_attention.cpp's workspace for shards of `tokens` tokens on an n-rank ring;
@@ -38,7 +39,7 @@ double ring_workspace(const Topology& topo, const AttentionProblem& p, int64_t t
   const bool ring = n > 1;
   const double backward_only = s.lse * 4 + 4 * s.kv * 4 + (ring ? 4 * s.kv * e : 0);
   return (ring ? 4 * s.kv * e : 0) + s.q * 4 + (backward ? backward_only : 0) +
-         scratch_bytes(topo, p, tokens, tokens, hq, hkv);
+         scratch_bytes(topo, p, tokens, tokens, hq, hkv, backward);
 }
 
 }  // namespace
@@ -60,7 +61,7 @@ MemoryEstimate memory_per_rank(const ModelInputs& inputs, const Candidate& candi
     const Sizes rows(p, inputs.q_len, p.heads_q, p.heads_kv);
     m.shards = static_cast<int64_t>(2 * c.kv * e + 2 * rows.q * e + rows.lse * 4);
     workspace = rows.q * 4 + rows.lse * 4 +
-                scratch_bytes(topo, p, inputs.q_len, cache, p.heads_q, p.heads_kv);
+                scratch_bytes(topo, p, inputs.q_len, cache, p.heads_q, p.heads_kv, false);
     if (candidate.scheme == SchemeKind::kRing)
       workspace += 2 * 2 * c.kv * e;  // blocks held x2
     else
@@ -92,7 +93,7 @@ MemoryEstimate memory_per_rank(const ModelInputs& inputs, const Candidate& candi
                   bwd * 4 * own.kv * 4 +                       // dK, dV share, total
                   bwd * (moves_kv ? std::max(2 * own.kv * e, helpers ? own.q * e : 0.0) : 0) +
                   bwd * ((moves_kv ? 2 * own.kv * e : 0) + (helpers ? own.q * e : 0)) +  // in
-                  scratch_bytes(topo, p, local, local, p.heads_q, p.heads_kv);
+                  scratch_bytes(topo, p, local, local, p.heads_q, p.heads_kv, backward);
       break;
     }
     case SchemeKind::kTree: {
@@ -101,8 +102,8 @@ MemoryEstimate memory_per_rank(const ModelInputs& inputs, const Candidate& candi
       const double pack = 2 * own.lse * 4 + 2 * own.q * e;
       workspace = n * own.q * e + n * own.q * 4 + n * own.lse * 4 +
                   bwd * (pack + n * pack + own.q * 4 + 2 * own.kv * 4) +
-                  scratch_bytes(topo, p, local, local, p.heads_q, p.heads_kv) + whole.lse * 4 +
-                  (whole.q + whole.lse) * 4;
+                  scratch_bytes(topo, p, local, local, p.heads_q, p.heads_kv, backward) +
+                  whole.lse * 4 + (whole.q + whole.lse) * 4;
       if (topo.nodes > 1 && topo.ranks_per_node > 1) {
         workspace += (whole.q + whole.lse) * 4 / topo.ranks_per_node;  // the node slice
       }
@@ -128,9 +129,9 @@ MemoryEstimate memory_per_rank(const ModelInputs& inputs, const Candidate& candi
                                     exchange->heads_kv_max, candidate.ring_degree, backward);
       } else {  // O/dQ (fp32); dK, dV of our heads (fp32) and delta of our tokens (backward);
                 // kernel scratch
-        workspace +=
-            h.q * 4 + bwd * (2 * h.kv * 4 + own.lse * 4) +
-            scratch_bytes(topo, p, p.seq, p.seq, exchange->heads_q_max, exchange->heads_kv_max);
+        workspace += h.q * 4 + bwd * (2 * h.kv * 4 + own.lse * 4) +
+                     scratch_bytes(topo, p, p.seq, p.seq, exchange->heads_q_max,
+                                   exchange->heads_kv_max, backward);
       }
       break;
     }

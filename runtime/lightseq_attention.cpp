@@ -57,8 +57,8 @@ Status LightSeqAttention::allocate_workspace() {
             moves_kv && bwd ? std::max(2 * any.kv_bytes, has_helpers ? any.q_bytes : 0) : 0);
   arena.add(dkv_recv_, moves_kv && bwd ? 2 * shard_.kv_bytes : 0);
   arena.add(dq_recv_, has_helpers && bwd ? shard_.q_bytes : 0);
-  arena.add(kernel_scratch_,
-            block_kernel_scratch_bytes(largest_block_shape(ctx_), {ctx_.device, ctx_.stream}));
+  arena.add(kernel_scratch_, block_kernel_scratch_bytes(largest_block_shape(ctx_),
+                                                        {ctx_.device, ctx_.stream}, ctx_.backward));
   return arena.allocate(workspace_, ctx_.device);
 }
 

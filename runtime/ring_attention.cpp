@@ -73,8 +73,8 @@ Status RingAttention::allocate_workspace() {
   arena.add(dkv_total_, bwd ? 2 * shard_.kv_elems * sizeof(float) : 0);
   arena.add(dkv_send_, ring && bwd ? 2 * largest.kv_bytes : 0);
   arena.add(dkv_recv_, ring && bwd ? 2 * shard_.kv_bytes : 0);
-  arena.add(kernel_scratch_,
-            block_kernel_scratch_bytes(largest_block_shape(ctx_), {ctx_.device, ctx_.stream}));
+  arena.add(kernel_scratch_, block_kernel_scratch_bytes(largest_block_shape(ctx_),
+                                                        {ctx_.device, ctx_.stream}, ctx_.backward));
   return arena.allocate(workspace_, ctx_.device);
 }
 

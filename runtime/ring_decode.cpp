@@ -26,7 +26,7 @@ StatusOr<std::unique_ptr<DecodeAttention>> RingDecode::create(Communicator& comm
                          sizeof(float));
   arena.add(d->lse_,
             static_cast<size_t>(problem.batch * problem.heads_q * problem.q_len) * sizeof(float));
-  arena.add(d->kernel_scratch_, block_kernel_scratch_bytes(shape, {Device::kHost, nullptr}));
+  arena.add(d->kernel_scratch_, block_kernel_scratch_bytes(shape, {Device::kHost, nullptr}, false));
   SEQPAR_RETURN_IF_ERROR(arena.allocate(d->workspace_));
   return std::unique_ptr<DecodeAttention>(std::move(d));
 }

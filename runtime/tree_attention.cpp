@@ -75,8 +75,8 @@ Status TreeAttention::allocate_workspace() {
   arena.add(pack_all_, ranks * pack_bytes);
   arena.add(dq_own_, bwd * slot_.q_elems * sizeof(float));
   arena.add(dkv_, bwd * 2 * shard_.kv_elems * sizeof(float));
-  arena.add(kernel_scratch_,
-            block_kernel_scratch_bytes(largest_block_shape(ctx_), {ctx_.device, ctx_.stream}));
+  arena.add(kernel_scratch_, block_kernel_scratch_bytes(largest_block_shape(ctx_),
+                                                        {ctx_.device, ctx_.stream}, ctx_.backward));
   SEQPAR_RETURN_IF_ERROR(arena.allocate(workspace_, ctx_.device));
   // Padding rows stay zero: steps overwrite only the rows of our tokens.
   const KernelTarget target{ctx_.device, ctx_.stream};

@@ -35,7 +35,7 @@ StatusOr<std::unique_ptr<DecodeAttention>> TreeDecode::create(Communicator& comm
   WorkspaceArena arena;
   arena.add(d->out_, static_cast<size_t>(rows.out_elems()) * sizeof(float));
   arena.add(d->lse_, static_cast<size_t>(rows.lse_elems()) * sizeof(float));
-  arena.add(d->kernel_scratch_, block_kernel_scratch_bytes(block, {Device::kHost, nullptr}));
+  arena.add(d->kernel_scratch_, block_kernel_scratch_bytes(block, {Device::kHost, nullptr}, false));
   SEQPAR_RETURN_IF_ERROR(arena.allocate(d->workspace_));
   return std::unique_ptr<DecodeAttention>(std::move(d));
 }

@@ -47,7 +47,8 @@ Status UlyssesAttention::allocate_workspace() {
   arena.add(dkv_heads_, bwd ? 2 * kv_elems * sizeof(float) : 0);
   arena.add(delta_local_,
             bwd ? static_cast<size_t>(p.batch * p.heads_q * local_seq_) * sizeof(float) : 0);
-  arena.add(kernel_scratch_, block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}));
+  arena.add(kernel_scratch_,
+            block_kernel_scratch_bytes(block_shape(), {ctx_.device, ctx_.stream}, bwd));
   return arena.allocate(workspace_, ctx_.device);
 }
 

@@ -58,6 +58,38 @@ TEST(AttentionValidate, RejectsBrokenRules) {
   EXPECT_EQ(validate_block_params(bp).code(), StatusCode::kInvalidArgument);
 }
 
+// A forward-only plan carves only the forward kernel's scratch: that size is enough (the kernel
+// writes nothing past it and gives the same bits as with its own scratch), and for GQA it is
+// smaller than the size backward needs.
+TEST(AttentionDispatch, ForwardOnlyScratchIsEnoughForForwardAndSmaller) {
+  Case c = kSmall;
+  c.seq_q = 70;
+  c.seq_k = 90;
+  c.heads_q = 8;
+  c.heads_kv = 2;
+  c.head_dim = 64;
+  const Problem pr = make_problem(c, 53);
+  const size_t forward_bytes = block_kernel_scratch_bytes(pr.shape(), KernelTarget{}, false);
+  const size_t training_bytes = block_kernel_scratch_bytes(pr.shape(), KernelTarget{}, true);
+  EXPECT_EQ(forward_bytes, cpu_block_scratch_floats(pr.shape(), false) * sizeof(float));
+  EXPECT_LT(forward_bytes, training_bytes);
+  constexpr float kGuard = -12345.0f;
+  constexpr size_t kGuardFloats = 1024;
+  std::vector<float> scratch(forward_bytes / sizeof(float) + kGuardFloats, kGuard);
+  const size_t nq = static_cast<size_t>(pr.q_elems());
+  const size_t ns = static_cast<size_t>(pr.stat_elems());
+  std::vector<float> out(nq), lse(ns), out_own(nq), lse_own(ns);
+  BlockForwardParams p = pr.forward_params(out.data(), lse.data(), false);
+  p.scratch = scratch.data();
+  ASSERT_TRUE(run_block_forward(p, KernelTarget{}).is_ok());
+  cpu_block_forward(pr.forward_params(out_own.data(), lse_own.data(), false));
+  EXPECT_EQ(out, out_own);
+  EXPECT_EQ(lse, lse_own);
+  for (size_t i = forward_bytes / sizeof(float); i < scratch.size(); ++i) {
+    ASSERT_EQ(scratch[i], kGuard) << "the forward kernel wrote past its scratch at float " << i;
+  }
+}
+
 TEST(AttentionDispatch, HostRunsCpuKernelsAndCudaIsUnsupported) {
   const Problem pr = make_problem(kSmall, 52);
   const size_t nq = static_cast<size_t>(pr.q_elems());
