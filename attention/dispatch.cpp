@@ -33,7 +33,14 @@ size_t block_kernel_scratch_bytes(const BlockShape& shape, const KernelTarget& t
 #endif
 }
 
+namespace {
+thread_local BlockKernelCalls t_block_kernel_calls;
+}  // namespace
+
+BlockKernelCalls block_kernel_calls_on_this_thread() { return t_block_kernel_calls; }
+
 Status run_block_forward(const BlockForwardParams& p, const KernelTarget& target) {
+  ++t_block_kernel_calls.forward;
   if (target.device == Device::kHost) {
     cpu_block_forward(p);
     return Status::ok();
@@ -46,6 +53,7 @@ Status run_block_forward(const BlockForwardParams& p, const KernelTarget& target
 }
 
 Status run_block_backward(const BlockBackwardParams& p, const KernelTarget& target) {
+  ++t_block_kernel_calls.backward;
   if (target.device == Device::kHost) {
     cpu_block_backward(p);
     return Status::ok();

@@ -24,6 +24,15 @@ size_t block_kernel_scratch_bytes(const BlockShape& shape, const KernelTarget& t
 Status run_block_forward(const BlockForwardParams& p, const KernelTarget& target);
 Status run_block_backward(const BlockBackwardParams& p, const KernelTarget& target);
 
+// Block-kernel calls the calling thread has made through run_block_forward / run_block_backward
+// (on any target), for tests of which work a rank did: on the threads backend each rank is a
+// thread. A thread-local count, so it costs nothing to keep.
+struct BlockKernelCalls {
+  int64_t forward = 0;
+  int64_t backward = 0;
+};
+BlockKernelCalls block_kernel_calls_on_this_thread();
+
 // delta (B, H, S) fp32 = rowsum(dout * out), out and dout (B, S, H, D) in `dtype`.
 Status run_attention_delta(const void* out, const void* dout, DType dtype, int64_t batch,
                            int64_t seq, int64_t heads, int64_t head_dim, float* delta,

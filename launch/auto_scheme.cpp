@@ -205,4 +205,19 @@ RunOptions with_choice(const RunOptions& o, const AutoScheme& chosen) {
   return run;
 }
 
+StatusOr<RunOptions> with_node_placement(const RunOptions& o, const Topology* known,
+                                         Communicator* comm, int ranks) {
+  Topology topology;
+  if (known != nullptr) {
+    topology = *known;
+  } else {
+    std::vector<std::string> notes;
+    SEQPAR_ASSIGN_OR_RETURN(topology, resolve_topology(o, comm, comm ? comm->size() : ranks,
+                                                       /*host_ranks=*/true, notes));
+  }
+  RunOptions run = o;
+  run.plan.ranks_per_node = topology.nodes > 1 ? topology.ranks_per_node : 0;
+  return run;
+}
+
 }  // namespace seqpar

@@ -49,4 +49,11 @@ const CandidateCost* candidate_for(const AutoScheme& planned, const RunOptions& 
 // `options` with the choice applied (scheme, U, and ranks_per_node of a multi-node topology).
 RunOptions with_choice(const RunOptions& options, const AutoScheme& chosen);
 
+// `options` (a scheme the user named) placed on the run's topology: plan.ranks_per_node set when
+// it spans nodes, so tree combines over nodes and hybrid's groups stay inside one, as under
+// --scheme auto. The topology is `known` when given (the model already resolved it), else
+// resolve_topology's (collective over `comm` when given; one host of `ranks` without it).
+StatusOr<RunOptions> with_node_placement(const RunOptions& options, const Topology* known,
+                                         Communicator* comm, int ranks);
+
 }  // namespace seqpar

@@ -47,9 +47,13 @@ void print_explain(const RunOptions& options, const AutoScheme& planned) {
   std::cout << notes << explain_table(planned.inputs, planned.choice) << std::flush;
 }
 
-// The options a run uses: the model's choice under --scheme auto. Fails when nothing fits.
-StatusOr<RunOptions> options_to_run(const RunOptions& options, const AutoScheme* planned) {
-  if (!options.scheme_auto) return options;
+// The options a run uses: the model's choice under --scheme auto, else the named scheme placed
+// on the topology (ranks per node). Fails when nothing fits. Collective over `comm` when given.
+StatusOr<RunOptions> options_to_run(const RunOptions& options, const AutoScheme* planned,
+                                    Communicator* comm, int ranks) {
+  if (!options.scheme_auto) {
+    return with_node_placement(options, planned ? &planned->inputs.topology : nullptr, comm, ranks);
+  }
   if (planned->choice.chosen < 0) return no_feasible_candidate(*planned);
   return with_choice(options, *planned);
 }
@@ -86,7 +90,8 @@ int run_with_threads(const RunOptions& requested) {
     planned = std::move(found).value();
     print_explain(requested, *planned);
   }
-  StatusOr<RunOptions> chosen = options_to_run(requested, planned ? &*planned : nullptr);
+  StatusOr<RunOptions> chosen =
+      options_to_run(requested, planned ? &*planned : nullptr, nullptr, requested.ranks);
   if (!chosen.is_ok()) {
     std::fprintf(stderr, "seqpar-run: %s\n", chosen.status().to_string().c_str());
     return 1;
@@ -138,8 +143,9 @@ StatusOr<StepReport> run_planned_step(const RunOptions& requested, Communicator&
     planned = std::move(found);
     if (comm.rank() == 0) print_explain(requested, *planned);
   }
-  SEQPAR_ASSIGN_OR_RETURN(const RunOptions options,
-                          options_to_run(requested, planned ? &*planned : nullptr));
+  SEQPAR_ASSIGN_OR_RETURN(
+      const RunOptions options,
+      options_to_run(requested, planned ? &*planned : nullptr, &comm, comm.size()));
   return run_phase_step(options, comm);
 }
 

@@ -4,7 +4,7 @@
 namespace seqpar::testing {
 
 std::vector<HybridGridCase> hybrid_grids() {
-  return {{1, 1}, {1, 2}, {2, 1}, {2, 2}, {2, 3}, {3, 2}, {4, 2}, {2, 4}};
+  return {{1, 1}, {1, 2}, {2, 1}, {3, 1}, {1, 3}, {2, 2}, {2, 3}, {3, 2}, {4, 2}, {2, 4}};
 }
 
 std::vector<SchemeCase> hybrid_cases(int ulysses) {
@@ -12,6 +12,7 @@ std::vector<SchemeCase> hybrid_cases(int ulysses) {
   const SchemeCase all[] = {
       {h, MaskKind::kCausal, 8, 2, 16, 6, 1, DType::kF32},     // GQA 4; kv heads shared for U = 4
       {h, MaskKind::kFull, 4, 4, 8, 10, 2, DType::kF32},       // MHA, batch 2
+      {h, MaskKind::kCausal, 4, 2, 16, 6, 1, DType::kF32},     // GQA 2; shared for U >= 3
       {h, MaskKind::kCausal, 8, 1, 16, 8, 1, DType::kF32},     // MQA: one kv head for the group
       {h, MaskKind::kCausal, 6, 2, 16, 4, 1, DType::kF32},     // uneven: 2+1 | 2+1 on U = 4
       {h, MaskKind::kFull, 6, 2, 8, 6, 1, DType::kF32},        // uneven, full mask

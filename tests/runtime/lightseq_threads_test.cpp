@@ -1,14 +1,22 @@
 // lightseq on the threads backend, P in {1, 2, 3, 4, 6, 8}: forward and backward against the fp64
 // reference with asserted tolerances, every rank's communication against its own formula, and
-// the full mask refused with the rule named on every rank.
+// the block pairs each rank's thread actually computes (balanced, as the schedule says), and the
+// full mask refused with the rule named on every rank.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <mutex>
+#include <utility>
+#include <vector>
 
+#include "attention/dispatch.hpp"
 #include "checked_step.hpp"
 #include "comm/threads_communicator.hpp"
+#include "launch/test_data.hpp"
 #include "lightseq_cases.hpp"
+#include "runtime/lightseq_schedule.hpp"
 #include "runtime/plan.hpp"
 
 namespace seqpar {
@@ -30,6 +38,57 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<std::tuple<SchemeCase, int>>& param_info) {
       return str_cat(std::get<0>(param_info.param).name(), "_P", std::get<1>(param_info.param));
     });
+
+// The balance rule, on what runs: each rank's thread counts its block-kernel calls in a
+// forward and a backward step. Every rank computes exactly the pairs its schedule gives it (one
+// kernel call per pair, forward and backward), and the busiest rank has at most one pair more
+// than the least busy.
+TEST(LightSeqBalance, BlockPairsEachRankComputesAreWithinOne) {
+  for (int ranks = 2; ranks <= 8; ++ranks) {
+    SCOPED_TRACE(str_cat("P = ", ranks));
+    std::vector<BlockKernelCalls> calls(static_cast<size_t>(ranks));
+    const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
+      comm.set_timeout(std::chrono::seconds(60));
+      PlanConfig config;
+      config.scheme = SchemeKind::kLightSeq;
+      config.problem =
+          AttentionProblem{1, 16 * ranks, 4, 2, 16, MaskKind::kCausal, DType::kF32, 0.0f};
+      SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(config, comm));
+      RankTensors t;
+      SEQPAR_RETURN_IF_ERROR(t.allocate(plan->problem(), plan->local_seq()));
+      for (auto [input, buffer] :
+           {std::pair{InputTensor::kQ, &t.q}, std::pair{InputTensor::kK, &t.k},
+            std::pair{InputTensor::kV, &t.v}, std::pair{InputTensor::kDout, &t.dout}}) {
+        fill_input_shard(plan->problem(), plan->layout(), comm.rank(), 11, input, buffer->data());
+      }
+      const BlockKernelCalls before = block_kernel_calls_on_this_thread();
+      SEQPAR_RETURN_IF_ERROR(
+          plan->forward({t.q.data(), t.k.data(), t.v.data(), t.out.data(), t.lse.as<float>()}));
+      SEQPAR_RETURN_IF_ERROR(
+          plan->backward({t.q.data(), t.k.data(), t.v.data(), t.out.data(), t.lse.as<float>(),
+                          t.dout.data(), t.dq.data(), t.dk.data(), t.dv.data()}));
+      const BlockKernelCalls after = block_kernel_calls_on_this_thread();
+      calls[static_cast<size_t>(comm.rank())] = {after.forward - before.forward,
+                                                 after.backward - before.backward};
+      return Status::ok();
+    });
+    ASSERT_TRUE(status.is_ok()) << status.to_string();
+    const LightSeqSchedule schedule = lightseq_schedule(ranks);
+    int64_t least = INT64_MAX, most = 0;
+    for (int r = 0; r < ranks; ++r) {
+      int64_t scheduled = 0;
+      for (size_t step = 0; step < schedule.steps.size(); ++step) {
+        scheduled += schedule.at(static_cast<int>(step), r).computes() ? 1 : 0;
+      }
+      const BlockKernelCalls& c = calls[static_cast<size_t>(r)];
+      EXPECT_EQ(c.forward, scheduled) << "rank " << r;
+      EXPECT_EQ(c.backward, scheduled) << "rank " << r;
+      least = std::min(least, c.forward);
+      most = std::max(most, c.forward);
+    }
+    EXPECT_LE(most - least, 1) << "block pairs per rank from " << least << " to " << most;
+  }
+}
 
 TEST(LightSeqRejects, FullMaskOnEveryRank) {
   constexpr int kRanks = 3;

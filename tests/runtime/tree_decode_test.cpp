@@ -5,9 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <mutex>
+#include <vector>
+
 #include "comm/threads_communicator.hpp"
 #include "launch/decode_step.hpp"
 #include "runtime/kv_cache.hpp"
+#include "runtime/ring_decode.hpp"
 
 namespace seqpar {
 namespace {
@@ -86,6 +91,31 @@ TEST(TreeDecodeFormula, MatchesHandCount) {
   const CommVolume v = tree_decode_comm(d, 4, 0);
   EXPECT_EQ(v[CommOp::kAllReduce], 2);
   EXPECT_EQ(v.bytes_sent, 16 * 4 + (256 + 16) * 4);
+}
+
+// Ring decode's bytes by hand: S = 16 on 4 ranks, then tokens 16, 17, 18 appended to ranks 0, 1,
+// 2, so ranks 0-2 hold 5 tokens and rank 3 holds 4. Hop h, rank r forwards the shard of rank
+// r - h (h = 0, 1, 2); a token's K and V are 2 x Hkv 2 x D 8 x 4 B = 128 bytes.
+TEST(RingDecodeFormula, MatchesHandCount) {
+  constexpr int kRanks = 4;
+  const KvCacheShape shape{1, 2, 8, DType::kF32, 16, 19};
+  std::vector<int64_t> bytes(kRanks, -1);
+  std::mutex mutex;
+  const Status status = run_threads(kRanks, [&](Communicator& comm) -> Status {
+    SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache,
+                            KvCache::create(shape, comm.rank(), kRanks));
+    const std::vector<float> k_new(3 * 2 * 8, 1.0f), v_new(3 * 2 * 8, 2.0f);
+    SEQPAR_RETURN_IF_ERROR(cache->append(k_new.data(), v_new.data(), 3));
+    SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<DecodeAttention> ring,
+                            RingDecode::create(comm, {1, 4, 8, 1, 0.0f}, shape));
+    std::lock_guard<std::mutex> lock(mutex);
+    bytes[static_cast<size_t>(comm.rank())] = ring->expected_comm(*cache).bytes_sent;
+    return Status::ok();
+  });
+  ASSERT_TRUE(status.is_ok()) << status.to_string();
+  const int64_t tokens_forwarded[kRanks] = {5 + 4 + 5, 5 + 5 + 4, 5 + 5 + 5, 4 + 5 + 5};
+  for (int r = 0; r < kRanks; ++r)
+    EXPECT_EQ(bytes[static_cast<size_t>(r)], tokens_forwarded[r] * 128);
 }
 
 // Prompt tokens contiguous; new token t on rank t mod P; lengths and positions follow.
