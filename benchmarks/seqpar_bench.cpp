@@ -126,7 +126,7 @@ StatusOr<KernelBenchResult> bench_kernel(const KernelBenchConfig& cfg) {
 struct DecodeBenchRow {
   int ranks = 0;
   SchemeKind scheme = SchemeKind::kTree;
-  int64_t seq = 0;  // the prompt: --seq rounded down to a multiple of P (the cache's rule)
+  int64_t seq = 0;             // the prompt (S)
   int64_t bytes_per_rank = 0;  // per step, the largest over ranks
   double ms_per_token = 0.0;   // median step (slowest rank) / q_len
 };
@@ -142,9 +142,8 @@ StatusOr<std::vector<DecodeBenchRow>> bench_decode(const KernelBenchConfig& cfg,
       o.iters = cfg.iters;
       o.warmup = cfg.warmup;
       o.plan.scheme = scheme;
-      o.plan.problem =
-          AttentionProblem{cfg.batch,    cfg.seq / ranks * ranks, cfg.heads, cfg.kv_heads,
-                           cfg.head_dim, MaskKind::kCausal,       cfg.dtype, 0.0f};
+      o.plan.problem = AttentionProblem{cfg.batch,    cfg.seq,           cfg.heads, cfg.kv_heads,
+                                        cfg.head_dim, MaskKind::kCausal, cfg.dtype, 0.0f};
       StepReport report;
       SEQPAR_RETURN_IF_ERROR(run_threads(ranks, [&](Communicator& comm) -> Status {
         SEQPAR_ASSIGN_OR_RETURN(StepReport r, run_decode_step(o, comm));
@@ -202,7 +201,6 @@ int print_decode(const KernelBenchConfig& cfg, int64_t q_len, bool json) {
       static_cast<long long>(q_len), static_cast<long long>(cfg.heads),
       static_cast<long long>(cfg.kv_heads), static_cast<long long>(cfg.head_dim),
       dtype_name(cfg.dtype));
-  // S per row: the KV cache needs a prompt that is a multiple of P, so --seq is rounded down.
   std::printf("%-6s %-6s %8s %18s %14s\n", "ranks", "scheme", "S", "bytes/rank/step", "ms/token");
   for (const DecodeBenchRow& r : rows.value()) {
     std::printf("%-6d %-6s %8lld %18lld %14.4f\n", r.ranks, scheme_name(r.scheme),

@@ -56,9 +56,9 @@ std::string runtime_exclusion(const ModelInputs& inputs, const Candidate& candid
   const int ranks = inputs.topology.ranks();
   if (inputs.phase == Phase::kDecode) {
     // runtime/kv_cache.cpp's rule for the prompt, then the problem's own rules.
-    if (p.seq < ranks || p.seq % ranks != 0) {
-      return str_cat("the KV cache's prompt of ", p.seq, " tokens must be a positive multiple of ",
-                     ranks, " ranks (contiguous shards, at least one token each)");
+    if (p.seq < ranks) {
+      return str_cat("the KV cache's prompt of ", p.seq, " tokens is shorter than the ", ranks,
+                     " ranks (every shard needs at least one token)");
     }
     PlanConfig config = plan_config_for(inputs, candidate);
     config.scheme = SchemeKind::kTree;  // contiguous shards, as the cache holds them

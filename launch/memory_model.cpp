@@ -56,7 +56,7 @@ MemoryEstimate memory_per_rank(const ModelInputs& inputs, const Candidate& candi
   double workspace = 0;
 
   if (inputs.phase == Phase::kDecode) {
-    const int64_t cache = local + (inputs.q_len + ranks - 1) / ranks;  // prompt + this step
+    const int64_t cache = (p.seq + inputs.q_len + ranks - 1) / ranks;  // prompt + this step
     const Sizes c(p, cache, p.heads_q, p.heads_kv);
     const Sizes rows(p, inputs.q_len, p.heads_q, p.heads_kv);
     m.shards = static_cast<int64_t>(2 * c.kv * e + 2 * rows.q * e + rows.lse * 4);

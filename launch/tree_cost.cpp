@@ -60,7 +60,7 @@ StatusOr<DecodeCost> tree_decode_cost(const ModelInputs& inputs) {
   const AttentionProblem& p = inputs.problem;
   const int ranks = topo.ranks();
   const int64_t n = inputs.q_len;
-  const int64_t local = p.seq / ranks;  // the prompt's contiguous shards
+  const int64_t local = (p.seq + ranks - 1) / ranks;  // the prompt's longest shard
   const ComputeModel compute{&inputs.rate, p.batch, p.head_dim};
   const double rows = static_cast<double>(p.batch * n * p.heads_q);
   const int rpn = plan_ranks_per_node(topo);
@@ -78,8 +78,9 @@ StatusOr<DecodeCost> tree_decode_cost(const ModelInputs& inputs) {
 }
 
 int64_t ring_decode_bytes(const AttentionProblem& p, int ranks, int64_t cache_tokens) {
-  const int64_t local = cache_tokens / ranks;
-  return int64_t{ranks - 1} * 2 * p.batch * local * p.heads_kv * p.head_dim *
+  // Rank r forwards every shard but rank r + 1's; the most loaded forwards all but a shortest.
+  const int64_t forwarded = cache_tokens - cache_tokens / ranks;
+  return 2 * p.batch * forwarded * p.heads_kv * p.head_dim *
          static_cast<int64_t>(dtype_size(p.dtype));
 }
 
@@ -88,7 +89,7 @@ StatusOr<DecodeCost> ring_decode_cost(const ModelInputs& inputs) {
   const AttentionProblem& p = inputs.problem;
   const int ranks = topo.ranks();
   const int64_t n = inputs.q_len;
-  const int64_t local = p.seq / ranks;
+  const int64_t local = (p.seq + ranks - 1) / ranks;  // the longest shard sets each step
   const ComputeModel compute{&inputs.rate, p.batch, p.head_dim};
   const double block = compute.forward_seconds(static_cast<double>(n * local), p.heads_q, n, local);
   const double kv = static_cast<double>(2 * p.batch * local * p.heads_kv * p.head_dim) *

@@ -30,8 +30,9 @@ struct DecodeCost {
 StatusOr<DecodeCost> tree_decode_cost(const ModelInputs& inputs);
 StatusOr<DecodeCost> ring_decode_cost(const ModelInputs& inputs);
 
-// Ring decode's bytes per rank and step over a cache of `cache_tokens` in contiguous shards
-// (runtime/ring_decode.hpp: P-1 hops of 2 * B * len * Hkv * D * sizeof(dtype)).
+// Ring decode's bytes per step of the busiest rank over a cache of `cache_tokens` in balanced
+// shards (runtime/ring_decode.hpp: P-1 hops of 2 * B * len * Hkv * D * sizeof(dtype), the shards
+// of every rank but the next one).
 int64_t ring_decode_bytes(const AttentionProblem& p, int ranks, int64_t cache_tokens);
 
 }  // namespace seqpar

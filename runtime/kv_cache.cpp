@@ -7,16 +7,15 @@
 namespace seqpar {
 
 StatusOr<std::unique_ptr<KvCache>> KvCache::create(const KvCacheShape& shape, int rank, int ranks) {
-  SEQPAR_REQUIRE(shape.prompt >= ranks && shape.prompt % ranks == 0, StatusCode::kInvalidArgument,
-                 "the KV cache's prompt of ", shape.prompt,
-                 " tokens must be a positive multiple of ", ranks,
-                 " ranks (contiguous shards, at least one token each)");
+  SEQPAR_REQUIRE(shape.prompt >= ranks, StatusCode::kInvalidArgument, "the KV cache's prompt of ",
+                 shape.prompt, " tokens is shorter than the ", ranks,
+                 " ranks (every shard needs at least one token)");
   SEQPAR_REQUIRE(shape.capacity >= shape.prompt, StatusCode::kInvalidArgument,
                  "the KV cache's capacity (", shape.capacity, ") is below its prompt (",
                  shape.prompt, ")");
   std::unique_ptr<KvCache> cache(new KvCache(shape, rank, ranks));
-  const int64_t shard = shape.prompt / ranks;
-  cache->local_capacity_ = shard + (shape.capacity - shape.prompt + ranks - 1) / ranks;
+  const BalancedSplit& split = cache->prompt_split_;
+  cache->local_capacity_ = local_capacity_for(shape, ranks);
   try {
     cache->positions_.assign(static_cast<size_t>(ranks * cache->local_capacity_), -1);
   } catch (const std::bad_alloc&) {
@@ -24,8 +23,8 @@ StatusOr<std::unique_ptr<KvCache>> KvCache::create(const KvCacheShape& shape, in
   }
   for (int r = 0; r < ranks; ++r) {
     int64_t* pos = cache->positions_.data() + static_cast<size_t>(r * cache->local_capacity_);
-    for (int64_t i = 0; i < shard; ++i) pos[i] = r * shard + i;
-    int64_t i = shard;
+    for (int64_t i = 0; i < split.size(r); ++i) pos[i] = split.begin(r) + i;
+    int64_t i = split.size(r);
     for (int64_t t = shape.prompt; t < shape.capacity; ++t) {
       if (t % ranks == r) pos[i++] = t;
     }
@@ -39,15 +38,14 @@ StatusOr<std::unique_ptr<KvCache>> KvCache::create(const KvCacheShape& shape, in
 }
 
 int KvCache::owner(int64_t token) const {
-  const int64_t shard = shape_.prompt / ranks_;
-  return static_cast<int>(token < shape_.prompt ? token / shard : token % ranks_);
+  return static_cast<int>(token < shape_.prompt ? prompt_split_.part_of(token) : token % ranks_);
 }
 
 int64_t KvCache::local_length_of(int rank) const {
   const int64_t fresh =
       length_ - shape_.prompt;  // appended tokens, shape_.prompt + j for j < fresh
   const int64_t first = ((rank - shape_.prompt) % ranks_ + ranks_) % ranks_;  // rank's first j
-  return shape_.prompt / ranks_ + (first < fresh ? (fresh - 1 - first) / ranks_ + 1 : 0);
+  return prompt_split_.size(rank) + (first < fresh ? (fresh - 1 - first) / ranks_ + 1 : 0);
 }
 
 Status KvCache::append(const void* k_new, const void* v_new, int64_t n) {

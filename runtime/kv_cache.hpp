@@ -1,11 +1,13 @@
 #pragma once
 // KvCache: one rank's shard of a decoding KV cache spread over P ranks, preallocated for a
-// maximum length. The prompt's S tokens are contiguous (rank r holds [r*S/P, (r+1)*S/P), the
-// prefill layout, so a prefill's K/V shards become the cache as they are). Each new token t >= S
-// is appended to rank t mod P: shards stay within one token of each other, so every rank does the
-// same work per decoded token and none becomes the straggler that the max all-reduce waits on
-// (appending to the last rank would grow one shard without bound). Every rank knows every rank's
-// token positions (a pure function of S, P and the length), which the ring baseline needs.
+// maximum length. The prompt's S tokens are contiguous runs of a balanced split (rank r holds run
+// r: S/P tokens, one more on the first S % P ranks; the prefill layout, so a prefill's K/V shards
+// become the cache as they are). Each new token t >= S is appended to rank t mod P, which starts
+// with the first rank of a short run: shards stay within one token of each other, so every rank
+// does the same work per decoded token and none becomes the straggler that the max all-reduce
+// waits on (appending to the last rank would grow one shard without bound). Every rank knows
+// every rank's token positions (a pure function of S, P and the length), which the ring baseline
+// needs.
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -13,6 +15,7 @@
 #include "core/dtype.hpp"
 #include "core/host_buffer.hpp"
 #include "core/status.hpp"
+#include "partition/layout.hpp"
 
 namespace seqpar {
 
@@ -21,13 +24,18 @@ struct KvCacheShape {
   int64_t heads_kv = 0;
   int64_t head_dim = 0;
   DType dtype = DType::kF32;
-  int64_t prompt = 0;    // S, a multiple of P and >= P: every shard holds a token
+  int64_t prompt = 0;    // S >= P: every shard holds a token
   int64_t capacity = 0;  // the most tokens the whole cache will hold (>= prompt)
 };
 
 class KvCache {
  public:
   static StatusOr<std::unique_ptr<KvCache>> create(const KvCacheShape& shape, int rank, int ranks);
+  // Tokens each rank's storage holds room for: ceil(capacity / P), the longest shard once the
+  // cache is full (shards stay within one token of each other).
+  static int64_t local_capacity_for(const KvCacheShape& shape, int ranks) {
+    return (shape.capacity + ranks - 1) / ranks;
+  }
 
   const KvCacheShape& shape() const { return shape_; }
   int64_t length() const { return length_; }  // tokens in the whole cache
@@ -52,10 +60,15 @@ class KvCache {
 
  private:
   KvCache(const KvCacheShape& shape, int rank, int ranks)
-      : shape_(shape), rank_(rank), ranks_(ranks), length_(shape.prompt) {}
+      : shape_(shape),
+        rank_(rank),
+        ranks_(ranks),
+        prompt_split_{shape.prompt, ranks},
+        length_(shape.prompt) {}
 
   KvCacheShape shape_;
   int rank_, ranks_;
+  BalancedSplit prompt_split_;  // the prompt's runs, one per rank
   int64_t length_;
   int64_t local_capacity_ = 0;
   std::vector<int64_t> positions_;  // (P, local_capacity)

@@ -12,8 +12,7 @@ StatusOr<std::unique_ptr<DecodeAttention>> RingDecode::create(Communicator& comm
                                                               const DecodeProblem& problem,
                                                               const KvCacheShape& cache) {
   std::unique_ptr<RingDecode> d(new RingDecode(comm, problem));
-  const int64_t local_capacity =
-      cache.prompt / comm.size() + (cache.capacity - cache.prompt + comm.size() - 1) / comm.size();
+  const int64_t local_capacity = KvCache::local_capacity_for(cache, comm.size());
   const size_t block =
       static_cast<size_t>(2 * cache.batch * local_capacity * cache.heads_kv * cache.head_dim) *
       dtype_size(cache.dtype);

@@ -28,8 +28,7 @@ StatusOr<std::unique_ptr<DecodeAttention>> TreeDecode::create(Communicator& comm
       d->combine_,
       TreeCombine::create(comm, ranks_per_node, combine_shape(problem), {Device::kHost, nullptr}));
   const CombineShape rows = combine_shape(problem);
-  const int64_t local_capacity =
-      cache.prompt / comm.size() + (cache.capacity - cache.prompt + comm.size() - 1) / comm.size();
+  const int64_t local_capacity = KvCache::local_capacity_for(cache, comm.size());
   const BlockShape block{
       1, problem.q_len, local_capacity, problem.heads_q, cache.heads_kv, problem.head_dim};
   WorkspaceArena arena;

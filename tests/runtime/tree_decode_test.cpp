@@ -22,21 +22,23 @@ struct DecodeCase {
   int64_t heads_q, heads_kv, head_dim, q_len, batch, tokens_per_rank;
   DType dtype;
   int ranks_per_node;
+  int64_t extra_tokens = 0;  // S = P * tokens_per_rank + extra_tokens: a prompt with S % P != 0
   std::string name() const {
     return str_cat(scheme_name(scheme), "_h", heads_q, "kv", heads_kv, "_d", head_dim, "_n", q_len,
-                   "_b", batch, "_t", tokens_per_rank, "_", dtype_name(dtype), "_R",
-                   ranks_per_node);
+                   "_b", batch, "_t", tokens_per_rank, "_", dtype_name(dtype), "_R", ranks_per_node,
+                   extra_tokens > 0 ? str_cat("_x", extra_tokens) : "");
   }
 };
 
 std::vector<DecodeCase> decode_cases() {
   std::vector<DecodeCase> cases;
   for (SchemeKind s : {SchemeKind::kTree, SchemeKind::kRing}) {
-    cases.push_back({s, 8, 8, 16, 1, 1, 9, DType::kF32, 0});    // GQA 1, one token
-    cases.push_back({s, 8, 4, 32, 4, 2, 70, DType::kF32, 0});   // GQA 2, batch 2, 4 tokens
-    cases.push_back({s, 8, 2, 64, 3, 1, 33, DType::kF32, 0});   // GQA 4
-    cases.push_back({s, 8, 1, 16, 5, 1, 5, DType::kF32, 0});    // MQA (GQA 8)
-    cases.push_back({s, 4, 2, 64, 2, 2, 40, DType::kBF16, 0});  // bf16
+    cases.push_back({s, 8, 8, 16, 1, 1, 9, DType::kF32, 0});     // GQA 1, one token
+    cases.push_back({s, 8, 4, 32, 4, 2, 70, DType::kF32, 0});    // GQA 2, batch 2, 4 tokens
+    cases.push_back({s, 8, 2, 64, 3, 1, 33, DType::kF32, 0});    // GQA 4
+    cases.push_back({s, 8, 1, 16, 5, 1, 5, DType::kF32, 0});     // MQA (GQA 8)
+    cases.push_back({s, 4, 2, 64, 2, 2, 40, DType::kBF16, 0});   // bf16
+    cases.push_back({s, 8, 2, 16, 2, 1, 7, DType::kF32, 0, 3});  // uneven prompt shards
   }
   cases.push_back({SchemeKind::kTree, 8, 2, 16, 3, 2, 12, DType::kF32, 2});  // per node
   return cases;
@@ -51,8 +53,10 @@ TEST_P(Decode, MatchesReferenceAndCommFormula) {
   o.q_len = c.q_len;
   o.plan.scheme = c.scheme;
   o.plan.ranks_per_node = ranks % 2 == 0 ? c.ranks_per_node : 0;
-  o.plan.problem = AttentionProblem{c.batch,    ranks * c.tokens_per_rank, c.heads_q, c.heads_kv,
-                                    c.head_dim, MaskKind::kCausal,         c.dtype,   0.0f};
+  o.plan.problem = AttentionProblem{c.batch,    ranks * c.tokens_per_rank + c.extra_tokens,
+                                    c.heads_q,  c.heads_kv,
+                                    c.head_dim, MaskKind::kCausal,
+                                    c.dtype,    0.0f};
   o.check = true;
   o.iters = 2;
   o.warmup = 1;  // three steps: the cache grows unevenly across ranks
@@ -116,6 +120,36 @@ TEST(RingDecodeFormula, MatchesHandCount) {
   const int64_t tokens_forwarded[kRanks] = {5 + 4 + 5, 5 + 5 + 4, 5 + 5 + 5, 4 + 5 + 5};
   for (int r = 0; r < kRanks; ++r)
     EXPECT_EQ(bytes[static_cast<size_t>(r)], tokens_forwarded[r] * 128);
+}
+
+// An uneven prompt: S = 7 on 3 ranks is 3 + 2 + 2; new tokens go to rank t mod P, so token 7
+// fills rank 1 first and the shards stay within one token: lengths 3, 3, 2, then 3, 3, 3.
+TEST(KvCache, UnevenPromptStaysBalancedAsItGrows) {
+  const KvCacheShape shape{1, 1, 4, DType::kF32, 7, 9};
+  EXPECT_EQ(KvCache::local_capacity_for(shape, 3), 3);
+  std::vector<float> k_new(2 * 4), v_new(2 * 4);
+  for (int rank = 0; rank < 3; ++rank) {
+    auto cache = KvCache::create(shape, rank, 3);
+    ASSERT_TRUE(cache.is_ok()) << cache.status().to_string();
+    KvCache& c = *cache.value();
+    EXPECT_EQ(c.owner(2), 0);
+    EXPECT_EQ(c.owner(3), 1);
+    EXPECT_EQ(c.owner(5), 2);
+    EXPECT_EQ(c.owner(7), 1);
+    EXPECT_EQ(c.owner(8), 2);
+    EXPECT_EQ(c.positions_of(1)[0], 3);
+    EXPECT_EQ(c.positions_of(2)[1], 6);
+    const int64_t prompt_len[] = {3, 2, 2};
+    EXPECT_EQ(c.local_length(), prompt_len[rank]);
+    ASSERT_TRUE(c.append(k_new.data(), v_new.data(), 1).is_ok());  // token 7 -> rank 1
+    const int64_t after_one[] = {3, 3, 2};
+    EXPECT_EQ(c.local_length(), after_one[rank]);
+    ASSERT_TRUE(c.append(k_new.data(), v_new.data(), 1).is_ok());  // token 8 -> rank 2
+    EXPECT_EQ(c.local_length(), 3);
+    EXPECT_EQ(c.positions_of(1)[2], 7);
+    EXPECT_EQ(c.positions_of(2)[2], 8);
+  }
+  EXPECT_FALSE(KvCache::create({1, 1, 4, DType::kF32, 2, 4}, 0, 3).is_ok());  // fewer than P
 }
 
 // Prompt tokens contiguous; new token t on rank t mod P; lengths and positions follow.
