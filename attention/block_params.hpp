@@ -68,6 +68,18 @@ constexpr bool block_fully_kept(MaskKind mask, PositionRange q, PositionRange k)
   return mask == MaskKind::kFull || k.hi <= q.lo;
 }
 
+// A call the CPU kernels make between tiles, so that a communication backend which moves data
+// only inside its own calls (Open MPI on the host) progresses the transfers a scheme posted
+// before the kernel, while the kernel runs. Must be cheap and must not touch the kernel's
+// buffers. GPU kernels ignore it (their transfers run on their own stream).
+struct KernelProgressHook {
+  void (*fn)(void* context) = nullptr;
+  void* context = nullptr;
+  void operator()() const {
+    if (fn != nullptr) fn(context);
+  }
+};
+
 struct BlockShape {
   int64_t batch = 0;
   int64_t seq_q = 0;
@@ -95,6 +107,7 @@ struct BlockForwardParams {
   // CPU kernels' work area, cpu_block_scratch_floats(shape) floats, from the caller's workspace
   // (a Plan's); null: the calling thread's own, grown on first use.
   float* scratch = nullptr;
+  KernelProgressHook progress;  // called once per query tile (CPU kernels)
 };
 
 struct BlockBackwardParams {
@@ -113,7 +126,8 @@ struct BlockBackwardParams {
   PositionMap k_pos;
   MaskKind mask = MaskKind::kFull;
   float softmax_scale = 1.0f;
-  float* scratch = nullptr;  // as BlockForwardParams::scratch
+  float* scratch = nullptr;     // as BlockForwardParams::scratch
+  KernelProgressHook progress;  // called once per key tile (CPU kernels)
 };
 
 }  // namespace seqpar

@@ -72,6 +72,7 @@ void cpu_block_backward(const BlockBackwardParams& p) {
   for (int64_t b = 0; b < sh.batch; ++b) {
     for (int64_t g = 0; g < sh.heads_kv; ++g) {
       for (int64_t k0 = 0; k0 < sh.seq_k; k0 += kTileKeys) {
+        p.progress();
         const int64_t nk = std::min(kTileKeys, sh.seq_k - k0);
         const PositionRange k_range = position_range(p.k_pos, k0, k0 + nk);
         for (int64_t j = 0; j < kTileKeys; ++j) {

@@ -76,6 +76,7 @@ void cpu_block_forward(const BlockForwardParams& p) {
   for (int64_t b = 0; b < sh.batch; ++b) {
     for (int64_t g = 0; g < sh.heads_kv; ++g) {
       for (int64_t q0 = 0; q0 < sh.seq_q; q0 += tile_q) {
+        p.progress();
         const int64_t nq = std::min(tile_q, sh.seq_q - q0);
         const int64_t rows = nq * group;
         const PositionRange q_range = position_range(p.q_pos, q0, q0 + nq);

@@ -163,6 +163,11 @@ class Communicator {
 
   // Completes a posted operation (bounded by timeout()). Waiting on an empty Request is ok.
   Status wait(Request& request);
+  // Lets posted operations move forward without waiting for any: mpi makes one MPI_Iprobe, which
+  // drives Open MPI's progress engine (large host messages otherwise move only inside MPI calls,
+  // i.e. in the wait); threads (its copy engine) and nccl (its stream) progress by themselves.
+  // Cheap; called by the CPU kernels between tiles (KernelProgressHook). Never fails.
+  void progress() { do_progress(); }
 
   // A communicator over the ranks that pass the same `color`, ordered by (key, rank).
   // Collective over this communicator. The child shares the timeout and counts its own stats.
@@ -197,6 +202,7 @@ class Communicator {
   virtual StatusOr<PendingOpPtr> post_broadcast(void* buffer, size_t bytes, int root) = 0;
   virtual Status do_barrier(std::chrono::steady_clock::time_point deadline) = 0;
   virtual StatusOr<std::unique_ptr<Communicator>> do_split(int color, int key) = 0;
+  virtual void do_progress() {}
 
   std::chrono::steady_clock::time_point deadline() const {
     return std::chrono::steady_clock::now() + timeout_;

@@ -120,6 +120,7 @@ Status LightSeqAttention::forward(const ForwardArgs& args) {
   block.mask = p.mask;
   block.softmax_scale = p.softmax_scale;
   block.scratch = kernel_scratch_;
+  block.progress = comm_progress_hook(*ctx_.comm);  // transfers in flight move meanwhile
 
   for (int step = 0; step < steps; ++step) {
     const LightSeqRankStep& s = schedule_.at(step, rank);
@@ -191,6 +192,7 @@ Status LightSeqAttention::backward(const BackwardArgs& args) {
   block.mask = p.mask;
   block.softmax_scale = p.softmax_scale;
   block.scratch = kernel_scratch_;
+  block.progress = comm_progress_hook(*ctx_.comm);  // transfers in flight move meanwhile
 
   Request shares;  // the previous step's shares, in flight while this step computes
   const LightSeqRankStep* previous = nullptr;

@@ -94,6 +94,7 @@ Status RingAttention::forward(const ForwardArgs& args) {
   block.mask = p.mask;
   block.softmax_scale = p.softmax_scale;
   block.scratch = kernel_scratch_;
+  block.progress = comm_progress_hook(comm);  // the next block's transfer moves meanwhile
 
   const void* k = args.k;  // K, V of the block held this step: (B, S_local, Hkv, D)
   const void* v = args.v;
@@ -143,6 +144,7 @@ Status RingAttention::backward(const BackwardArgs& args) {
   block.mask = p.mask;
   block.softmax_scale = p.softmax_scale;
   block.scratch = kernel_scratch_;
+  block.progress = comm_progress_hook(comm);  // the next block's transfer moves meanwhile
 
   const void* k = args.k;
   const void* v = args.v;

@@ -4,6 +4,7 @@
 #include <memory>
 #include <span>
 
+#include "attention/block_params.hpp"
 #include "comm/communicator.hpp"
 #include "core/status.hpp"
 #include "partition/layout.hpp"
@@ -21,6 +22,12 @@ class Scheme {
   // is counted on them, not on the plan's communicator (Plan::comm_stats adds them up).
   virtual std::span<Communicator* const> subgroups() const { return {}; }
 };
+
+// The block kernels' progress hook for a scheme whose transfers are in flight on `comm` while
+// it computes: the CPU kernels then call comm.progress() between tiles.
+inline KernelProgressHook comm_progress_hook(Communicator& comm) {
+  return {[](void* c) { static_cast<Communicator*>(c)->progress(); }, &comm};
+}
 
 // Everything a scheme is built from. The communicator is the caller's; it outlives the plan.
 struct SchemeContext {

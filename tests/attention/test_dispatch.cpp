@@ -90,6 +90,44 @@ TEST(AttentionDispatch, ForwardOnlyScratchIsEnoughForForwardAndSmaller) {
   }
 }
 
+// The CPU kernels call the progress hook between tiles (once per query tile forward, once per
+// key tile backward, for every batch and kv head) and give the same bits with it as without.
+TEST(AttentionDispatch, CpuKernelsCallTheProgressHookBetweenTiles) {
+  Case c = kSmall;
+  c.seq_q = 150;
+  c.seq_k = 140;
+  const Problem pr = make_problem(c, 54);
+  const size_t nq = static_cast<size_t>(pr.q_elems());
+  const size_t ns = static_cast<size_t>(pr.stat_elems());
+  int calls = 0;
+  const KernelProgressHook count{[](void* n) { ++*static_cast<int*>(n); }, &calls};
+  std::vector<float> out(nq), lse(ns), out_plain(nq), lse_plain(ns);
+  BlockForwardParams f = pr.forward_params(out.data(), lse.data(), false);
+  f.progress = count;
+  ASSERT_TRUE(run_block_forward(f, KernelTarget{}).is_ok());
+  ASSERT_TRUE(run_block_forward(pr.forward_params(out_plain.data(), lse_plain.data(), false),
+                                KernelTarget{})
+                  .is_ok());
+  EXPECT_EQ(out, out_plain);
+  EXPECT_EQ(lse, lse_plain);
+  const int forward_calls = calls;
+  EXPECT_GE(forward_calls, static_cast<int>(c.batch * c.heads_kv) * 2) << "150 queries: 2+ tiles";
+
+  std::vector<float> delta(ns);
+  cpu_attention_delta(out.data(), pr.dout.data(), DType::kF32, c.batch, c.seq_q, c.heads_q,
+                      c.head_dim, delta.data());
+  std::vector<float> dq(nq, 0.0f), dq_plain(nq, 0.0f);
+  BlockBackwardParams b = pr.backward_params(lse.data(), delta.data(), dq.data(), nullptr, nullptr);
+  b.progress = count;
+  ASSERT_TRUE(run_block_backward(b, KernelTarget{}).is_ok());
+  ASSERT_TRUE(run_block_backward(
+                  pr.backward_params(lse.data(), delta.data(), dq_plain.data(), nullptr, nullptr),
+                  KernelTarget{})
+                  .is_ok());
+  EXPECT_EQ(dq, dq_plain);
+  EXPECT_GE(calls - forward_calls, static_cast<int>(c.batch * c.heads_kv) * 2) << "140 keys";
+}
+
 TEST(AttentionDispatch, HostRunsCpuKernelsAndCudaIsUnsupported) {
   const Problem pr = make_problem(kSmall, 52);
   const size_t nq = static_cast<size_t>(pr.q_elems());

@@ -3,6 +3,8 @@
 #include <mpi.h>
 
 #include <chrono>
+#include <thread>
+#include <vector>
 
 #include "comm/mpi_communicator.hpp"
 #include "comm_checks.hpp"
@@ -52,6 +54,44 @@ TEST(comm_mpi, DroppedRecvIsCancelledBeforeItsOpIsReused) {
   SEQPAR_EXPECT_OK(comm.exchange(ops));
   EXPECT_EQ(landing, 100 + prev);
   EXPECT_EQ(dropped_landing, -1);
+}
+
+// progress() moves a posted 4 MiB message (past Open MPI's eager limit: a rendezvous) while the
+// receiver "computes" instead of waiting: rank 1 sends and waits; rank 0 only calls progress()
+// between naps until the message's last byte has landed (without progress calls it lands only
+// in rank 0's wait), then waits and checks every byte. Ranks past 1 only join the barrier.
+TEST(comm_mpi, ProgressMovesAPostedMessageBeforeTheWait) {
+  auto made = make_mpi_communicator(MPI_COMM_WORLD);
+  ASSERT_TRUE(made.is_ok()) << made.status().to_string();
+  Communicator& comm = *made.value();
+  if (comm.size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  comm.set_timeout(std::chrono::milliseconds(30'000));
+  constexpr size_t kBytes = size_t{4} << 20;
+  auto byte_at = [](size_t i) { return static_cast<unsigned char>(i * 7 + 3); };
+  std::vector<unsigned char> buffer(kBytes, 0);
+  bool landed_before_wait = true;
+  if (comm.rank() == 1) {
+    for (size_t i = 0; i < kBytes; ++i) buffer[i] = byte_at(i);
+    const P2POp send[] = {P2POp::send(0, buffer.data(), kBytes)};
+    SEQPAR_EXPECT_OK(comm.exchange(send));
+  } else if (comm.rank() == 0) {
+    Request request;
+    const P2POp recv[] = {P2POp::recv(1, buffer.data(), kBytes)};
+    SEQPAR_EXPECT_OK(comm.start_exchange(recv, request));
+    const volatile unsigned char* last = buffer.data() + kBytes - 1;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (*last != byte_at(kBytes - 1) && std::chrono::steady_clock::now() < give_up) {
+      comm.progress();
+      std::this_thread::sleep_for(std::chrono::microseconds(100));  // "computing"
+    }
+    landed_before_wait = *last == byte_at(kBytes - 1);
+    SEQPAR_EXPECT_OK(comm.wait(request));
+    for (size_t i = 0; i < kBytes; ++i) {
+      ASSERT_EQ(buffer[i], byte_at(i)) << "byte " << i;
+    }
+  }
+  SEQPAR_EXPECT_OK(comm.barrier());
+  EXPECT_TRUE(landed_before_wait) << "10 s of progress() calls did not move the message";
 }
 
 TEST(comm_mpi, BackendFacts) {
