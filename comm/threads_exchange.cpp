@@ -16,6 +16,7 @@ ThreadsExchangeOp::ThreadsExchangeOp(std::shared_ptr<ThreadsGroup> group, int ra
 
 void ThreadsExchangeOp::post(std::span<const P2POp> ops, std::chrono::milliseconds timeout) {
   begin(timeout);
+  withdrawing_ = false;
   for (const P2POp& op : ops) {
     if (op.kind == P2POp::Kind::kSend) {
       const uint64_t seq = group_->channel(rank_, op.peer).post(op.buffer, op.bytes);
@@ -75,6 +76,7 @@ void ThreadsExchangeOp::copy_in(std::unique_lock<std::mutex>& lock, Channel& cha
 }
 
 bool ThreadsExchangeOp::engine_copy(std::unique_lock<std::mutex>& lock) {
+  if (withdrawing_) return false;
   for (Recv& recv : recvs_) {
     if (recv.done || recv.engine_copying) continue;
     Channel& channel = group_->channel(recv.src, rank_);
@@ -125,7 +127,9 @@ void ThreadsExchangeOp::progress(std::unique_lock<std::mutex>& lock) {
 }
 
 void ThreadsExchangeOp::abandon(std::unique_lock<std::mutex>& lock, const Status&) {
-  // An engine copy into our buffers finishes before we let the caller reuse them.
+  // No new engine copy into our buffers from now on (the waits below release the lock), and one
+  // in flight finishes before we let the caller reuse them.
+  withdrawing_ = true;
   domain().changed.wait(lock, [&] {
     return std::none_of(recvs_.begin(), recvs_.end(),
                         [](const Recv& recv) { return recv.engine_copying; });

@@ -98,6 +98,9 @@ class ThreadsExchangeOp final : public ThreadsOp {
 
   std::vector<Recv> recvs_;
   std::vector<Send> sends_;
+  // Set when abandon() starts: the engine starts no new copy into this op from then on (abandon
+  // may release the lock while it waits, and the op is not finished until it returns).
+  bool withdrawing_ = false;
 };
 
 // One collective, met in the group's slot for its sequence number.

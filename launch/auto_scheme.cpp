@@ -4,7 +4,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/log.hpp"
 #include "launch/calibration.hpp"
+#include "launch/topology.hpp"
+#include "runtime/scheme_kind.hpp"
 
 namespace seqpar {
 namespace {
@@ -205,17 +208,48 @@ RunOptions with_choice(const RunOptions& o, const AutoScheme& chosen) {
   return run;
 }
 
-StatusOr<RunOptions> with_node_placement(const RunOptions& o, const Topology* known,
-                                         Communicator* comm, int ranks) {
+RunOptions with_node_placement(const RunOptions& o, const Topology* known, Communicator* comm,
+                               int ranks) {
+  RunOptions run = o;
+  run.plan.ranks_per_node = 0;
+  const bool speaks = comm == nullptr || comm->rank() == 0;
   Topology topology;
   if (known != nullptr) {
     topology = *known;
+  } else if (comm != nullptr && o.topology_file.empty() && !o.topology_given()) {
+    StatusOr<DiscoveredTopology> found = discover_topology(*comm);  // collective
+    if (!found.is_ok()) {
+      if (speaks) {
+        SEQPAR_LOG_WARN("no node placement (topology discovery failed: ",
+                        found.status().to_string(), "); running without node groups");
+      }
+      return run;
+    }
+    if (!found->consecutive_ranks_share_nodes) {
+      if (speaks) {
+        SEQPAR_LOG_WARN(
+            "consecutive ranks do not share nodes (mpirun --map-by slot places them "
+            "so); running ",
+            scheme_name(o.plan.scheme), " without node groups");
+      }
+      return run;
+    }
+    topology = found->topology;
   } else {
     std::vector<std::string> notes;
-    SEQPAR_ASSIGN_OR_RETURN(topology, resolve_topology(o, comm, comm ? comm->size() : ranks,
-                                                       /*host_ranks=*/true, notes));
+    StatusOr<Topology> resolved = resolve_topology(o, nullptr, comm ? comm->size() : ranks,
+                                                   /*host_ranks=*/true, notes);
+    if (!resolved.is_ok()) {
+      // Ranks that disagree here (a topology file one node lacks) end up with different
+      // ranks_per_node, which the plan's config agreement reports on every rank.
+      if (speaks) {
+        SEQPAR_LOG_WARN("no node placement for ", scheme_name(o.plan.scheme), " (",
+                        resolved.status().message(), "); running without node groups");
+      }
+      return run;
+    }
+    topology = resolved.value();
   }
-  RunOptions run = o;
   run.plan.ranks_per_node = topology.nodes > 1 ? topology.ranks_per_node : 0;
   return run;
 }

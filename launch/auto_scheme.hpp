@@ -51,9 +51,12 @@ RunOptions with_choice(const RunOptions& options, const AutoScheme& chosen);
 
 // `options` (a scheme the user named) placed on the run's topology: plan.ranks_per_node set when
 // it spans nodes, so tree combines over nodes and hybrid's groups stay inside one, as under
-// --scheme auto. The topology is `known` when given (the model already resolved it), else
-// resolve_topology's (collective over `comm` when given; one host of `ranks` without it).
-StatusOr<RunOptions> with_node_placement(const RunOptions& options, const Topology* known,
-                                         Communicator* comm, int ranks);
+// --scheme auto. The topology is `known` when given (the model already resolved it), else the
+// user's (--topology, --nodes ...), else discovered over `comm` (collective), else one host.
+// Never fails: a topology that cannot be had or does not fit this run (its rank count, or a
+// round-robin placement where consecutive ranks do not share a node) gives ranks_per_node = 0,
+// the flat schemes, with a warning.
+RunOptions with_node_placement(const RunOptions& options, const Topology* known, Communicator* comm,
+                               int ranks);
 
 }  // namespace seqpar

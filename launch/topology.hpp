@@ -134,6 +134,9 @@ std::optional<CudaDeviceInfo> query_cuda_device();
 struct DiscoveredTopology {
   Topology topology;
   std::vector<std::string> notes;  // one line per decision, for --explain
+  // Whether every block of ranks_per_node consecutive ranks shares a host, as the schemes'
+  // node groups assume (mpirun --map-by slot); false under a round-robin placement.
+  bool consecutive_ranks_share_nodes = true;
 };
 StatusOr<DiscoveredTopology> discover_topology(Communicator& comm);
 

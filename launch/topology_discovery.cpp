@@ -292,6 +292,7 @@ StatusOr<DiscoveredTopology> discover_topology(Communicator& comm) {
     const bool same_host =
         std::strncmp(all[r].host, all[(r / local) * local].host, sizeof(all[r].host)) == 0;
     if (!same_host) {
+      result.consecutive_ranks_share_nodes = false;
       notes.push_back(str_cat("rank ", r, " (", all[r].host,
                               ") does not share a host with the first rank of its node block; "
                               "the model assumes consecutive ranks share a node (mpirun "

@@ -64,6 +64,76 @@ TEST(ThreadsCopyEngine, WithTheEngineOffTheCopyWaitsForTheReceiver) {
   EXPECT_EQ(send_done.load(), -1);
 }
 
+// A request dropped unwaited withdraws its op; from then on nothing may write its receive
+// buffer, even while the engine is busy with the op's send. Rank 0 posts {send 64 MiB to 1, recv
+// 16 MiB from 2}; rank 1's receive makes the engine copy the send; rank 2 then posts its send, and
+// rank 0 drops its request mid-copy and reuses the pooled op at once for a 16-byte receive. Before
+// the fix, the engine, done with the send, started copying rank 2's 16 MiB into the dropped
+// buffer (and then wrote through the reused op: a crash).
+TEST(ThreadsCopyEngine, DroppedRequestIsNeverWrittenAfterItsRelease) {
+  auto comms = make_threads_communicators(3);
+  constexpr size_t kSend = size_t{64} << 20, kRecv = size_t{16} << 20;
+  std::vector<unsigned char> send0(kSend, 0x11), recv1(kSend, 0), send2(kRecv, 0x22),
+      recv0(kRecv, 0xAB), small(16, 0);
+  std::atomic<int> stage{0};
+  std::atomic<bool> stop{false};
+  bool written_after_release = false;
+  auto wait_for = [&](int value) {  // bounded, so a failed post cannot hang the test
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (stage.load() < value && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::yield();
+    }
+  };
+  std::thread rank0([&] {
+    Communicator& c = *comms[0];
+    c.set_timeout(milliseconds(300));
+    {
+      Request dropped;
+      const P2POp ops[] = {P2POp::send(1, send0.data(), kSend),
+                           P2POp::recv(2, recv0.data(), kRecv)};
+      EXPECT_TRUE(c.start_exchange(ops, dropped).is_ok());
+      stage = 1;
+      wait_for(3);
+      std::this_thread::sleep_for(milliseconds(2));
+    }                // dropped unwaited: withdrawn
+    Request reused;  // the pooled op again
+    const P2POp again[] = {P2POp::recv(2, small.data(), small.size())};
+    EXPECT_TRUE(c.start_exchange(again, reused).is_ok());
+    (void)c.wait(reused);  // no matching send: times out
+    const unsigned char at_release = recv0[kRecv - 1];
+    std::this_thread::sleep_for(milliseconds(200));
+    written_after_release = recv0[kRecv - 1] != at_release || recv0[0] != at_release;
+    stop = true;
+  });
+  std::thread rank1([&] {
+    Communicator& c = *comms[1];
+    c.set_timeout(milliseconds(5000));
+    wait_for(1);
+    Request request;
+    const P2POp ops[] = {P2POp::recv(0, recv1.data(), kSend)};
+    EXPECT_TRUE(c.start_exchange(ops, request).is_ok());
+    stage = 2;
+    while (!stop) std::this_thread::sleep_for(milliseconds(1));
+    (void)c.wait(request);  // done, or aborted if the send was withdrawn before its copy began
+  });
+  std::thread rank2([&] {
+    Communicator& c = *comms[2];
+    c.set_timeout(milliseconds(1000));
+    wait_for(2);
+    std::this_thread::sleep_for(milliseconds(1));
+    Request request;
+    const P2POp ops[] = {P2POp::send(0, send2.data(), kRecv)};
+    EXPECT_TRUE(c.start_exchange(ops, request).is_ok());
+    stage = 3;
+    while (!stop) std::this_thread::sleep_for(milliseconds(1));
+    (void)c.wait(request);  // its receive was withdrawn: times out
+  });
+  rank0.join();
+  rank1.join();
+  rank2.join();
+  EXPECT_FALSE(written_after_release) << "the engine wrote a withdrawn request's buffer";
+}
+
 std::atomic<uint64_t> g_sink{0};  // keeps the busy work
 
 // Deterministic busy work, `units` of a few microseconds each.
