@@ -126,7 +126,6 @@ StatusOr<KernelBenchResult> bench_kernel(const KernelBenchConfig& cfg) {
 struct DecodeBenchRow {
   int ranks = 0;
   SchemeKind scheme = SchemeKind::kTree;
-  int64_t seq = 0;             // the prompt (S)
   int64_t bytes_per_rank = 0;  // per step, the largest over ranks
   double ms_per_token = 0.0;   // median step (slowest rank) / q_len
 };
@@ -150,7 +149,7 @@ StatusOr<std::vector<DecodeBenchRow>> bench_decode(const KernelBenchConfig& cfg,
         if (comm.rank() == 0) report = r;
         return Status::ok();
       }));
-      rows.push_back({ranks, scheme, o.plan.problem.seq, report.measured_comm.bytes_sent,
+      rows.push_back({ranks, scheme, report.measured_comm.bytes_sent,
                       report.time_ms / static_cast<double>(q_len)});
     }
   }
@@ -186,9 +185,9 @@ int print_decode(const KernelBenchConfig& cfg, int64_t q_len, bool json) {
     for (size_t i = 0; i < rows->size(); ++i) {
       const DecodeBenchRow& r = rows.value()[i];
       std::printf(
-          "%s{\"ranks\": %d, \"scheme\": \"%s\", \"seq\": %lld, \"bytes_per_rank\": %lld, "
+          "%s{\"ranks\": %d, \"scheme\": \"%s\", \"bytes_per_rank\": %lld, "
           "\"ms_per_token\": %.4f}",
-          i == 0 ? "" : ", ", r.ranks, scheme_name(r.scheme), static_cast<long long>(r.seq),
+          i == 0 ? "" : ", ", r.ranks, scheme_name(r.scheme),
           static_cast<long long>(r.bytes_per_rank), r.ms_per_token);
     }
     std::printf("]}\n");
@@ -201,11 +200,10 @@ int print_decode(const KernelBenchConfig& cfg, int64_t q_len, bool json) {
       static_cast<long long>(q_len), static_cast<long long>(cfg.heads),
       static_cast<long long>(cfg.kv_heads), static_cast<long long>(cfg.head_dim),
       dtype_name(cfg.dtype));
-  std::printf("%-6s %-6s %8s %18s %14s\n", "ranks", "scheme", "S", "bytes/rank/step", "ms/token");
+  std::printf("%-6s %-6s %18s %14s\n", "ranks", "scheme", "bytes/rank/step", "ms/token");
   for (const DecodeBenchRow& r : rows.value()) {
-    std::printf("%-6d %-6s %8lld %18lld %14.4f\n", r.ranks, scheme_name(r.scheme),
-                static_cast<long long>(r.seq), static_cast<long long>(r.bytes_per_rank),
-                r.ms_per_token);
+    std::printf("%-6d %-6s %18lld %14.4f\n", r.ranks, scheme_name(r.scheme),
+                static_cast<long long>(r.bytes_per_rank), r.ms_per_token);
   }
   return 0;
 }

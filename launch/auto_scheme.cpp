@@ -212,42 +212,31 @@ RunOptions with_node_placement(const RunOptions& o, const Topology* known, Commu
                                int ranks) {
   RunOptions run = o;
   run.plan.ranks_per_node = 0;
-  const bool speaks = comm == nullptr || comm->rank() == 0;
+  // The flat scheme, with rank 0 (or the one process) saying why.
+  auto flat = [&](const std::string& why) {
+    if (comm == nullptr || comm->rank() == 0) {
+      SEQPAR_LOG_WARN("no node placement for ", scheme_name(o.plan.scheme), " (", why,
+                      "); running without node groups");
+    }
+    return run;
+  };
   Topology topology;
   if (known != nullptr) {
     topology = *known;
   } else if (comm != nullptr && o.topology_file.empty() && !o.topology_given()) {
     StatusOr<DiscoveredTopology> found = discover_topology(*comm);  // collective
-    if (!found.is_ok()) {
-      if (speaks) {
-        SEQPAR_LOG_WARN("no node placement (topology discovery failed: ",
-                        found.status().to_string(), "); running without node groups");
-      }
-      return run;
-    }
+    if (!found.is_ok()) return flat(found.status().message());
     if (!found->consecutive_ranks_share_nodes) {
-      if (speaks) {
-        SEQPAR_LOG_WARN(
-            "consecutive ranks do not share nodes (mpirun --map-by slot places them "
-            "so); running ",
-            scheme_name(o.plan.scheme), " without node groups");
-      }
-      return run;
+      return flat("consecutive ranks do not share nodes; mpirun --map-by slot places them so");
     }
     topology = found->topology;
   } else {
+    // Ranks that disagree here (a topology file one node lacks) end up with different
+    // ranks_per_node, which the plan's config agreement reports on every rank.
     std::vector<std::string> notes;
     StatusOr<Topology> resolved = resolve_topology(o, nullptr, comm ? comm->size() : ranks,
                                                    /*host_ranks=*/true, notes);
-    if (!resolved.is_ok()) {
-      // Ranks that disagree here (a topology file one node lacks) end up with different
-      // ranks_per_node, which the plan's config agreement reports on every rank.
-      if (speaks) {
-        SEQPAR_LOG_WARN("no node placement for ", scheme_name(o.plan.scheme), " (",
-                        resolved.status().message(), "); running without node groups");
-      }
-      return run;
-    }
+    if (!resolved.is_ok()) return flat(resolved.status().message());
     topology = resolved.value();
   }
   run.plan.ranks_per_node = topology.nodes > 1 ? topology.ranks_per_node : 0;
