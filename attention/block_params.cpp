@@ -1,4 +1,4 @@
-// mask_name and the validation of the block kernel params (done once, at the API boundary;
+// Mask names and the validation of the block kernel params (done once, at the API boundary;
 // kernels and the dispatch trust what passed here).
 #include "attention/block_params.hpp"
 
@@ -16,6 +16,14 @@ const char* mask_name(MaskKind mask) {
       return "causal";
   }
   return "?";
+}
+
+StatusOr<MaskKind> parse_mask(std::string_view name) {
+  for (MaskKind mask : {MaskKind::kFull, MaskKind::kCausal}) {
+    if (name == mask_name(mask)) return mask;
+  }
+  return SEQPAR_FAIL(StatusCode::kInvalidArgument, "unknown mask '", std::string(name),
+                     "' (expected causal or full)");
 }
 
 namespace {

@@ -11,13 +11,15 @@
 // Positions: absolute token positions of the block's rows, so causal keeps (i, j) iff
 // k_pos(j) <= q_pos(i) for ring, striped, zigzag and tree alike.
 #include <cstdint>
+#include <string_view>
 
 #include "core/dtype.hpp"
 
 namespace seqpar {
 
 enum class MaskKind : int { kFull = 0, kCausal };
-const char* mask_name(MaskKind mask);
+const char* mask_name(MaskKind mask);              // "full", "causal"
+StatusOr<MaskKind> parse_mask(std::string_view name);  // the names above
 
 // pos(i) = offset + stride * i, or index[i] when an index array is given.
 struct PositionMap {

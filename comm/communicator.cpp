@@ -54,10 +54,30 @@ const char* comm_op_name(CommOp op) {
   return "unknown";
 }
 
+int64_t collective_bytes_sent(CommOp op, int ranks, int64_t bytes) {
+  switch (op) {
+    case CommOp::kAllGather:
+    case CommOp::kReduceScatter:
+      return (ranks - 1) * bytes;
+    case CommOp::kAllReduce:
+      return ranks > 1 ? bytes : 0;
+    default:
+      return -1;
+  }
+}
+
 int64_t CommStats::total_bytes_sent() const {
   int64_t total = 0;
   for (const CommOpStats& op : ops) total += op.bytes_sent;
   return total;
+}
+
+CommStats& CommStats::operator+=(const CommStats& other) {
+  for (size_t op = 0; op < ops.size(); ++op) {
+    ops[op].calls += other.ops[op].calls;
+    ops[op].bytes_sent += other.ops[op].bytes_sent;
+  }
+  return *this;
 }
 
 int64_t CommStats::total_calls() const {
@@ -189,7 +209,8 @@ Status Communicator::start_all_gather(const void* send, void* recv, size_t bytes
                  StatusCode::kInvalidArgument,
                  "all_gather: send overlaps recv (in place means send == recv + rank * bytes)");
   stats_[CommOp::kAllGather].calls += 1;
-  stats_[CommOp::kAllGather].bytes_sent += static_cast<int64_t>((size_ - 1) * bytes_per_rank);
+  stats_[CommOp::kAllGather].bytes_sent +=
+      collective_bytes_sent(CommOp::kAllGather, size_, static_cast<int64_t>(bytes_per_rank));
   SEQPAR_ASSIGN_OR_RETURN(request.op_, post_all_gather(send, recv, bytes_per_rank));
   return Status::ok();
 }
@@ -219,7 +240,8 @@ Status Communicator::start_reduce_scatter(const void* send, void* recv, size_t c
                  StatusCode::kInvalidArgument,
                  "reduce_scatter: send and recv overlap (not supported in place)");
   stats_[CommOp::kReduceScatter].calls += 1;
-  stats_[CommOp::kReduceScatter].bytes_sent += static_cast<int64_t>((size_ - 1) * slice_bytes);
+  stats_[CommOp::kReduceScatter].bytes_sent +=
+      collective_bytes_sent(CommOp::kReduceScatter, size_, static_cast<int64_t>(slice_bytes));
   SEQPAR_ASSIGN_OR_RETURN(request.op_, post_reduce_scatter(send, recv, count_per_rank, dtype, op));
   return Status::ok();
 }
@@ -246,7 +268,8 @@ Status Communicator::start_all_reduce(const void* send, void* recv, size_t count
                  StatusCode::kInvalidArgument,
                  "all_reduce: send and recv overlap (in place means send == recv)");
   stats_[CommOp::kAllReduce].calls += 1;
-  stats_[CommOp::kAllReduce].bytes_sent += size_ > 1 ? static_cast<int64_t>(bytes) : 0;
+  stats_[CommOp::kAllReduce].bytes_sent +=
+      collective_bytes_sent(CommOp::kAllReduce, size_, static_cast<int64_t>(bytes));
   SEQPAR_ASSIGN_OR_RETURN(request.op_, post_all_reduce(send, recv, count, dtype, op));
   return Status::ok();
 }

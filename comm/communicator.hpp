@@ -49,6 +49,12 @@ enum class CommOp : int {
 };
 const char* comm_op_name(CommOp op);
 
+// The bytes a rank's counters record for one all_gather (`bytes`: its slice), reduce_scatter
+// (`bytes`: one slice) or all_reduce (`bytes`: the buffer) over `ranks` ranks: the convention
+// above. Shared by the communicators' accounting and the schedules that predict it
+// (runtime/schedule.hpp). Other ops: -1.
+int64_t collective_bytes_sent(CommOp op, int ranks, int64_t bytes);
+
 enum class ReduceOp : int { kSum = 0, kMax };
 
 struct CommOpStats {
@@ -62,6 +68,7 @@ struct CommStats {
   const CommOpStats& operator[](CommOp op) const { return ops[static_cast<size_t>(op)]; }
   int64_t total_bytes_sent() const;
   int64_t total_calls() const;
+  CommStats& operator+=(const CommStats& other);
 };
 
 // One send or receive of a grouped exchange.

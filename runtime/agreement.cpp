@@ -1,4 +1,4 @@
-// agree_across_ranks: one all-gather of a failure flag.
+// agree_across_ranks: one all-gather of a failure flag; check_ranks_agree: one of the values.
 #include "runtime/agreement.hpp"
 
 #include <vector>
@@ -17,6 +17,22 @@ Status agree_across_ranks(const Status& local, Communicator& comm, const char* w
   }
   SEQPAR_REQUIRE(failed_ranks.empty(), StatusCode::kAborted, "rank(s) ", failed_ranks,
                  " failed to ", what, " (see their errors)");
+  return Status::ok();
+}
+
+Status check_ranks_agree(std::span<const char* const> names, std::span<const int64_t> values,
+                         Communicator& comm) {
+  const size_t fields = values.size();
+  std::vector<int64_t> all(fields * static_cast<size_t>(comm.size()));
+  SEQPAR_RETURN_IF_ERROR(comm.all_gather(values.data(), all.data(), fields * sizeof(int64_t)));
+  for (int r = 1; r < comm.size(); ++r) {
+    for (size_t f = 0; f < fields; ++f) {
+      const int64_t first = all[f];
+      const int64_t other = all[static_cast<size_t>(r) * fields + f];
+      SEQPAR_REQUIRE(first == other, StatusCode::kMismatch, "ranks disagree on the plan: ",
+                     names[f], " is ", first, " on rank 0 but ", other, " on rank ", r);
+    }
+  }
   return Status::ok();
 }
 

@@ -9,6 +9,82 @@
 
 namespace seqpar {
 
+namespace {
+
+int64_t sum_of(std::span<const int64_t> tokens) {
+  int64_t total = 0;
+  for (const int64_t t : tokens) total += t;
+  return total;
+}
+
+}  // namespace
+
+// The arena's regions, in the order they are carved: the largest send and receive of the
+// all-to-alls a plan runs (a forward-only plan runs the forward two), and the head tensors of
+// this rank's slice over the S_h tokens. Regions only backward uses are empty in a forward-only
+// exchange.
+void HeadExchange::add_regions(WorkspaceArena& arena, Buffers& b, const AttentionProblem& p,
+                               const HeadExchangeSplits& splits, const HeadSlice& mine,
+                               int64_t my_tokens, int64_t heads_seq, BackwardCarry carry,
+                               bool backward) {
+  const size_t storage = dtype_size(p.dtype);
+  const size_t rows = static_cast<size_t>(p.batch * heads_seq);  // B * S_h
+  const size_t q_bytes = rows * static_cast<size_t>(mine.q_count * p.head_dim) * storage;
+  const size_t kv_bytes = rows * static_cast<size_t>(mine.kv_count * p.head_dim) * storage;
+  const size_t stat_bytes = rows * static_cast<size_t>(mine.q_count) * sizeof(float);
+  const size_t local_kv_elems = static_cast<size_t>(p.batch * my_tokens * p.heads_kv * p.head_dim);
+  const bool sends_delta = carry == BackwardCarry::kDelta;
+  size_t send_bytes = 0;
+  size_t recv_bytes = 0;
+  for (const AllToAllSplit* split :
+       {&splits.forward_in, &splits.forward_out, &splits.backward_in, &splits.backward_out}) {
+    if (!backward && (split == &splits.backward_in || split == &splits.backward_out)) continue;
+    send_bytes = std::max(send_bytes, split->send_total());
+    recv_bytes = std::max(recv_bytes, split->recv_total());
+  }
+  arena.add(b.send, send_bytes);
+  arena.add(b.recv, recv_bytes);
+  arena.add(b.q_heads, q_bytes);
+  arena.add(b.k_heads, kv_bytes);
+  arena.add(b.v_heads, kv_bytes);
+  arena.add(b.dout_heads, backward ? q_bytes : 0);
+  arena.add(b.out_heads, sends_delta ? 0 : q_bytes);
+  arena.add(b.lse_heads, stat_bytes);
+  arena.add(b.delta_heads, sends_delta && backward ? stat_bytes : 0);
+  arena.add(b.dkv_total, backward ? 2 * local_kv_elems * sizeof(float) : 0);
+}
+
+StatusOr<HeadExchangeSplits> HeadExchangeSplits::of(const AttentionProblem& p,
+                                                    std::span<const int64_t> tokens,
+                                                    std::span<const HeadSlice> slices, int me,
+                                                    BackwardCarry carry) {
+  auto split_of = [&](PieceMix mix, PieceDirection direction) {
+    return head_all_to_all_split(p, tokens, slices, me, mix, direction);
+  };
+  const PieceMix qkv{1, 2, 0}, o_lse{1, 0, 1};
+  const PieceMix backward_in =
+      carry == BackwardCarry::kDelta ? PieceMix{2, 2, 2} : PieceMix{3, 2, 1};
+  HeadExchangeSplits s;
+  SEQPAR_ASSIGN_OR_RETURN(s.forward_in, split_of(qkv, PieceDirection::kToHeads));
+  SEQPAR_ASSIGN_OR_RETURN(s.forward_out, split_of(o_lse, PieceDirection::kToTokens));
+  SEQPAR_ASSIGN_OR_RETURN(s.backward_in, split_of(backward_in, PieceDirection::kToHeads));
+  SEQPAR_ASSIGN_OR_RETURN(s.backward_out, split_of(qkv, PieceDirection::kToTokens));
+  return s;
+}
+
+StatusOr<size_t> HeadExchange::workspace_bytes_for(const AttentionProblem& p,
+                                                   std::span<const HeadSlice> slices,
+                                                   std::span<const int64_t> tokens, int me,
+                                                   BackwardCarry carry, bool backward) {
+  SEQPAR_ASSIGN_OR_RETURN(const HeadExchangeSplits splits,
+                          HeadExchangeSplits::of(p, tokens, slices, me, carry));
+  Buffers unused;
+  WorkspaceArena arena;
+  add_regions(arena, unused, p, splits, slices[static_cast<size_t>(me)], tokens[static_cast<size_t>(me)],
+              sum_of(tokens), carry, backward);
+  return arena.bytes();
+}
+
 StatusOr<std::unique_ptr<HeadExchange>> HeadExchange::create(
     const AttentionProblem& p, Communicator& comm, std::vector<HeadSlice> slices,
     std::vector<int64_t> tokens, BackwardCarry carry, const KernelTarget& target, bool backward) {
@@ -16,10 +92,12 @@ StatusOr<std::unique_ptr<HeadExchange>> HeadExchange::create(
       slices.size() == static_cast<size_t>(comm.size()) && tokens.size() == slices.size(),
       StatusCode::kInternal, "head exchange over ", comm.size(), " ranks got ", slices.size(),
       " head slices and ", tokens.size(), " token counts");
-  std::unique_ptr<HeadExchange> exchange(new HeadExchange(p, comm, target));
-  SEQPAR_RETURN_IF_ERROR(exchange->plan(std::move(slices), std::move(tokens), carry));
-  SEQPAR_RETURN_IF_ERROR(exchange->allocate_workspace(backward));
-  return exchange;
+  std::unique_ptr<HeadExchange> x(new HeadExchange(p, comm, target));
+  SEQPAR_RETURN_IF_ERROR(x->plan(std::move(slices), std::move(tokens), carry));
+  WorkspaceArena arena;
+  add_regions(arena, x->buf_, p, x->splits_, x->mine_, x->tokens_of(comm.rank()), x->heads_seq_, carry, backward);
+  SEQPAR_RETURN_IF_ERROR(arena.allocate(x->workspace_, target.device));
+  return x;
 }
 
 Status HeadExchange::plan(std::vector<HeadSlice> slices, std::vector<int64_t> tokens,
@@ -34,53 +112,13 @@ Status HeadExchange::plan(std::vector<HeadSlice> slices, std::vector<int64_t> to
     heads_seq_ += tokens_[s];
   }
   carry_ = carry;
-  // Piece sizes per peer, from the piece layouts of the steps below.
-  auto split_of = [&](PieceMix mix, PieceDirection direction) {
-    return head_all_to_all_split(p_, tokens_, slices_, comm_.rank(), mix, direction);
-  };
-  const PieceMix qkv{1, 2, 0}, o_lse{1, 0, 1};
-  const PieceMix backward_in =
-      carry == BackwardCarry::kDelta ? PieceMix{2, 2, 2} : PieceMix{3, 2, 1};
-  SEQPAR_ASSIGN_OR_RETURN(forward_in_, split_of(qkv, PieceDirection::kToHeads));
-  SEQPAR_ASSIGN_OR_RETURN(forward_out_, split_of(o_lse, PieceDirection::kToTokens));
-  SEQPAR_ASSIGN_OR_RETURN(backward_in_, split_of(backward_in, PieceDirection::kToHeads));
-  SEQPAR_ASSIGN_OR_RETURN(backward_out_, split_of(qkv, PieceDirection::kToTokens));
+  SEQPAR_ASSIGN_OR_RETURN(splits_,
+                          HeadExchangeSplits::of(p_, tokens_, slices_, comm_.rank(), carry));
   return Status::ok();
 }
 
-Status HeadExchange::allocate_workspace(bool backward) {
-  const size_t storage = dtype_size(p_.dtype);
-  const size_t rows = static_cast<size_t>(p_.batch * heads_seq_);  // B * S_h
-  const size_t q_bytes = rows * static_cast<size_t>(mine_.q_count * p_.head_dim) * storage;
-  const size_t kv_bytes = rows * static_cast<size_t>(mine_.kv_count * p_.head_dim) * storage;
-  const size_t stat_bytes = rows * static_cast<size_t>(mine_.q_count) * sizeof(float);
-  const size_t local_kv_elems =
-      static_cast<size_t>(p_.batch * tokens_of(comm_.rank()) * p_.heads_kv * p_.head_dim);
-  const bool sends_delta = carry_ == BackwardCarry::kDelta;
-  size_t send_bytes = 0;
-  size_t recv_bytes = 0;
-  for (const AllToAllSplit* split : {&forward_in_, &forward_out_, &backward_in_, &backward_out_}) {
-    if (!backward && (split == &backward_in_ || split == &backward_out_)) continue;
-    send_bytes = std::max(send_bytes, split->send_total());
-    recv_bytes = std::max(recv_bytes, split->recv_total());
-  }
-  // Regions only backward uses are empty in a forward-only exchange.
-  WorkspaceArena arena;
-  arena.add(send_, send_bytes);
-  arena.add(recv_, recv_bytes);
-  arena.add(q_heads_, q_bytes);
-  arena.add(k_heads_, kv_bytes);
-  arena.add(v_heads_, kv_bytes);
-  arena.add(dout_heads_, backward ? q_bytes : 0);
-  arena.add(out_heads_, sends_delta ? 0 : q_bytes);
-  arena.add(lse_heads_, stat_bytes);
-  arena.add(delta_heads_, sends_delta && backward ? stat_bytes : 0);
-  arena.add(dkv_total_, backward ? 2 * local_kv_elems * sizeof(float) : 0);
-  return arena.allocate(workspace_, target_.device);
-}
-
 Status HeadExchange::all_to_all(const AllToAllSplit& split) {
-  return comm_.all_to_all_v(send_, split.send_bytes, split.send_offsets, recv_, split.recv_bytes,
+  return comm_.all_to_all_v(buf_.send, split.send_bytes, split.send_offsets, buf_.recv, split.recv_bytes,
                             split.recv_offsets);
 }
 
@@ -96,7 +134,7 @@ Status HeadExchange::to_heads(const AllToAllSplit& split, std::span<const void* 
   for (int d = 0; d < peers; ++d) {
     const HeadSlice& to = slices_[static_cast<size_t>(d)];
     const PieceParts parts = piece_parts(p_, T, to);
-    char* piece = send_ + split.send_offsets[static_cast<size_t>(d)];
+    char* piece = buf_.send + split.send_offsets[static_cast<size_t>(d)];
     for (const void* src : q_like) {
       SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect(
           {src, dt, {B, T, p_.heads_q, D}}, {0, to.q_begin}, {piece, dt, {B, T, to.q_count, D}},
@@ -119,7 +157,7 @@ Status HeadExchange::to_heads(const AllToAllSplit& split, std::span<const void* 
   SEQPAR_RETURN_IF_ERROR(all_to_all(split));
   // Peer s's T_s tokens are indices [begin_s, begin_s + T_s) of the S_h tokens.
   for (int s = 0; s < peers; ++s) {
-    const char* piece = recv_ + split.recv_offsets[static_cast<size_t>(s)];
+    const char* piece = buf_.recv + split.recv_offsets[static_cast<size_t>(s)];
     const int64_t Ts = tokens_of(s), at = begin_of(s);
     const PieceParts mine = piece_parts(p_, Ts, mine_);
     for (void* dst : q_heads) {
@@ -153,7 +191,7 @@ Status HeadExchange::to_tokens(const AllToAllSplit& split, DType dtype,
   // Piece for peer d: q-like (B, T_d, q_r, D), kv (B, T_d, kv_r, D) storage, stats
   // (B, q_r, T_d) fp32.
   for (int d = 0; d < static_cast<int>(slices_.size()); ++d) {
-    char* piece = send_ + split.send_offsets[static_cast<size_t>(d)];
+    char* piece = buf_.send + split.send_offsets[static_cast<size_t>(d)];
     const int64_t Td = tokens_of(d), at = begin_of(d);
     const PieceParts mine = piece_parts(p_, Td, mine_);
     for (const void* src : q_like) {
@@ -181,20 +219,20 @@ Status HeadExchange::to_tokens(const AllToAllSplit& split, DType dtype,
 Status HeadExchange::forward_in(const ForwardArgs& args) {
   const void* const q_like[] = {args.q};
   const void* const kv[] = {args.k, args.v};
-  void* const q_heads[] = {q_heads_};
-  void* const kv_heads[] = {k_heads_, v_heads_};
-  return to_heads(forward_in_, q_like, kv, {}, q_heads, kv_heads, {});
+  void* const q_heads[] = {buf_.q_heads};
+  void* const kv_heads[] = {buf_.k_heads, buf_.v_heads};
+  return to_heads(splits_.forward_in, q_like, kv, {}, q_heads, kv_heads, {});
 }
 
 Status HeadExchange::forward_out(const void* o_heads, DType o_dtype, const ForwardArgs& args) {
   const void* const q_like[] = {o_heads};
-  const float* const stats[] = {lse_heads_};
-  SEQPAR_RETURN_IF_ERROR(to_tokens(forward_out_, o_dtype, q_like, {}, stats));
+  const float* const stats[] = {buf_.lse_heads};
+  SEQPAR_RETURN_IF_ERROR(to_tokens(splits_.forward_out, o_dtype, q_like, {}, stats));
   const DType dt = p_.dtype;
   const int64_t B = p_.batch, T = tokens_of(comm_.rank()), D = p_.head_dim;
   for (int s = 0; s < static_cast<int>(slices_.size()); ++s) {
     const HeadSlice& from = slices_[static_cast<size_t>(s)];
-    const char* piece = recv_ + forward_out_.recv_offsets[static_cast<size_t>(s)];
+    const char* piece = buf_.recv + splits_.forward_out.recv_offsets[static_cast<size_t>(s)];
     SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({piece, dt, {B, T, from.q_count, D}}, {0, 0},
                                                       {args.out, dt, {B, T, p_.heads_q, D}},
                                                       {0, from.q_begin}, T, from.q_count, target_));
@@ -208,40 +246,40 @@ Status HeadExchange::forward_out(const void* o_heads, DType o_dtype, const Forwa
 
 Status HeadExchange::backward_in(const BackwardArgs& args, const float* delta) {
   const void* const kv[] = {args.k, args.v};
-  void* const kv_heads[] = {k_heads_, v_heads_};
+  void* const kv_heads[] = {buf_.k_heads, buf_.v_heads};
   if (carry_ == BackwardCarry::kDelta) {
     const void* const q_like[] = {args.q, args.dout};
     const float* const stats[] = {args.lse, delta};
-    void* const q_heads[] = {q_heads_, dout_heads_};
-    float* const stat_heads[] = {lse_heads_, delta_heads_};
-    return to_heads(backward_in_, q_like, kv, stats, q_heads, kv_heads, stat_heads);
+    void* const q_heads[] = {buf_.q_heads, buf_.dout_heads};
+    float* const stat_heads[] = {buf_.lse_heads, buf_.delta_heads};
+    return to_heads(splits_.backward_in, q_like, kv, stats, q_heads, kv_heads, stat_heads);
   }
   const void* const q_like[] = {args.q, args.dout, args.out};
   const float* const stats[] = {args.lse};
-  void* const q_heads[] = {q_heads_, dout_heads_, out_heads_};
-  float* const stat_heads[] = {lse_heads_};
-  return to_heads(backward_in_, q_like, kv, stats, q_heads, kv_heads, stat_heads);
+  void* const q_heads[] = {buf_.q_heads, buf_.dout_heads, buf_.out_heads};
+  float* const stat_heads[] = {buf_.lse_heads};
+  return to_heads(splits_.backward_in, q_like, kv, stats, q_heads, kv_heads, stat_heads);
 }
 
 Status HeadExchange::backward_out(const void* dq_heads, const void* dk_heads, const void* dv_heads,
                                   DType grad_dtype, const BackwardArgs& args) {
   const void* const q_like[] = {dq_heads};
   const void* const kv[] = {dk_heads, dv_heads};
-  SEQPAR_RETURN_IF_ERROR(to_tokens(backward_out_, grad_dtype, q_like, kv, {}));
+  SEQPAR_RETURN_IF_ERROR(to_tokens(splits_.backward_out, grad_dtype, q_like, kv, {}));
   const DType dt = p_.dtype;
   const int64_t B = p_.batch, T = tokens_of(comm_.rank()), D = p_.head_dim;
   // dQ heads arrive once each; dK, dV shares of a kv head several peers shared are summed.
   const size_t local_kv_elems = static_cast<size_t>(B * T * p_.heads_kv * D);
-  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(dkv_total_, 2 * local_kv_elems * sizeof(float), target_));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.dkv_total, 2 * local_kv_elems * sizeof(float), target_));
   for (int s = 0; s < static_cast<int>(slices_.size()); ++s) {
     const HeadSlice& from = slices_[static_cast<size_t>(s)];
     const PieceParts parts = piece_parts(p_, T, from);
-    const char* piece = recv_ + backward_out_.recv_offsets[static_cast<size_t>(s)];
+    const char* piece = buf_.recv + splits_.backward_out.recv_offsets[static_cast<size_t>(s)];
     SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({piece, dt, {B, T, from.q_count, D}}, {0, 0},
                                                       {args.dq, dt, {B, T, p_.heads_q, D}},
                                                       {0, from.q_begin}, T, from.q_count, target_));
     piece += parts.q;
-    for (float* total : {dkv_total_, dkv_total_ + local_kv_elems}) {
+    for (float* total : {buf_.dkv_total, buf_.dkv_total + local_kv_elems}) {
       SEQPAR_RETURN_IF_ERROR(
           buffer_ops::add_grid_rect({piece, dt, {B, T, from.kv_count, D}}, {0, 0},
                                     {total, DType::kF32, {B, T, p_.heads_kv, D}},
@@ -250,8 +288,8 @@ Status HeadExchange::backward_out(const void* dq_heads, const void* dk_heads, co
     }
   }
   SEQPAR_RETURN_IF_ERROR(
-      buffer_ops::convert_from_float(dkv_total_, args.dk, dt, local_kv_elems, target_));
-  return buffer_ops::convert_from_float(dkv_total_ + local_kv_elems, args.dv, dt, local_kv_elems,
+      buffer_ops::convert_from_float(buf_.dkv_total, args.dk, dt, local_kv_elems, target_));
+  return buffer_ops::convert_from_float(buf_.dkv_total + local_kv_elems, args.dv, dt, local_kv_elems,
                                         target_);
 }
 

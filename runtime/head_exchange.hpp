@@ -30,6 +30,16 @@ enum class BackwardCarry {
   kOut,    // O itself, for heads-side code that computes delta (hybrid's ring)
 };
 
+// The four all-to-alls of an exchange (forward in Q, K, V; forward out O, LSE; backward in Q,
+// dO, K, V, LSE and delta or O; backward out dQ, dK, dV), for peer `me` of the ranks holding
+// `slices` and `tokens`: what HeadExchange posts, and what the schemes' schedules send.
+struct HeadExchangeSplits {
+  AllToAllSplit forward_in, forward_out, backward_in, backward_out;
+  static StatusOr<HeadExchangeSplits> of(const AttentionProblem& p, std::span<const int64_t> tokens,
+                                         std::span<const HeadSlice> slices, int me,
+                                         BackwardCarry carry);
+};
+
 class HeadExchange {
  public:
   // Peer r of `comm` holds slices[r] and tokens[r] tokens; `comm` outlives the exchange. The
@@ -41,6 +51,12 @@ class HeadExchange {
       const AttentionProblem& p, Communicator& comm, std::vector<HeadSlice> slices,
       std::vector<int64_t> tokens, BackwardCarry carry, const KernelTarget& target,
       bool backward = true);
+
+  // What create() allocates for peer `me` (no communicator needed).
+  static StatusOr<size_t> workspace_bytes_for(const AttentionProblem& p,
+                                              std::span<const HeadSlice> slices,
+                                              std::span<const int64_t> tokens, int me,
+                                              BackwardCarry carry, bool backward);
 
   const HeadSlice& mine() const { return mine_; }
   int64_t heads_seq() const { return heads_seq_; }  // S_h
@@ -60,19 +76,18 @@ class HeadExchange {
   Status backward_out(const void* dq_heads, const void* dk_heads, const void* dv_heads,
                       DType grad_dtype, const BackwardArgs& args);
 
-  void* q_heads() const { return q_heads_; }
-  void* k_heads() const { return k_heads_; }
-  void* v_heads() const { return v_heads_; }
-  void* dout_heads() const { return dout_heads_; }
-  void* out_heads() const { return out_heads_; }
-  float* lse_heads() const { return lse_heads_; }
-  float* delta_heads() const { return delta_heads_; }
+  void* q_heads() const { return buf_.q_heads; }
+  void* k_heads() const { return buf_.k_heads; }
+  void* v_heads() const { return buf_.v_heads; }
+  void* dout_heads() const { return buf_.dout_heads; }
+  void* out_heads() const { return buf_.out_heads; }
+  float* lse_heads() const { return buf_.lse_heads; }
+  float* delta_heads() const { return buf_.delta_heads; }
 
  private:
   HeadExchange(const AttentionProblem& p, Communicator& comm, const KernelTarget& target)
       : p_(p), comm_(comm), target_(target) {}
   Status plan(std::vector<HeadSlice> slices, std::vector<int64_t> tokens, BackwardCarry carry);
-  Status allocate_workspace(bool backward);
   int64_t tokens_of(int peer) const { return tokens_[static_cast<size_t>(peer)]; }
   int64_t begin_of(int peer) const { return token_begin_[static_cast<size_t>(peer)]; }
   Status all_to_all(const AllToAllSplit& split);  // send_ -> recv_
@@ -97,20 +112,27 @@ class HeadExchange {
   std::vector<int64_t> token_begin_;  // (peers): where peer s's tokens start in the S_h tokens
   int64_t heads_seq_ = 0;             // S_h = sum of T_s
   BackwardCarry carry_ = BackwardCarry::kDelta;
-  // Forward Q,K,V in and O,LSE out; backward Q,dO,(O),K,V,LSE,(delta) in and dQ,dK,dV out.
-  AllToAllSplit forward_in_, forward_out_, backward_in_, backward_out_;
+  HeadExchangeSplits splits_;
 
-  WorkspaceBuffer workspace_;     // on target_.device
-  char* send_ = nullptr;          // the largest send of the four all-to-alls (forward-only: two)
-  char* recv_ = nullptr;          // the largest receive of the four (forward-only: two)
-  void* q_heads_ = nullptr;       // (B, S_h, q_r, D) storage
-  void* k_heads_ = nullptr;       // (B, S_h, kv_r, D) storage
-  void* v_heads_ = nullptr;       // (B, S_h, kv_r, D) storage
-  void* dout_heads_ = nullptr;    // (B, S_h, q_r, D) storage (backward only)
-  void* out_heads_ = nullptr;     // (B, S_h, q_r, D) storage (kOut only: the hybrid's ring output)
-  float* lse_heads_ = nullptr;    // (B, q_r, S_h) fp32
-  float* delta_heads_ = nullptr;  // (B, q_r, S_h) fp32 (kDelta, backward only)
-  float* dkv_total_ = nullptr;    // (2, B, T_me, Hkv, D) fp32: our tokens' dK, dV (backward only)
+  // One arena on target_.device, carved at creation.
+  struct Buffers {
+    char* send = nullptr;          // the largest send of the four all-to-alls (forward-only: two)
+    char* recv = nullptr;          // the largest receive of the four (forward-only: two)
+    void* q_heads = nullptr;       // (B, S_h, q_r, D) storage
+    void* k_heads = nullptr;       // (B, S_h, kv_r, D) storage
+    void* v_heads = nullptr;       // (B, S_h, kv_r, D) storage
+    void* dout_heads = nullptr;    // (B, S_h, q_r, D) storage (backward only)
+    void* out_heads = nullptr;     // (B, S_h, q_r, D) storage (kOut only: the hybrid's ring output)
+    float* lse_heads = nullptr;    // (B, q_r, S_h) fp32
+    float* delta_heads = nullptr;  // (B, q_r, S_h) fp32 (kDelta, backward only)
+    float* dkv_total = nullptr;    // (2, B, T_me, Hkv, D) fp32: our tokens' dK, dV (backward only)
+  };
+  static void add_regions(WorkspaceArena& arena, Buffers& buffers, const AttentionProblem& p,
+                          const HeadExchangeSplits& splits, const HeadSlice& mine,
+                          int64_t my_tokens, int64_t heads_seq, BackwardCarry carry,
+                          bool backward);
+  WorkspaceBuffer workspace_;
+  Buffers buf_;
 };
 
 }  // namespace seqpar

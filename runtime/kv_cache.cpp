@@ -41,11 +41,15 @@ int KvCache::owner(int64_t token) const {
   return static_cast<int>(token < shape_.prompt ? prompt_split_.part_of(token) : token % ranks_);
 }
 
+int64_t KvCache::shard_length(const KvCacheShape& shape, int ranks, int rank, int64_t length) {
+  const int64_t fresh = length - shape.prompt;  // appended tokens, shape.prompt + j for j < fresh
+  const int64_t first = ((rank - shape.prompt) % ranks + ranks) % ranks;  // rank's first j
+  return BalancedSplit{shape.prompt, ranks}.size(rank) +
+         (first < fresh ? (fresh - 1 - first) / ranks + 1 : 0);
+}
+
 int64_t KvCache::local_length_of(int rank) const {
-  const int64_t fresh =
-      length_ - shape_.prompt;  // appended tokens, shape_.prompt + j for j < fresh
-  const int64_t first = ((rank - shape_.prompt) % ranks_ + ranks_) % ranks_;  // rank's first j
-  return prompt_split_.size(rank) + (first < fresh ? (fresh - 1 - first) / ranks_ + 1 : 0);
+  return shard_length(shape_, ranks_, rank, length_);
 }
 
 Status KvCache::append(const void* k_new, const void* v_new, int64_t n) {

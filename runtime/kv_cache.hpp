@@ -36,6 +36,9 @@ class KvCache {
   static int64_t local_capacity_for(const KvCacheShape& shape, int ranks) {
     return (shape.capacity + ranks - 1) / ranks;
   }
+  // Tokens `rank` holds when the whole cache holds `length` tokens (the prompt's run plus its
+  // share of the appended tokens): local_length_of() without a cache.
+  static int64_t shard_length(const KvCacheShape& shape, int ranks, int rank, int64_t length);
 
   const KvCacheShape& shape() const { return shape_; }
   int64_t length() const { return length_; }  // tokens in the whole cache

@@ -1,6 +1,7 @@
 #pragma once
-// LightSeq's load-balanced DistAttn schedule (Li et al. 2023) for the causal mask over the
-// contiguous layout, and its communication formula.
+// LightSeq's load-balanced DistAttn pairing (Li et al. 2023) for the causal mask over the
+// contiguous layout: which block pair each rank computes at each step, and where K/V and queries
+// go. The scheme's step loops, workspace and schedule are runtime/schemes/lightseq.cpp.
 //
 // Block pairs (i, j), j <= i: query block i (rank i's tokens) against kv block j. Plain ring
 // computes pair (i, i - t) on rank i at step t, so rank r does r + 1 pairs and early ranks idle.
@@ -15,10 +16,9 @@
 // every causal pair exactly once, in P/2 + 1 steps. Odd P: (P + 1) / 2 pairs on every rank.
 // Even P: step P/2 has no helpers (ring steps P/2 and P - P/2 coincide), so ranks < P/2 do P/2
 // pairs and the others P/2 + 1.
+#include <cstddef>
 #include <vector>
 
-#include "runtime/comm_formula.hpp"
-#include "runtime/problem.hpp"
 
 namespace seqpar {
 
@@ -42,18 +42,5 @@ struct LightSeqSchedule {
 };
 
 LightSeqSchedule lightseq_schedule(int ranks);
-
-// What `rank` sends per layer. With q = B*S_local*Hq*D and kv = B*S_local*Hkv*D elements,
-// s = sizeof(dtype), lse = B*Hq*S_local, and per step t >= 1 (one exchange per non-empty group):
-//   forward   inputs:  K, V to rank r + t (2*kv*s) and, when helped, Q to the helper (q*s);
-//             results: a helper returns (O, LSE) in fp32 ((q + lse) * 4)
-//   backward  inputs:  K, V as above and, when helped, Q, dO (2*q*s), LSE, delta (2*lse*4);
-//             results: the dK, dV share to the kv owner (2*kv*s) or a helper's dQ share (q*s)
-// (T = P/2 + 1 steps, H = number of helper steps = (P-1)/2: rank r sends K/V in
-// min(P-1-r, T-1) steps and is helped (sends Q, gets results) in max(0, H - (P-1-r)) steps.)
-// Sizes are those of the block each transfer carries: with S % P != 0, contiguous shards differ
-// by a token, so a helper's results and a dK/dV share have the size of the block's owner's shard.
-CommVolume lightseq_forward_comm(const AttentionProblem& p, int ranks, int rank);
-CommVolume lightseq_backward_comm(const AttentionProblem& p, int ranks, int rank);
 
 }  // namespace seqpar

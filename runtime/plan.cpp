@@ -2,15 +2,15 @@
 #include "runtime/plan.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
-#include <vector>
+#include <iterator>
 
 #include "core/log.hpp"
 #include "runtime/agreement.hpp"
 #include "runtime/finite_check.hpp"
-#include "runtime/hybrid_grid.hpp"
-#include "runtime/scheme_factory.hpp"
+#include "runtime/scheme_registry.hpp"
 
 namespace seqpar {
 namespace {
@@ -23,55 +23,23 @@ constexpr int64_t kMaxElements = int64_t{1} << 56;  // per global tensor; bytes 
 // not one: forward runs the same on a forward-only rank (only the arena's backward regions are
 // empty), and a backward fails at once on a forward-only rank and aborts the group, so a
 // disagreement cannot leave a rank waiting; check_finite and the stream are per rank too.
-struct Fingerprint {
-  static constexpr int kFields = 13;
-  static constexpr const char* kNames[kFields] = {
-      "ranks",    "scheme",         "batch",         "seq",   "heads",
-      "kv_heads", "head_dim",       "mask",          "dtype", "softmax_scale (bits)",
-      "device",   "ranks_per_node", "ulysses_degree"};
-  int64_t values[kFields];
-};
+constexpr const char* kFingerprintNames[] = {
+    "ranks",    "scheme",   "batch", "seq",    "heads", "kv_heads", "head_dim",
+    "mask",     "dtype",    "softmax_scale (bits)",    "device",    "ranks_per_node",
+    "ulysses_degree"};
 
-Fingerprint fingerprint_of(const PlanConfig& c, int ranks) {
+std::array<int64_t, std::size(kFingerprintNames)> fingerprint_of(const PlanConfig& c, int ranks) {
   uint32_t scale_bits = 0;
   std::memcpy(&scale_bits, &c.problem.softmax_scale, sizeof(scale_bits));
   const AttentionProblem& p = c.problem;
-  return {{ranks, static_cast<int64_t>(c.scheme), p.batch, p.seq, p.heads_q, p.heads_kv, p.head_dim,
-           static_cast<int64_t>(p.mask), static_cast<int64_t>(p.dtype), int64_t{scale_bits},
-           static_cast<int64_t>(c.device), c.ranks_per_node, c.ulysses_degree}};
-}
-
-// The token layout of `config` on `ranks` ranks; the hybrid's carries its grid's U.
-StatusOr<Layout> layout_of(const PlanConfig& config, int ranks) {
-  int ulysses = 1;
-  if (config.scheme == SchemeKind::kHybrid) {
-    SEQPAR_ASSIGN_OR_RETURN(const HybridGrid grid, hybrid_grid(config, ranks));
-    ulysses = grid.ulysses;
-  }
-  return Layout::make(scheme_layout(config.scheme), config.problem.seq, ranks, ulysses);
-}
-
-// Every rank learns whether all ranks hold the same config; a mismatch names the field.
-Status check_ranks_agree(const PlanConfig& config, Communicator& comm) {
-  const Fingerprint mine = fingerprint_of(config, comm.size());
-  std::vector<Fingerprint> all(static_cast<size_t>(comm.size()));
-  SEQPAR_RETURN_IF_ERROR(comm.all_gather(&mine, all.data(), sizeof(Fingerprint)));
-  for (int r = 1; r < comm.size(); ++r) {
-    for (int f = 0; f < Fingerprint::kFields; ++f) {
-      const int64_t first = all[0].values[f];
-      const int64_t other = all[static_cast<size_t>(r)].values[f];
-      SEQPAR_REQUIRE(first == other, StatusCode::kMismatch,
-                     "ranks disagree on the plan: ", Fingerprint::kNames[f], " is ", first,
-                     " on rank 0 but ", other, " on rank ", r);
-    }
-  }
-  return Status::ok();
+  return {ranks, static_cast<int64_t>(c.scheme), p.batch, p.seq, p.heads_q, p.heads_kv, p.head_dim,
+          static_cast<int64_t>(p.mask), static_cast<int64_t>(p.dtype), int64_t{scale_bits},
+          static_cast<int64_t>(c.device), c.ranks_per_node, c.ulysses_degree};
 }
 
 }  // namespace
 
-Status validate_problem(const PlanConfig& config, int ranks) {
-  const AttentionProblem& p = config.problem;
+Status validate_attention_problem(const AttentionProblem& p) {
   SEQPAR_REQUIRE(p.batch >= 1 && p.seq >= 1 && p.heads_q >= 1 && p.heads_kv >= 1,
                  StatusCode::kInvalidArgument,
                  "batch, seq, heads and kv-heads must be positive (got ", p.batch, ", ", p.seq,
@@ -93,14 +61,25 @@ Status validate_problem(const PlanConfig& config, int ranks) {
   SEQPAR_REQUIRE(!overflow && elements <= kMaxElements, StatusCode::kInvalidArgument,
                  "problem too large: B*S*H*D of (", p.batch, ", ", p.seq, ", ",
                  std::max(p.heads_q, p.heads_kv), ", ", p.head_dim, ") exceeds 2^56 elements");
+  SEQPAR_REQUIRE(p.softmax_scale >= 0.0f && std::isfinite(p.softmax_scale),
+                 StatusCode::kInvalidArgument,
+                 "softmax scale must be finite and >= 0 (0 means 1/sqrt(D))");
+  return Status::ok();
+}
+
+StatusOr<Layout> plan_layout(const PlanConfig& config, int ranks) {
+  return scheme_descriptor(config.scheme).layout(config, ranks);
+}
+
+Status validate_problem(const PlanConfig& config, int ranks) {
+  SEQPAR_RETURN_IF_ERROR(validate_attention_problem(config.problem));
   SEQPAR_REQUIRE(config.ranks_per_node >= 0 &&
                      (config.ranks_per_node == 0 || ranks % config.ranks_per_node == 0),
                  StatusCode::kInvalidArgument, "ranks per node (", config.ranks_per_node,
                  ") must divide the ", ranks, " ranks (0: all ranks on one node)");
-  SEQPAR_REQUIRE(p.softmax_scale >= 0.0f && std::isfinite(p.softmax_scale),
-                 StatusCode::kInvalidArgument,
-                 "softmax scale must be finite and >= 0 (0 means 1/sqrt(D))");
-  return layout_of(config, ranks).status();
+  const SchemeDescriptor& scheme = scheme_descriptor(config.scheme);
+  SEQPAR_RETURN_IF_ERROR(scheme.layout(config, ranks).status());
+  return scheme.validate ? scheme.validate(config, ranks) : Status::ok();
 }
 
 StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Communicator& comm) {
@@ -109,7 +88,8 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Commun
   if (config.problem.softmax_scale == 0.0f && config.problem.head_dim > 0) {
     config.problem.softmax_scale = 1.0f / std::sqrt(static_cast<float>(config.problem.head_dim));
   }
-  SEQPAR_RETURN_IF_ERROR(check_ranks_agree(config, comm));
+  SEQPAR_RETURN_IF_ERROR(
+      check_ranks_agree(kFingerprintNames, fingerprint_of(config, comm.size()), comm));
   // Configs are equal on every rank now, so every rank reaches the same verdict here.
   SEQPAR_RETURN_IF_ERROR(validate_problem(config, comm.size()));
   SEQPAR_REQUIRE(comm.device_memory() == (config.device == Device::kCuda),
@@ -117,15 +97,22 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Commun
                  comm.device_memory() ? "device" : "host", " memory but the plan's tensors are on ",
                  device_name(config.device));
 
+  // The schemes' workspace and elementwise work follow the plan's device, but the
+  // communicators do not move device memory yet.
+  SEQPAR_REQUIRE(config.device == Device::kHost, StatusCode::kUnsupported,
+                 scheme_name(config.scheme), " on ", device_name(config.device),
+                 " memory is not supported yet: the communicators do not move device memory yet");
+
+  const SchemeDescriptor& descriptor = scheme_descriptor(config.scheme);
   SchemeContext context{config.problem,
                         config.scheme,
-                        layout_of(config, comm.size()).value(),
+                        descriptor.layout(config, comm.size()).value(),
                         &comm,
                         config.device,
                         config.stream,
                         config.ranks_per_node,
                         config.backward};
-  StatusOr<std::unique_ptr<Scheme>> scheme = create_scheme(context);
+  StatusOr<std::unique_ptr<Scheme>> scheme = descriptor.create(context);
   SEQPAR_RETURN_IF_ERROR(
       agree_across_ranks(scheme.status(), comm, "create their plan"));  // e.g. out of memory
   const bool check_finite = config.check_finite && config.device == Device::kHost;
@@ -134,25 +121,16 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Commun
 }
 
 CommVolume Plan::expected_forward_comm() const {
-  return seqpar::expected_forward_comm(context_.kind, context_.problem, context_.comm->size(),
-                                       context_.comm->rank(), context_.layout.ulysses_degree(),
-                                       context_.ranks_per_node);
+  return scheme_comm(context_, Pass::kForward)[static_cast<size_t>(context_.comm->rank())];
 }
 
 CommVolume Plan::expected_backward_comm() const {
-  return seqpar::expected_backward_comm(context_.kind, context_.problem, context_.comm->size(),
-                                        context_.comm->rank(), context_.layout.ulysses_degree(),
-                                        context_.ranks_per_node);
+  return scheme_comm(context_, Pass::kBackward)[static_cast<size_t>(context_.comm->rank())];
 }
 
 CommStats Plan::comm_stats() const {
   CommStats total = context_.comm->stats();
-  for (const Communicator* sub : scheme_->subgroups()) {
-    for (size_t op = 0; op < total.ops.size(); ++op) {
-      total.ops[op].calls += sub->stats().ops[op].calls;
-      total.ops[op].bytes_sent += sub->stats().ops[op].bytes_sent;
-    }
-  }
+  for (const Communicator* sub : scheme_->subgroups()) total += sub->stats();
   return total;
 }
 

@@ -12,8 +12,8 @@
 
 #include "comm/communicator.hpp"
 #include "partition/layout.hpp"
-#include "runtime/comm_formula.hpp"
 #include "runtime/problem.hpp"
+#include "runtime/schedule.hpp"
 #include "runtime/scheme.hpp"
 
 namespace seqpar {
@@ -29,7 +29,9 @@ class Plan {
   int64_t local_seq() const { return context_.layout.local_seq(context_.comm->rank()); }
   size_t workspace_bytes() const { return scheme_->workspace_bytes(); }
   Communicator& comm() const { return *context_.comm; }
-  CommVolume expected_forward_comm() const;  // what this rank sends (runtime/comm_formula.hpp)
+  // What this rank's communicators count in one forward / backward: its scheme's schedule
+  // (runtime/schedule.hpp), summed.
+  CommVolume expected_forward_comm() const;
   CommVolume expected_backward_comm() const;
   // This rank's counters: the plan's communicator plus the subgroups its scheme split off it
   // (Scheme::subgroups), summed per op kind; what the formulas above predict.
@@ -58,7 +60,16 @@ class Plan {
   bool check_finite_ = true;  // PlanConfig::check_finite, on a host plan
 };
 
-// The rules a problem must meet for a scheme on `ranks` ranks (no communication).
+// The rules every problem must meet: positive sizes, Hq % Hkv == 0, a supported head dim and
+// storage dtype, a finite softmax scale, and sizes far from overflow (no communication).
+Status validate_attention_problem(const AttentionProblem& problem);
+
+// The token layout of each rank's shards under `config` on `ranks` ranks: its scheme's (the
+// hybrid's carries its U x R grid).
+StatusOr<Layout> plan_layout(const PlanConfig& config, int ranks);
+
+// validate_attention_problem, then the rules of the plan on `ranks` ranks: ranks per node, the
+// scheme's layout and the scheme's own rules (no communication).
 Status validate_problem(const PlanConfig& config, int ranks);
 
 }  // namespace seqpar

@@ -1,7 +1,9 @@
 #pragma once
-// The attention problem a Plan is made for (global, identical on every rank), and the per-rank
-// tensors that forward and backward take, in the rank's layout.
+// The attention problem a Plan is made for (global, identical on every rank), the configs of a
+// Plan and a DecodePlan, and the per-rank tensors that forward and backward take, in the rank's
+// layout.
 #include <cstdint>
+#include <string_view>
 
 #include "attention/block_params.hpp"
 #include "core/dtype.hpp"
@@ -42,6 +44,26 @@ struct PlanConfig {
   // either way, and a backward on a group with a forward-only rank fails there and aborts the
   // group, so no rank is left waiting.
   bool backward = true;
+};
+
+// What a step is for. train: forward (+ backward); prefill: the forward over a prompt (a
+// forward-only plan); decode: new tokens against a KV cache (a DecodePlan).
+enum class Phase : int { kTrain = 0, kPrefill, kDecode };
+const char* phase_name(Phase phase);  // "train", "prefill", "decode"
+StatusOr<Phase> parse_phase(std::string_view name);
+
+// What a DecodePlan is made for (runtime/decode_plan.hpp): a KV cache of a prompt of
+// problem.seq tokens (S >= P) sharded over the ranks, and steps of q_len new tokens, replicated
+// on every rank, that attend to every cached token (problem.mask is not used: the new rows come
+// last, so causal and full keep the same keys).
+struct DecodeConfig {
+  AttentionProblem problem;  // seq: the prompt's tokens
+  int64_t q_len = 1;         // n: new tokens per step
+  int64_t capacity = 0;      // the most tokens the cache will hold (0: seq + q_len, one step)
+  DecoderKind decoder = DecoderKind::kTree;
+  Device device = Device::kHost;  // host only for now
+  void* stream = nullptr;
+  int ranks_per_node = 0;  // consecutive ranks sharing a node (0: all): tree's hierarchy
 };
 
 // Shards are (B, S_local, H, D) in the plan's layout; lse is (B, Hq, S_local) fp32.

@@ -1,6 +1,7 @@
 #pragma once
 // Scheme: what a Plan runs. Made once per plan with everything it needs preallocated; forward
-// and backward then run many times without allocating.
+// and backward then run many times without allocating. Each scheme is registered with a
+// descriptor (runtime/scheme_registry.hpp) and lives in its own file under runtime/schemes/.
 #include <memory>
 #include <span>
 
@@ -9,6 +10,7 @@
 #include "core/status.hpp"
 #include "partition/layout.hpp"
 #include "runtime/problem.hpp"
+#include "runtime/scheme_kind.hpp"
 
 namespace seqpar {
 
@@ -29,7 +31,8 @@ inline KernelProgressHook comm_progress_hook(Communicator& comm) {
   return {[](void* c) { static_cast<Communicator*>(c)->progress(); }, &comm};
 }
 
-// Everything a scheme is built from. The communicator is the caller's; it outlives the plan.
+// Everything a scheme is built from. The communicator is the caller's; it outlives the plan. A
+// descriptor's schedule and workspace queries take a context without one (comm null).
 struct SchemeContext {
   AttentionProblem problem;  // softmax_scale resolved (never 0)
   SchemeKind kind = SchemeKind::kZigzag;

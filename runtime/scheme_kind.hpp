@@ -1,16 +1,34 @@
 #pragma once
-// The schemes seqpar runs, their names, and the token layout each one uses.
+// The schemes and decoders seqpar runs, as enums made from the registration list
+// (runtime/schemes.def), and their names. What each one is and does: runtime/scheme_registry.hpp.
+#include <span>
+#include <string>
 #include <string_view>
 
 #include "core/status.hpp"
-#include "partition/layout.hpp"
 
 namespace seqpar {
 
-enum class SchemeKind : int { kRing = 0, kStriped, kZigzag, kUlysses, kLightSeq, kTree, kHybrid };
+enum class SchemeKind : int {
+#define SEQPAR_SCHEME(kind, descriptor) kind,
+#include "runtime/schemes.def"
+};
 
-const char* scheme_name(SchemeKind scheme);  // "ring", "striped", "zigzag", "ulysses", ...
+enum class DecoderKind : int {
+#define SEQPAR_DECODER(kind, descriptor) kind,
+#include "runtime/schemes.def"
+};
+
+const char* scheme_name(SchemeKind scheme);  // "ring", "striped", "zigzag", ...
 StatusOr<SchemeKind> parse_scheme(std::string_view name);
-LayoutKind scheme_layout(SchemeKind scheme);  // token layout of each rank's input shards
+std::span<const SchemeKind> all_schemes();  // in registration order
+
+const char* decoder_name(DecoderKind decoder);  // "tree", "ring"
+StatusOr<DecoderKind> parse_decoder(std::string_view name);
+std::span<const DecoderKind> all_decoders();
+
+// "ring, striped, ... or tree": every registered name, for messages and help texts.
+std::string scheme_names_text();
+std::string decoder_names_text();
 
 }  // namespace seqpar

@@ -15,30 +15,50 @@ bool is_hierarchical(int ranks, int ranks_per_node) {
   return ranks_per_node > 1 && ranks_per_node < ranks;
 }
 
-// One all-reduce of `count` fp32 values, flat or as node reduce-scatter, cross all-reduce,
-// node all-gather.
-CommVolume all_reduce_comm(int64_t count, int ranks, int ranks_per_node) {
-  CommVolume v;
-  if (!is_hierarchical(ranks, ranks_per_node)) {
-    v[CommOp::kAllReduce] = 1;
-    v.bytes_sent = ranks > 1 ? count * 4 : 0;
-    return v;
+// Values per buffer once padded to a multiple of the node size (hierarchical; else as is).
+int64_t padded_count(int64_t count, int node) { return (count + node - 1) / node * node; }
+
+// The arena: max (B, H, S) fp32, packed numerator then denominator fp32, both padded, and this
+// rank's node-reduced slice of the packed buffer (hierarchical only).
+struct CombineRegions {
+  size_t max_bytes = 0, packed_bytes = 0, slice_bytes = 0;
+  CombineRegions(const CombineShape& shape, int ranks, int ranks_per_node) {
+    const bool tiered = is_hierarchical(ranks, ranks_per_node);
+    const int node = tiered ? ranks_per_node : 1;
+    max_bytes = static_cast<size_t>(padded_count(shape.lse_elems(), node)) * sizeof(float);
+    packed_bytes = static_cast<size_t>(padded_count(shape.out_elems() + shape.lse_elems(), node)) *
+                   sizeof(float);
+    slice_bytes = tiered ? packed_bytes / static_cast<size_t>(node) : 0;
   }
-  const int64_t r = ranks_per_node;
-  const int64_t slice = (count + r - 1) / r;  // fp32 values per local rank
-  v[CommOp::kReduceScatter] = 1;
-  v[CommOp::kAllReduce] = 1;
-  v[CommOp::kAllGather] = 1;
-  v.bytes_sent = (r - 1) * slice * 4 + slice * 4 + (r - 1) * slice * 4;
-  return v;
-}
+};
 
 }  // namespace
 
-CommVolume tree_combine_comm(const CombineShape& shape, int ranks, int ranks_per_node) {
-  CommVolume v = all_reduce_comm(shape.lse_elems(), ranks, ranks_per_node);            // max of LSE
-  v += all_reduce_comm(shape.out_elems() + shape.lse_elems(), ranks, ranks_per_node);  // num, den
-  return v;
+size_t TreeCombine::workspace_bytes_for(const CombineShape& shape, int ranks, int ranks_per_node) {
+  const CombineRegions sizes(shape, ranks, ranks_per_node);
+  return WorkspaceArena::align_up(sizes.max_bytes) + WorkspaceArena::align_up(sizes.packed_bytes) +
+         WorkspaceArena::align_up(sizes.slice_bytes);
+}
+
+void TreeCombine::schedule(const CombineShape& shape, int ranks, int ranks_per_node,
+                           ScheduleSink& out) {
+  const bool tiered = is_hierarchical(ranks, ranks_per_node);
+  for (const int64_t count : {shape.lse_elems(), shape.out_elems() + shape.lse_elems()}) {
+    out.step(StepOverlap::kSerial);
+    for (int r = 0; r < ranks; ++r) {
+      if (!tiered) {
+        out.collective(r, CommOp::kAllReduce, RankGroup::all(ranks), count * 4);
+        continue;
+      }
+      const int node = ranks_per_node;
+      const int64_t slice_bytes = padded_count(count, node) / node * 4;
+      const RankGroup node_group{r / node * node, node, 1};
+      const RankGroup cross_group{r % node, ranks / node, node};
+      out.collective(r, CommOp::kReduceScatter, node_group, slice_bytes);
+      out.collective(r, CommOp::kAllReduce, cross_group, slice_bytes);
+      out.collective(r, CommOp::kAllGather, node_group, slice_bytes);
+    }
+  }
 }
 
 StatusOr<std::unique_ptr<TreeCombine>> TreeCombine::create(Communicator& comm, int ranks_per_node,
@@ -55,14 +75,11 @@ StatusOr<std::unique_ptr<TreeCombine>> TreeCombine::create(Communicator& comm, i
     c->subgroups_[0] = c->node_.get();
     c->subgroups_[1] = c->cross_.get();
   }
-  const size_t max_bytes = c->padded(shape.lse_elems()) * sizeof(float);
-  const size_t packed_bytes = c->padded(shape.out_elems() + shape.lse_elems()) * sizeof(float);
-  const size_t node = c->node_ ? static_cast<size_t>(c->node_->size()) : 1;
-  const size_t slice_bytes = c->node_ ? packed_bytes / node : 0;
+  const CombineRegions sizes(shape, comm.size(), ranks_per_node);
   WorkspaceArena arena;
-  arena.add(c->max_, max_bytes);
-  arena.add(c->packed_, packed_bytes);
-  arena.add(c->slice_, slice_bytes);
+  arena.add(c->max_, sizes.max_bytes);
+  arena.add(c->packed_, sizes.packed_bytes);
+  arena.add(c->slice_, sizes.slice_bytes);
   SEQPAR_RETURN_IF_ERROR(arena.allocate(c->workspace_, target.device));
   // The padding is reduced but never read.
   SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(c->workspace_.data(), c->workspace_.bytes(), target));
@@ -119,18 +136,6 @@ Status TreeCombine::combine(float* out, float* lse, int64_t keep_begin, int64_t 
     }
   }
   return Status::ok();
-}
-
-CommVolume TreeCombine::subgroup_comm() const {
-  CommVolume v;
-  for (const Communicator* c : {node_.get(), cross_.get()}) {
-    if (c == nullptr) continue;
-    for (size_t op = 0; op < v.calls.size(); ++op) {
-      v.calls[op] += c->stats().ops[op].calls;
-      v.bytes_sent += c->stats().ops[op].bytes_sent;
-    }
-  }
-  return v;
 }
 
 }  // namespace seqpar

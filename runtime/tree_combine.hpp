@@ -15,7 +15,7 @@
 
 #include "attention/dispatch.hpp"
 #include "comm/communicator.hpp"
-#include "runtime/comm_formula.hpp"
+#include "runtime/schedule.hpp"
 #include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
@@ -26,9 +26,6 @@ struct CombineShape {
   int64_t out_elems() const { return batch * seq * heads * head_dim; }
   int64_t lse_elems() const { return batch * heads * seq; }
 };
-
-// What one combine sends per rank, over the world, node and cross communicators together.
-CommVolume tree_combine_comm(const CombineShape& shape, int ranks, int ranks_per_node);
 
 class TreeCombine {
  public:
@@ -44,9 +41,13 @@ class TreeCombine {
   // keep_end) hold the exact result over all ranks' keys; other rows are left unspecified.
   Status combine(float* out, float* lse, int64_t keep_begin, int64_t keep_end);
 
+  // What create() allocates on each rank (no communicator needed).
+  static size_t workspace_bytes_for(const CombineShape& shape, int ranks, int ranks_per_node);
+  // One combine as schedule steps for every rank: the max all-reduce, then the packed sum
+  // all-reduce, each a step (flat, or node reduce-scatter + cross all-reduce + node all-gather).
+  static void schedule(const CombineShape& shape, int ranks, int ranks_per_node, ScheduleSink& out);
+
   bool hierarchical() const { return node_ != nullptr; }
-  // Calls and bytes of this rank's node and cross communicators (zero when flat).
-  CommVolume subgroup_comm() const;
   // The node and cross communicators (empty when flat), for the plan's accounting.
   std::span<Communicator* const> subgroups() const {
     return node_ ? std::span<Communicator* const>(subgroups_) : std::span<Communicator* const>();

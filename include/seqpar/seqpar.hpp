@@ -11,5 +11,5 @@
 // A C ABI with opaque handles (seqpar.h) comes with the public API issue, as a thin layer over
 // this. This header includes no device code.
 #include "comm/communicator.hpp"
-#include "comm/threads_communicator.hpp"
+#include "comm/threads/threads_communicator.hpp"
 #include "runtime/plan.hpp"

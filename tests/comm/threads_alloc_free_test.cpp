@@ -4,7 +4,7 @@
 #include <chrono>
 
 #include "alloc_free_checks.hpp"
-#include "comm/threads_communicator.hpp"
+#include "comm/threads/threads_communicator.hpp"
 #include "comm_checks.hpp"
 
 namespace seqpar::testing {

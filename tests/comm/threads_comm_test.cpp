@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "comm/threads_communicator.hpp"
+#include "comm/threads/threads_communicator.hpp"
 #include "comm_checks.hpp"
 
 namespace seqpar::testing {

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "comm/threads_communicator.hpp"
+#include "comm/threads/threads_communicator.hpp"
 
 namespace seqpar {
 namespace {

@@ -8,11 +8,10 @@
 #include <cstdlib>
 #include <new>
 
-#include "comm/threads_communicator.hpp"
-#include "launch/test_data.hpp"
+#include "comm/threads/threads_communicator.hpp"
+#include "harness/test_data.hpp"
 #include "runtime/plan.hpp"
-#include "runtime/ring_decode.hpp"
-#include "runtime/tree_decode.hpp"
+#include "runtime/decode_plan.hpp"
 
 namespace {
 thread_local bool t_counting = false;
@@ -46,10 +45,11 @@ TEST_P(AllocationFreeStep, ForwardAndBackwardAllocateNothingOnceWarm) {
     PlanConfig config;
     config.scheme = scheme;
     config.ulysses_degree = scheme == SchemeKind::kHybrid && ranks % 2 == 0 ? 2 : 0;  // 2 x P/2
+    config.problem =
+        AttentionProblem{1, 2 * ranks * 16, 8, 2, 16, MaskKind::kCausal, DType::kBF16, 0.0f};
     // Contiguous layouts get S % P != 0 (shards differ by a token): the general case.
-    const bool contiguous = scheme_layout(scheme) == LayoutKind::kContiguous;
-    config.problem = AttentionProblem{
-        1, 2 * ranks * 16 + (contiguous ? 1 : 0), 8, 2, 16, MaskKind::kCausal, DType::kBF16, 0.0f};
+    SEQPAR_ASSIGN_OR_RETURN(const Layout layout, plan_layout(config, ranks));
+    if (layout.kind() == LayoutKind::kContiguous) config.problem.seq += 1;
     SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(config, comm));
     RankTensors t;
     SEQPAR_RETURN_IF_ERROR(t.allocate(plan->problem(), plan->local_seq()));
@@ -92,33 +92,29 @@ INSTANTIATE_TEST_SUITE_P(
                      std::get<1>(param_info.param));
     });
 
-// (scheme: tree or ring, ranks, ranks per node: 0 flat)
-class AllocationFreeDecode : public ::testing::TestWithParam<std::tuple<SchemeKind, int, int>> {};
+// (decoder: tree or ring, ranks, ranks per node: 0 flat), through DecodePlan.
+class AllocationFreeDecode : public ::testing::TestWithParam<std::tuple<DecoderKind, int, int>> {};
 
 TEST_P(AllocationFreeDecode, AppendAndStepAllocateNothingOnceWarm) {
-  const auto [scheme, ranks, ranks_per_node] = GetParam();
+  const auto [decoder, ranks, ranks_per_node] = GetParam();
   constexpr int64_t kNew = 2;  // tokens per step
   std::vector<int64_t> allocations(static_cast<size_t>(ranks), -1);
   const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
-    const KvCacheShape shape{
-        1, 2, 16, DType::kBF16, 4 * ranks, 4 * ranks + (kWarmupSteps + kCountedSteps) * kNew};
-    const DecodeProblem problem{1, 8, 16, kNew, 0.25f};
-    SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache,
-                            KvCache::create(shape, comm.rank(), ranks));
-    std::unique_ptr<DecodeAttention> decoder;
-    if (scheme == SchemeKind::kTree) {
-      SEQPAR_ASSIGN_OR_RETURN(decoder, TreeDecode::create(comm, problem, shape, ranks_per_node));
-    } else {
-      SEQPAR_ASSIGN_OR_RETURN(decoder, RingDecode::create(comm, problem, shape));
-    }
+    DecodeConfig config;
+    config.problem = AttentionProblem{1, 4 * ranks, 8, 2, 16, MaskKind::kCausal, DType::kBF16, 0.25f};
+    config.q_len = kNew;
+    config.capacity = 4 * ranks + (kWarmupSteps + kCountedSteps) * kNew;
+    config.decoder = decoder;
+    config.ranks_per_node = ranks_per_node;
+    SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<DecodePlan> plan, DecodePlan::create(config, comm));
     HostBuffer q, k, v, out, lse;
     for (HostBuffer* b : {&q, &k, &v, &out}) SEQPAR_RETURN_IF_ERROR(b->allocate(8 * kNew * 16 * 2));
     SEQPAR_RETURN_IF_ERROR(lse.allocate(8 * kNew * sizeof(float)));
     for (HostBuffer* b : {&q, &k, &v}) b->fill_zero();
     for (int step = 0; step < kWarmupSteps + kCountedSteps; ++step) {
       t_counting = step >= kWarmupSteps;
-      Status s = cache->append(k.data(), v.data(), kNew);
-      if (s.is_ok()) s = decoder->step(q.data(), *cache, out.data(), lse.as<float>());
+      Status s = plan->append(k.data(), v.data(), kNew);
+      if (s.is_ok()) s = plan->step(q.data(), out.data(), lse.as<float>());
       t_counting = false;
       SEQPAR_RETURN_IF_ERROR(s);
     }
@@ -134,12 +130,12 @@ TEST_P(AllocationFreeDecode, AppendAndStepAllocateNothingOnceWarm) {
 
 INSTANTIATE_TEST_SUITE_P(
     TreeAndRing, AllocationFreeDecode,
-    ::testing::Values(std::tuple{SchemeKind::kTree, 1, 0}, std::tuple{SchemeKind::kTree, 3, 0},
-                      std::tuple{SchemeKind::kTree, 8, 0}, std::tuple{SchemeKind::kTree, 8, 4},
-                      std::tuple{SchemeKind::kTree, 6, 2}, std::tuple{SchemeKind::kRing, 1, 0},
-                      std::tuple{SchemeKind::kRing, 3, 0}, std::tuple{SchemeKind::kRing, 8, 0}),
-    [](const ::testing::TestParamInfo<std::tuple<SchemeKind, int, int>>& param_info) {
-      return str_cat(scheme_name(std::get<0>(param_info.param)), "_P",
+    ::testing::Values(std::tuple{DecoderKind::kTree, 1, 0}, std::tuple{DecoderKind::kTree, 3, 0},
+                      std::tuple{DecoderKind::kTree, 8, 0}, std::tuple{DecoderKind::kTree, 8, 4},
+                      std::tuple{DecoderKind::kTree, 6, 2}, std::tuple{DecoderKind::kRing, 1, 0},
+                      std::tuple{DecoderKind::kRing, 3, 0}, std::tuple{DecoderKind::kRing, 8, 0}),
+    [](const ::testing::TestParamInfo<std::tuple<DecoderKind, int, int>>& param_info) {
+      return str_cat(decoder_name(std::get<0>(param_info.param)), "_P",
                      std::get<1>(param_info.param), "_R", std::get<2>(param_info.param));
     });
 

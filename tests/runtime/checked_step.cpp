@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "comm/threads_communicator.hpp"
+#include "comm/threads/threads_communicator.hpp"
 
 namespace seqpar::testing {
 namespace {
@@ -25,7 +25,7 @@ void expect_report_passes(const StepReport& rep, int rank) {
 
 }  // namespace
 
-void expect_checked_step_on_threads(const RunOptions& options, int ranks,
+void expect_checked_step_on_threads(const StepConfig& options, int ranks,
                                     std::vector<StepReport>* reports) {
   std::vector<StepReport> all(static_cast<size_t>(ranks));
   const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
@@ -40,7 +40,7 @@ void expect_checked_step_on_threads(const RunOptions& options, int ranks,
   if (reports != nullptr) *reports = std::move(all);
 }
 
-void expect_checked_step(const RunOptions& options, Communicator& comm, StepReport* report) {
+void expect_checked_step(const StepConfig& options, Communicator& comm, StepReport* report) {
   StatusOr<StepReport> rep = run_training_step(options, comm);
   ASSERT_TRUE(rep.is_ok()) << rep.status().to_string();
   ASSERT_NO_FATAL_FAILURE(expect_report_passes(rep.value(), comm.rank()));

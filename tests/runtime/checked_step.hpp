@@ -6,17 +6,17 @@
 #include <vector>
 
 #include "comm/communicator.hpp"
-#include "launch/training_step.hpp"
+#include "harness/training_step.hpp"
 
 namespace seqpar::testing {
 
 // On `ranks` threads (the threads backend). Call it inside ASSERT_NO_FATAL_FAILURE: a failed step
 // is a fatal failure. `reports` (optional) receives every rank's report, in rank order.
-void expect_checked_step_on_threads(const RunOptions& options, int ranks,
+void expect_checked_step_on_threads(const StepConfig& options, int ranks,
                                     std::vector<StepReport>* reports = nullptr);
 
 // This process's rank of `comm` (under mpirun; the MPI test main combines the ranks' results).
-void expect_checked_step(const RunOptions& options, Communicator& comm,
+void expect_checked_step(const StepConfig& options, Communicator& comm,
                          StepReport* report = nullptr);
 
 }  // namespace seqpar::testing

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "checked_step.hpp"
-#include "comm/threads_communicator.hpp"
-#include "launch/test_data.hpp"
+#include "comm/threads/threads_communicator.hpp"
+#include "harness/test_data.hpp"
 #include "runtime/plan.hpp"
 
 namespace seqpar {
@@ -22,17 +22,15 @@ PlanConfig config_for(SchemeKind scheme, bool backward) {
   PlanConfig config;
   config.scheme = scheme;
   config.ulysses_degree = scheme == SchemeKind::kHybrid ? 2 : 0;  // 2 x 2
+  config.problem = AttentionProblem{1, kRanks * 32, 8, 2, 32, MaskKind::kCausal, DType::kF32, 0.0f};
   // Contiguous layouts get S % P != 0 (shards differ by a token; tree pads its gathers).
-  const bool contiguous = scheme_layout(scheme) == LayoutKind::kContiguous;
-  config.problem = AttentionProblem{
-      1, kRanks * 32 + (contiguous ? 1 : 0), 8, 2, 32, MaskKind::kCausal, DType::kF32, 0.0f};
+  if (plan_layout(config, kRanks).value().kind() == LayoutKind::kContiguous) config.problem.seq += 1;
   config.backward = backward;
   return config;
 }
 
-RunOptions options_for(SchemeKind scheme, bool backward) {
-  RunOptions options;
-  options.ranks = kRanks;
+StepConfig options_for(SchemeKind scheme, bool backward) {
+  StepConfig options;
   options.plan = config_for(scheme, true);  // run_training_step sets plan.backward itself
   options.backward = backward;
   options.check = true;

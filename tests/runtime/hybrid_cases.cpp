@@ -28,8 +28,8 @@ std::vector<SchemeCase> hybrid_cases(int ulysses) {
   return cases;
 }
 
-RunOptions hybrid_options_for(const SchemeCase& c, const HybridGridCase& grid) {
-  RunOptions o = options_for(c, grid.ranks());
+StepConfig hybrid_options_for(const SchemeCase& c, const HybridGridCase& grid) {
+  StepConfig o = options_for(c, grid.ranks());
   o.plan.ulysses_degree = grid.ulysses;
   // Keep S % 2R == 0: the extra tokens come in whole pairs of zigzag chunks.
   o.plan.problem.seq = grid.ranks() * c.tokens_per_rank + 2 * grid.rings * c.extra_tokens;

@@ -22,6 +22,6 @@ std::vector<HybridGridCase> hybrid_grids();
 std::vector<SchemeCase> hybrid_cases(int ulysses);
 
 // options_for(c, ranks) with the hybrid's U set.
-RunOptions hybrid_options_for(const SchemeCase& c, const HybridGridCase& grid);
+StepConfig hybrid_options_for(const SchemeCase& c, const HybridGridCase& grid);
 
 }  // namespace seqpar::testing

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "runtime/comm_formula.hpp"
+#include "scheme_cases.hpp"
 
 namespace seqpar {
 namespace {
@@ -78,17 +78,24 @@ TEST(LightSeqCommFormula, MatchesHandCount) {
   const int64_t forward_calls[] = {3, 2, 2, 3};
   const int64_t backward_bytes[] = {2 * 2 * kv + q, 2 * 2 * kv + 1 * 2 * kv,
                                     1 * 2 * kv + 2 * 2 * kv, 2 * 2 * kv + (2 * q + 2 * lse)};
+  const oracle::Shape four{p, 4}, one{p, 1};
+  const std::vector<CommVolume> fwd = testing::schedule_comm(SchemeKind::kLightSeq, four, Pass::kForward);
+  const std::vector<CommVolume> bwd = testing::schedule_comm(SchemeKind::kLightSeq, four, Pass::kBackward);
   for (int r = 0; r < 4; ++r) {
     SCOPED_TRACE(r);
-    const CommVolume f = expected_forward_comm(SchemeKind::kLightSeq, p, 4, r);
-    const CommVolume b = expected_backward_comm(SchemeKind::kLightSeq, p, 4, r);
-    EXPECT_EQ(f[CommOp::kExchange], forward_calls[r]);
-    EXPECT_EQ(f.bytes_sent, forward_bytes[r]);
-    EXPECT_EQ(b[CommOp::kExchange], 4);
-    EXPECT_EQ(b.bytes_sent, backward_bytes[r]);
+    const size_t at = static_cast<size_t>(r);
+    for (const CommVolume& f : {fwd[at], oracle::forward(SchemeKind::kLightSeq, four, r)}) {
+      EXPECT_EQ(f[CommOp::kExchange], forward_calls[r]);
+      EXPECT_EQ(f.bytes_sent, forward_bytes[r]);
+    }
+    for (const CommVolume& b : {bwd[at], oracle::backward(SchemeKind::kLightSeq, four, r)}) {
+      EXPECT_EQ(b[CommOp::kExchange], 4);
+      EXPECT_EQ(b.bytes_sent, backward_bytes[r]);
+    }
   }
-  EXPECT_EQ(expected_forward_comm(SchemeKind::kLightSeq, p, 1, 0).bytes_sent, 0);
-  EXPECT_EQ(expected_backward_comm(SchemeKind::kLightSeq, p, 1, 0)[CommOp::kExchange], 0);
+  EXPECT_EQ(testing::schedule_comm(SchemeKind::kLightSeq, one, Pass::kForward)[0].bytes_sent, 0);
+  EXPECT_EQ(testing::schedule_comm(SchemeKind::kLightSeq, one, Pass::kBackward)[0][CommOp::kExchange], 0);
+  EXPECT_EQ(oracle::forward(SchemeKind::kLightSeq, one, 0).bytes_sent, 0);
 }
 
 }  // namespace

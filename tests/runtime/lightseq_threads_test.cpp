@@ -13,8 +13,8 @@
 
 #include "attention/dispatch.hpp"
 #include "checked_step.hpp"
-#include "comm/threads_communicator.hpp"
-#include "launch/test_data.hpp"
+#include "comm/threads/threads_communicator.hpp"
+#include "harness/test_data.hpp"
 #include "lightseq_cases.hpp"
 #include "runtime/lightseq_schedule.hpp"
 #include "runtime/plan.hpp"

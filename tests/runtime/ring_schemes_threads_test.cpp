@@ -7,10 +7,10 @@
 #include <mutex>
 
 #include "checked_step.hpp"
-#include "comm/threads_communicator.hpp"
-#include "launch/test_data.hpp"
-#include "launch/training_step.hpp"
-#include "runtime/comm_formula.hpp"
+#include "comm/threads/threads_communicator.hpp"
+#include "harness/test_data.hpp"
+#include "harness/training_step.hpp"
+#include "comm_oracles.hpp"
 #include "runtime/plan.hpp"
 #include "scheme_cases.hpp"
 
@@ -35,16 +35,25 @@ INSTANTIATE_TEST_SUITE_P(AllRanks, RingSchemes,
                                             ::testing::Values(1, 2, 3, 4, 8)),
                          case_name);
 
-// The formula, by hand, for one case: B=1, S=64 over P=4, Hkv=2, D=8, fp32.
+// The schedule and the oracle, by hand, for one case: B=1, S=64 over P=4, Hkv=2, D=8, fp32.
 TEST(RingCommFormula, MatchesHandCount) {
   const AttentionProblem p{1, 64, 4, 2, 8, MaskKind::kCausal, DType::kF32, 0.0f};
   const int64_t kv = 1 * 16 * 2 * 8 * 4;  // one of K or V per rank: 1024 bytes
   for (SchemeKind s : {SchemeKind::kRing, SchemeKind::kStriped, SchemeKind::kZigzag}) {
-    EXPECT_EQ(expected_forward_comm(s, p, 4, 0)[CommOp::kExchange], 3);
-    EXPECT_EQ(expected_forward_comm(s, p, 4, 0).bytes_sent, 3 * 2 * kv);
-    EXPECT_EQ(expected_backward_comm(s, p, 4, 0)[CommOp::kExchange], 6);
-    EXPECT_EQ(expected_backward_comm(s, p, 4, 0).bytes_sent, 6 * 2 * kv);
-    EXPECT_EQ(expected_forward_comm(s, p, 1, 0).bytes_sent, 0);
+    SCOPED_TRACE(scheme_name(s));
+    for (const int ranks : {4, 1}) {
+      const oracle::Shape shape{p, ranks};
+      const std::vector<CommVolume> fwd = testing::schedule_comm(s, shape, Pass::kForward);
+      const std::vector<CommVolume> bwd = testing::schedule_comm(s, shape, Pass::kBackward);
+      for (const CommVolume& v : {fwd[0], oracle::forward(s, shape, 0)}) {
+        EXPECT_EQ(v[CommOp::kExchange], ranks - 1);
+        EXPECT_EQ(v.bytes_sent, ranks == 4 ? 3 * 2 * kv : 0);
+      }
+      for (const CommVolume& v : {bwd[0], oracle::backward(s, shape, 0)}) {
+        EXPECT_EQ(v[CommOp::kExchange], 2 * (ranks - 1));
+        EXPECT_EQ(v.bytes_sent, ranks == 4 ? 6 * 2 * kv : 0);
+      }
+    }
   }
 }
 

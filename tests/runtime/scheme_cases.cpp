@@ -3,6 +3,9 @@
 
 #include <functional>
 
+#include "runtime/plan.hpp"
+#include "runtime/scheme_registry.hpp"
+
 namespace seqpar::testing {
 
 std::string SchemeCase::name() const {
@@ -36,9 +39,8 @@ std::vector<SchemeCase> scheme_cases() {
   return cases;
 }
 
-RunOptions options_for(const SchemeCase& c, int ranks) {
-  RunOptions o;
-  o.ranks = ranks;
+StepConfig options_for(const SchemeCase& c, int ranks) {
+  StepConfig o;
   o.plan.scheme = c.scheme;
   o.plan.problem = AttentionProblem{c.batch,    ranks * c.tokens_per_rank + c.extra_tokens,
                                     c.heads_q,  c.heads_kv,
@@ -50,6 +52,18 @@ RunOptions options_for(const SchemeCase& c, int ranks) {
   o.warmup = 0;
   o.seed = std::hash<std::string>{}(c.name()) ^ static_cast<uint64_t>(ranks);
   return o;
+}
+
+std::vector<CommVolume> schedule_comm(SchemeKind scheme, const oracle::Shape& shape, Pass pass) {
+  PlanConfig config;
+  config.problem = shape.problem;
+  config.scheme = scheme;
+  config.ulysses_degree = scheme_descriptor(scheme).takes_ulysses_degree ? shape.ulysses : 0;
+  config.ranks_per_node = shape.ranks_per_node;
+  if (!validate_problem(config, shape.ranks).is_ok()) return {};
+  const SchemeContext context{shape.problem, scheme, plan_layout(config, shape.ranks).value(),
+                              nullptr,       Device::kHost, nullptr, shape.ranks_per_node, true};
+  return scheme_comm(context, pass);
 }
 
 }  // namespace seqpar::testing

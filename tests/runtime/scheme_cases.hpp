@@ -4,7 +4,9 @@
 #include <string>
 #include <vector>
 
-#include "launch/run_options.hpp"
+#include "comm_oracles.hpp"
+#include "harness/training_step.hpp"
+#include "runtime/schedule.hpp"
 
 namespace seqpar::testing {
 
@@ -23,8 +25,13 @@ struct SchemeCase {
 
 std::vector<SchemeCase> scheme_cases();
 
-// A RunOptions for `c` on `ranks` ranks: forward + backward, --check, and a seed of its own
+// A StepConfig for `c` on `ranks` ranks: forward + backward, --check, and a seed of its own
 // (from the case and the rank count), so every case runs on different inputs.
-RunOptions options_for(const SchemeCase& c, int ranks);
+StepConfig options_for(const SchemeCase& c, int ranks);
+
+// Every rank's calls and bytes in `pass` of `scheme`'s schedule for `shape` (its ranks, hybrid's
+// U, tree's ranks per node): what Plan::expected_forward_comm() / expected_backward_comm() say,
+// without a communicator. Empty when the plan would refuse the shape.
+std::vector<CommVolume> schedule_comm(SchemeKind scheme, const oracle::Shape& shape, Pass pass);
 
 }  // namespace seqpar::testing

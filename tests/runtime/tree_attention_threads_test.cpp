@@ -7,9 +7,10 @@
 #include <utility>
 
 #include "checked_step.hpp"
-#include "comm/threads_communicator.hpp"
-#include "launch/test_data.hpp"
-#include "runtime/tree_attention.hpp"
+#include "comm/threads/threads_communicator.hpp"
+#include "harness/test_data.hpp"
+#include "runtime/plan.hpp"
+#include "scheme_cases.hpp"
 #include "tree_cases.hpp"
 
 namespace seqpar {
@@ -37,7 +38,7 @@ INSTANTIATE_TEST_SUITE_P(AllRanks, TreeAttentionThreads,
 TEST(TreeAttentionThreads, HierarchicalPlanMatchesReferenceAndCommFormula) {
   for (const auto& [ranks, per_node] : {std::pair{4, 2}, std::pair{6, 3}, std::pair{8, 4}}) {
     SCOPED_TRACE(str_cat("P=", ranks, " ranks_per_node=", per_node));
-    RunOptions options = testing::tree_options_for(testing::tree_cases().front(), ranks);
+    StepConfig options = testing::tree_options_for(testing::tree_cases().front(), ranks);
     options.plan.ranks_per_node = per_node;
     std::vector<StepReport> reports;
     ASSERT_NO_FATAL_FAILURE(testing::expect_checked_step_on_threads(options, ranks, &reports));
@@ -49,21 +50,32 @@ TEST(TreeAttentionThreads, HierarchicalPlanMatchesReferenceAndCommFormula) {
 TEST(TreeCommFormula, MatchesHandCount) {
   const AttentionProblem p{1, 64, 4, 2, 8, MaskKind::kCausal, DType::kF32, 0.0f};
   const int64_t q = 16 * 4 * 8, s = 4 * 16;  // one rank's query elements and LSE rows
-  const CommVolume f = tree_forward_comm(p, 4, 0);
-  EXPECT_EQ(f[CommOp::kAllGather], 1);
-  EXPECT_EQ(f[CommOp::kAllReduce], 2);
-  EXPECT_EQ(f.bytes_sent, 3 * q * 4 + 4 * s * 4 + 4 * (q + s) * 4);
-  const CommVolume b = tree_backward_comm(p, 4);
-  EXPECT_EQ(b[CommOp::kAllGather], 1);
-  EXPECT_EQ(b[CommOp::kReduceScatter], 1);
-  EXPECT_EQ(b.bytes_sent, 3 * (2 * s * 4 + 2 * q * 4) + 3 * q * 4);
-  // Two nodes of 2: per all-reduce of n values, slices of n/2: (1 + 1 + 1) * n/2 * 4 bytes.
-  const CommVolume h = tree_forward_comm(p, 4, 2);
-  EXPECT_EQ(h[CommOp::kAllReduce], 2);
-  EXPECT_EQ(h[CommOp::kReduceScatter], 2);
-  EXPECT_EQ(h[CommOp::kAllGather], 3);
-  EXPECT_EQ(h.bytes_sent, 3 * q * 4 + 3 * (4 * s / 2) * 4 + 3 * (4 * (q + s) / 2) * 4);
-  EXPECT_EQ(tree_forward_comm(p, 1, 0).bytes_sent, 0);
+  const oracle::Shape flat{p, 4}, tiered{p, 4, 1, 2}, one{p, 1};
+  // The schedule and the oracle, each against the hand count (rank 0).
+  for (const bool from_schedule : {true, false}) {
+    SCOPED_TRACE(from_schedule ? "schedule" : "oracle");
+    auto fwd = [&](const oracle::Shape& shape) {
+      return from_schedule ? testing::schedule_comm(SchemeKind::kTree, shape, Pass::kForward)[0]
+                           : oracle::forward(SchemeKind::kTree, shape, 0);
+    };
+    const CommVolume f = fwd(flat);
+    EXPECT_EQ(f[CommOp::kAllGather], 1);
+    EXPECT_EQ(f[CommOp::kAllReduce], 2);
+    EXPECT_EQ(f.bytes_sent, 3 * q * 4 + 4 * s * 4 + 4 * (q + s) * 4);
+    const CommVolume b = from_schedule
+                             ? testing::schedule_comm(SchemeKind::kTree, flat, Pass::kBackward)[0]
+                             : oracle::backward(SchemeKind::kTree, flat, 0);
+    EXPECT_EQ(b[CommOp::kAllGather], 1);
+    EXPECT_EQ(b[CommOp::kReduceScatter], 1);
+    EXPECT_EQ(b.bytes_sent, 3 * (2 * s * 4 + 2 * q * 4) + 3 * q * 4);
+    // Two nodes of 2: per all-reduce of n values, slices of n/2: (1 + 1 + 1) * n/2 * 4 bytes.
+    const CommVolume h = fwd(tiered);
+    EXPECT_EQ(h[CommOp::kAllReduce], 2);
+    EXPECT_EQ(h[CommOp::kReduceScatter], 2);
+    EXPECT_EQ(h[CommOp::kAllGather], 3);
+    EXPECT_EQ(h.bytes_sent, 3 * q * 4 + 3 * (4 * s / 2) * 4 + 3 * (4 * (q + s) / 2) * 4);
+    EXPECT_EQ(fwd(one).bytes_sent, 0);
+  }
 }
 
 // Largest |a - b| over n values in `dtype`.
@@ -103,30 +115,28 @@ TEST_P(TreeHierarchy, EqualsFlatAndMatchesFormula) {
     }
     for (int tier = 0; tier < 2; ++tier) {
       RankTensors& t = tier == 0 ? flat : tiered;
-      SchemeContext context{p,
-                            SchemeKind::kTree,
-                            layout,
-                            &comm,
-                            Device::kHost,
-                            nullptr,
-                            tier == 0 ? 0 : hc.ranks_per_node};
-      SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Scheme> scheme, TreeAttention::create(context));
-      const auto& tree = static_cast<const TreeAttention&>(*scheme);
-      EXPECT_EQ(tree.combine().hierarchical(), tier == 1);
-      comm.reset_stats();
+      PlanConfig config;
+      config.problem = p;
+      config.scheme = SchemeKind::kTree;
+      config.ranks_per_node = tier == 0 ? 0 : hc.ranks_per_node;
+      SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(config, comm));
+      plan->reset_comm_stats();
       SEQPAR_RETURN_IF_ERROR(
-          scheme->forward({t.q.data(), t.k.data(), t.v.data(), t.out.data(), t.lse.as<float>()}));
-      CommVolume sent = tree.combine().subgroup_comm();
-      for (size_t op = 0; op < sent.calls.size(); ++op) {
-        sent.calls[op] += comm.stats().ops[op].calls;
-      }
-      sent.bytes_sent += comm.stats().total_bytes_sent();
-      const CommVolume want = tree_forward_comm(p, hc.ranks, context.ranks_per_node);
+          plan->forward({t.q.data(), t.k.data(), t.v.data(), t.out.data(), t.lse.as<float>()}));
+      // This rank's traffic over the world and, when tiered, its node and cross communicators.
+      const CommStats stats = plan->comm_stats();
+      CommVolume sent;
+      for (size_t op = 0; op < sent.calls.size(); ++op) sent.calls[op] = stats.ops[op].calls;
+      sent.bytes_sent = stats.total_bytes_sent();
+      EXPECT_EQ(sent[CommOp::kReduceScatter], tier == 1 ? 2 : 0);  // the node level ran
+      const oracle::Shape shape{p, hc.ranks, 1, config.ranks_per_node};
+      const CommVolume want = oracle::forward(SchemeKind::kTree, shape, comm.rank());
       EXPECT_EQ(sent.calls, want.calls) << "rank " << comm.rank() << " tier " << tier;
       EXPECT_EQ(sent.bytes_sent, want.bytes_sent) << "rank " << comm.rank() << " tier " << tier;
+      EXPECT_EQ(plan->expected_forward_comm(), want) << "rank " << comm.rank() << " tier " << tier;
       SEQPAR_RETURN_IF_ERROR(
-          scheme->backward({t.q.data(), t.k.data(), t.v.data(), t.out.data(), t.lse.as<float>(),
-                            t.dout.data(), t.dq.data(), t.dk.data(), t.dv.data()}));
+          plan->backward({t.q.data(), t.k.data(), t.v.data(), t.out.data(), t.lse.as<float>(),
+                          t.dout.data(), t.dq.data(), t.dk.data(), t.dv.data()}));
     }
     const size_t q_elems = flat.q.bytes() / sizeof(float),
                  kv_elems = flat.k.bytes() / sizeof(float);

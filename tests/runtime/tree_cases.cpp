@@ -25,9 +25,8 @@ std::vector<TreeCase> tree_cases() {
   };
 }
 
-RunOptions tree_options_for(const TreeCase& c, int ranks) {
-  RunOptions o;
-  o.ranks = ranks;
+StepConfig tree_options_for(const TreeCase& c, int ranks) {
+  StepConfig o;
   o.plan.scheme = SchemeKind::kTree;
   o.plan.problem = AttentionProblem{c.batch,    ranks * c.tokens_per_rank + c.extra_tokens,
                                     c.heads_q,  c.heads_kv,

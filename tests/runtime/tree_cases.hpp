@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "launch/run_options.hpp"
+#include "harness/training_step.hpp"
 
 namespace seqpar::testing {
 
@@ -21,6 +21,6 @@ struct TreeCase {
 std::vector<TreeCase> tree_cases();
 
 // Forward + backward, --check, a seed of its own (from the case and the rank count).
-RunOptions tree_options_for(const TreeCase& c, int ranks);
+StepConfig tree_options_for(const TreeCase& c, int ranks);
 
 }  // namespace seqpar::testing

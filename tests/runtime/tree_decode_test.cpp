@@ -1,30 +1,32 @@
-// Tree decoding and the ring-decode baseline on the threads backend, P in {1, 2, 3, 4, 6, 8}:
-// the last step's (O, LSE) on every rank against the fp64 reference, communication against the
-// formulas (tree flat and per node), and the KV cache's ownership rule.
-#include "runtime/tree_decode.hpp"
-
+// Tree decoding and the ring-decode baseline through DecodePlan on the threads backend, P in
+// {1, 2, 3, 4, 6, 8}: the last step's (O, LSE) on every rank against the fp64 reference,
+// communication against the decoders' schedules and the closed-form oracles (tree flat and per
+// node), the plan's agreement and validation, and the KV cache's ownership rule.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
 
-#include "comm/threads_communicator.hpp"
-#include "launch/decode_step.hpp"
+#include "comm/threads/threads_communicator.hpp"
+#include "harness/decode_step.hpp"
+#include "comm_oracles.hpp"
+#include "runtime/decode_plan.hpp"
 #include "runtime/kv_cache.hpp"
-#include "runtime/ring_decode.hpp"
 
 namespace seqpar {
 namespace {
 
 struct DecodeCase {
-  SchemeKind scheme;
+  DecoderKind decoder;
   int64_t heads_q, heads_kv, head_dim, q_len, batch, tokens_per_rank;
   DType dtype;
   int ranks_per_node;
   int64_t extra_tokens = 0;  // S = P * tokens_per_rank + extra_tokens: a prompt with S % P != 0
   std::string name() const {
-    return str_cat(scheme_name(scheme), "_h", heads_q, "kv", heads_kv, "_d", head_dim, "_n", q_len,
+    return str_cat(decoder_name(decoder), "_h", heads_q, "kv", heads_kv, "_d", head_dim, "_n", q_len,
                    "_b", batch, "_t", tokens_per_rank, "_", dtype_name(dtype), "_R", ranks_per_node,
                    extra_tokens > 0 ? str_cat("_x", extra_tokens) : "");
   }
@@ -32,7 +34,7 @@ struct DecodeCase {
 
 std::vector<DecodeCase> decode_cases() {
   std::vector<DecodeCase> cases;
-  for (SchemeKind s : {SchemeKind::kTree, SchemeKind::kRing}) {
+  for (DecoderKind s : all_decoders()) {
     cases.push_back({s, 8, 8, 16, 1, 1, 9, DType::kF32, 0});     // GQA 1, one token
     cases.push_back({s, 8, 4, 32, 4, 2, 70, DType::kF32, 0});    // GQA 2, batch 2, 4 tokens
     cases.push_back({s, 8, 2, 64, 3, 1, 33, DType::kF32, 0});    // GQA 4
@@ -40,7 +42,7 @@ std::vector<DecodeCase> decode_cases() {
     cases.push_back({s, 4, 2, 64, 2, 2, 40, DType::kBF16, 0});   // bf16
     cases.push_back({s, 8, 2, 16, 2, 1, 7, DType::kF32, 0, 3});  // uneven prompt shards
   }
-  cases.push_back({SchemeKind::kTree, 8, 2, 16, 3, 2, 12, DType::kF32, 2});  // per node
+  cases.push_back({DecoderKind::kTree, 8, 2, 16, 3, 2, 12, DType::kF32, 2});  // per node
   return cases;
 }
 
@@ -48,10 +50,10 @@ class Decode : public ::testing::TestWithParam<std::tuple<DecodeCase, int>> {};
 
 TEST_P(Decode, MatchesReferenceAndCommFormula) {
   const auto& [c, ranks] = GetParam();
-  RunOptions o;
-  o.decode = true;
+  StepConfig o;
+  o.phase = Phase::kDecode;
   o.q_len = c.q_len;
-  o.plan.scheme = c.scheme;
+  o.decoder = c.decoder;
   o.plan.ranks_per_node = ranks % 2 == 0 ? c.ranks_per_node : 0;
   o.plan.problem = AttentionProblem{c.batch,    ranks * c.tokens_per_rank + c.extra_tokens,
                                     c.heads_q,  c.heads_kv,
@@ -74,10 +76,10 @@ TEST_P(Decode, MatchesReferenceAndCommFormula) {
   // its formula.
   EXPECT_TRUE(rep.comm_matches_formula)
       << rep.measured_comm.bytes_sent << " bytes; formula " << rep.expected_comm.bytes_sent;
-  if (c.scheme == SchemeKind::kTree) {
-    const DecodeProblem d{c.batch, c.heads_q, c.head_dim, c.q_len, 0.0f};
+  if (c.decoder == DecoderKind::kTree) {  // independent of the cache: the oracle's, every step
+    const oracle::Shape shape{o.plan.problem, ranks, 1, o.plan.ranks_per_node};
     EXPECT_EQ(rep.measured_comm.bytes_sent,
-              tree_decode_comm(d, ranks, o.plan.ranks_per_node).bytes_sent);
+              oracle::decode_step(c.decoder, shape, c.q_len, 0, 0).bytes_sent);
   }
 }
 
@@ -88,13 +90,36 @@ INSTANTIATE_TEST_SUITE_P(
       return str_cat(std::get<0>(param_info.param).name(), "_P", std::get<1>(param_info.param));
     });
 
+// Every rank's schedule-derived step volume (DecodePlan::expected_step_comm), gathered on
+// `ranks` threads after appending `appended` tokens to a prompt of config.problem.seq.
+std::vector<CommVolume> plan_step_comm(const DecodeConfig& config, int ranks, int64_t appended) {
+  std::vector<CommVolume> volumes(static_cast<size_t>(ranks));
+  std::mutex mutex;
+  const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
+    SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<DecodePlan> plan, DecodePlan::create(config, comm));
+    const AttentionProblem& p = config.problem;
+    const std::vector<char> rows(static_cast<size_t>(appended * p.heads_kv * p.head_dim) * 4, 0);
+    SEQPAR_RETURN_IF_ERROR(plan->append(rows.data(), rows.data(), appended));
+    std::lock_guard<std::mutex> lock(mutex);
+    volumes[static_cast<size_t>(comm.rank())] = plan->expected_step_comm();
+    return Status::ok();
+  });
+  EXPECT_TRUE(status.is_ok()) << status.to_string();
+  return volumes;
+}
+
 // Tree decode's bytes by hand: B=1, n=2, Hq=8, D=16 on 4 ranks: max of 16 LSE values, then 256
 // numerator + 16 denominator values, fp32; independent of the cache length.
 TEST(TreeDecodeFormula, MatchesHandCount) {
-  const DecodeProblem d{1, 8, 16, 2, 0.0f};
-  const CommVolume v = tree_decode_comm(d, 4, 0);
-  EXPECT_EQ(v[CommOp::kAllReduce], 2);
-  EXPECT_EQ(v.bytes_sent, 16 * 4 + (256 + 16) * 4);
+  DecodeConfig config;
+  config.problem = AttentionProblem{1, 16, 8, 2, 16, MaskKind::kCausal, DType::kF32, 0.0f};
+  config.q_len = 2;
+  config.decoder = DecoderKind::kTree;
+  for (const CommVolume& v : {plan_step_comm(config, 4, 2)[1],
+                              oracle::decode_step(DecoderKind::kTree, {config.problem, 4}, 2, 18, 1)}) {
+    EXPECT_EQ(v[CommOp::kAllReduce], 2);
+    EXPECT_EQ(v.bytes_sent, 16 * 4 + (256 + 16) * 4);
+  }
 }
 
 // Ring decode's bytes by hand: S = 16 on 4 ranks, then tokens 16, 17, 18 appended to ranks 0, 1,
@@ -102,24 +127,76 @@ TEST(TreeDecodeFormula, MatchesHandCount) {
 // r - h (h = 0, 1, 2); a token's K and V are 2 x Hkv 2 x D 8 x 4 B = 128 bytes.
 TEST(RingDecodeFormula, MatchesHandCount) {
   constexpr int kRanks = 4;
-  const KvCacheShape shape{1, 2, 8, DType::kF32, 16, 19};
-  std::vector<int64_t> bytes(kRanks, -1);
-  std::mutex mutex;
-  const Status status = run_threads(kRanks, [&](Communicator& comm) -> Status {
-    SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache,
-                            KvCache::create(shape, comm.rank(), kRanks));
-    const std::vector<float> k_new(3 * 2 * 8, 1.0f), v_new(3 * 2 * 8, 2.0f);
-    SEQPAR_RETURN_IF_ERROR(cache->append(k_new.data(), v_new.data(), 3));
-    SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<DecodeAttention> ring,
-                            RingDecode::create(comm, {1, 4, 8, 1, 0.0f}, shape));
-    std::lock_guard<std::mutex> lock(mutex);
-    bytes[static_cast<size_t>(comm.rank())] = ring->expected_comm(*cache).bytes_sent;
-    return Status::ok();
-  });
-  ASSERT_TRUE(status.is_ok()) << status.to_string();
+  DecodeConfig config;
+  config.problem = AttentionProblem{1, 16, 4, 2, 8, MaskKind::kCausal, DType::kF32, 0.0f};
+  config.q_len = 1;
+  config.capacity = 19;
+  config.decoder = DecoderKind::kRing;
+  const std::vector<CommVolume> planned = plan_step_comm(config, kRanks, 3);
   const int64_t tokens_forwarded[kRanks] = {5 + 4 + 5, 5 + 5 + 4, 5 + 5 + 5, 4 + 5 + 5};
-  for (int r = 0; r < kRanks; ++r)
-    EXPECT_EQ(bytes[static_cast<size_t>(r)], tokens_forwarded[r] * 128);
+  for (int r = 0; r < kRanks; ++r) {
+    EXPECT_EQ(planned[static_cast<size_t>(r)].bytes_sent, tokens_forwarded[r] * 128);
+    EXPECT_EQ(oracle::decode_step(DecoderKind::kRing, {config.problem, kRanks}, 1, 19, r).bytes_sent,
+              tokens_forwarded[r] * 128);
+  }
+}
+
+// DecodePlan::create is collective like Plan::create: ranks that disagree fail at once with the
+// field named, and a config the plan refuses fails on every rank with the rule.
+TEST(DecodePlanRejects, DisagreementAndBadConfigsOnEveryRank) {
+  constexpr int kRanks = 3;
+  auto statuses_of = [&](const std::function<DecodeConfig(int)>& config_of) {
+    std::vector<Status> statuses(kRanks);
+    std::mutex mutex;
+    (void)run_threads(kRanks, [&](Communicator& comm) -> Status {
+      comm.set_timeout(std::chrono::seconds(20));
+      Status s = DecodePlan::create(config_of(comm.rank()), comm).status();
+      std::lock_guard<std::mutex> lock(mutex);
+      statuses[static_cast<size_t>(comm.rank())] = s;
+      return Status::ok();
+    });
+    return statuses;
+  };
+  DecodeConfig good;
+  good.problem = AttentionProblem{1, 30, 4, 2, 16, MaskKind::kCausal, DType::kF32, 0.0f};
+  const struct {
+    std::function<DecodeConfig(int)> config_of;
+    StatusCode code;
+    const char* words;
+  } cases[] = {
+      {[&](int rank) {
+         DecodeConfig c = good;
+         if (rank == 2) c.q_len = 2;
+         return c;
+       },
+       StatusCode::kMismatch, "q_len is 1 on rank 0 but 2 on rank 2"},
+      {[&](int) {
+         DecodeConfig c = good;
+         c.problem.seq = 2;
+         return c;
+       },
+       StatusCode::kInvalidArgument, "prompt of 2 tokens is shorter than the 3 ranks"},
+      {[&](int) {
+         DecodeConfig c = good;
+         c.capacity = 30;
+         return c;
+       },
+       StatusCode::kInvalidArgument, "does not hold the prompt"},
+      {[&](int) {
+         DecodeConfig c = good;
+         c.problem.heads_kv = 3;
+         return c;
+       },
+       StatusCode::kInvalidArgument, "multiple of kv-heads"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.words);
+    const std::vector<Status> statuses = statuses_of(c.config_of);
+    for (size_t r = 0; r < statuses.size(); ++r) {
+      EXPECT_EQ(statuses[r].code(), c.code) << "rank " << r << ": " << statuses[r].to_string();
+      EXPECT_NE(statuses[r].message().find(c.words), std::string::npos) << statuses[r].message();
+    }
+  }
 }
 
 // An uneven prompt: S = 7 on 3 ranks is 3 + 2 + 2; new tokens go to rank t mod P, so token 7

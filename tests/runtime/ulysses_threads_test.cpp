@@ -8,10 +8,9 @@
 #include <mutex>
 
 #include "checked_step.hpp"
-#include "comm/threads_communicator.hpp"
-#include "launch/test_data.hpp"
+#include "comm/threads/threads_communicator.hpp"
+#include "harness/test_data.hpp"
 #include "runtime/plan.hpp"
-#include "runtime/ulysses_comm_formula.hpp"
 #include "ulysses_cases.hpp"
 
 namespace seqpar {
@@ -48,24 +47,30 @@ TEST(UlyssesCommFormula, MatchesHandCountForUnevenSplit) {
   const AttentionProblem p{1, 16, 6, 2, 8, MaskKind::kCausal, DType::kF32, 0.0f};
   const int64_t head = 128;    // (4 tokens, 1 head, D = 8) fp32
   const int64_t stat = 4 * 4;  // (1 head, 4 tokens) fp32 LSE or delta
-  // Rank 0 (2 q heads): sends the other 4 q heads and the other ranks' 3 kv slices, K and V;
-  // returns O + LSE of its 2 heads to 3 ranks.
-  CommVolume f0 = ulysses_forward_comm(p, 4, 0);
-  EXPECT_EQ(f0[CommOp::kAllToAll], 2);
-  EXPECT_EQ(f0.bytes_sent, 4 * head + 2 * 3 * head + 3 * 2 * (head + stat));
-  // Rank 1 (1 q head).
-  EXPECT_EQ(ulysses_forward_comm(p, 4, 1).bytes_sent, 5 * head + 2 * 3 * head + 3 * (head + stat));
-  // Backward, rank 0: Q and dO of 4 heads, K and V of 3 slices, LSE and delta of 4 heads; then
-  // dQ (2 heads), dK and dV (1 head each) to 3 ranks.
-  CommVolume b0 = ulysses_backward_comm(p, 4, 0);
-  EXPECT_EQ(b0[CommOp::kAllToAll], 2);
-  EXPECT_EQ(b0.bytes_sent, 2 * 4 * head + 2 * 3 * head + 2 * 4 * stat + 3 * (2 + 2) * head);
-  EXPECT_EQ(ulysses_backward_comm(p, 4, 1).bytes_sent,
-            2 * 5 * head + 2 * 3 * head + 2 * 5 * stat + 3 * (1 + 2) * head);
-  // One rank sends nothing, and the plan-level entry point is the same formula.
-  EXPECT_EQ(ulysses_forward_comm(p, 1, 0).bytes_sent, 0);
-  EXPECT_EQ(expected_backward_comm(SchemeKind::kUlysses, p, 4, 3).bytes_sent,
-            ulysses_backward_comm(p, 4, 3).bytes_sent);
+  const oracle::Shape four{p, 4}, one{p, 1};
+  const auto fwd = testing::schedule_comm(SchemeKind::kUlysses, four, Pass::kForward);
+  const auto bwd = testing::schedule_comm(SchemeKind::kUlysses, four, Pass::kBackward);
+  ASSERT_EQ(fwd.size(), 4u);
+  // The schedule and the oracle, each against the hand count.
+  for (const bool from_schedule : {true, false}) {
+    SCOPED_TRACE(from_schedule ? "schedule" : "oracle");
+    auto f = [&](int r) { return from_schedule ? fwd[static_cast<size_t>(r)] : oracle::forward(SchemeKind::kUlysses, four, r); };
+    auto b = [&](int r) { return from_schedule ? bwd[static_cast<size_t>(r)] : oracle::backward(SchemeKind::kUlysses, four, r); };
+    // Rank 0 (2 q heads): sends the other 4 q heads and the other ranks' 3 kv slices, K and V;
+    // returns O + LSE of its 2 heads to 3 ranks.
+    EXPECT_EQ(f(0)[CommOp::kAllToAll], 2);
+    EXPECT_EQ(f(0).bytes_sent, 4 * head + 2 * 3 * head + 3 * 2 * (head + stat));
+    // Rank 1 (1 q head).
+    EXPECT_EQ(f(1).bytes_sent, 5 * head + 2 * 3 * head + 3 * (head + stat));
+    // Backward, rank 0: Q and dO of 4 heads, K and V of 3 slices, LSE and delta of 4 heads; then
+    // dQ (2 heads), dK and dV (1 head each) to 3 ranks.
+    EXPECT_EQ(b(0)[CommOp::kAllToAll], 2);
+    EXPECT_EQ(b(0).bytes_sent, 2 * 4 * head + 2 * 3 * head + 2 * 4 * stat + 3 * (2 + 2) * head);
+    EXPECT_EQ(b(1).bytes_sent, 2 * 5 * head + 2 * 3 * head + 2 * 5 * stat + 3 * (1 + 2) * head);
+  }
+  // One rank sends nothing.
+  EXPECT_EQ(testing::schedule_comm(SchemeKind::kUlysses, one, Pass::kForward)[0].bytes_sent, 0);
+  EXPECT_EQ(oracle::forward(SchemeKind::kUlysses, one, 0).bytes_sent, 0);
 }
 
 TEST(UlyssesRejects, FewerQueryHeadsThanRanksOnEveryRank) {

@@ -1,0 +1,186 @@
+// ThreadsCommunicator (the Communicator of one thread-rank), make_threads_communicators and
+// run_threads.
+#include "comm/threads/threads_communicator.hpp"
+
+#include <exception>
+#include <numeric>
+#include <thread>
+
+#include "comm/threads/threads_group.hpp"
+#include "comm/threads/threads_ops.hpp"
+#include "core/log.hpp"
+
+namespace seqpar {
+namespace {
+
+class ThreadsCommunicator final : public Communicator {
+ public:
+  ThreadsCommunicator(std::shared_ptr<ThreadsGroup> group, int rank)
+      : Communicator(rank, group->size()), group_(std::move(group)) {}
+
+  const char* backend_name() const override { return "threads"; }
+
+  void abort(const Status& reason) override {
+    ThreadsDomain& domain = group_->domain();
+    std::lock_guard<std::mutex> lock(domain.mutex);
+    if (domain.aborted) return;
+    SEQPAR_LOG_ERROR("threads communicator aborted: ", reason.to_string());
+    domain.aborted = true;
+    domain.abort_rank = group_->domain_rank(rank());
+    domain.abort_reason = reason.to_string();
+    domain.changed.notify_all();
+  }
+
+ protected:
+  StatusOr<PendingOpPtr> post_exchange(std::span<const P2POp> ops) override {
+    auto& op = exchange_ops_.acquire<ThreadsExchangeOp>(
+        [&] { return std::make_unique<ThreadsExchangeOp>(group_, rank()); });
+    std::lock_guard<std::mutex> lock(group_->domain().mutex);
+    op.post(ops, timeout());
+    return PendingOpPtr(&op);
+  }
+
+  StatusOr<PendingOpPtr> post_all_to_all_v(const void* send, std::span<const size_t> send_bytes,
+                                           std::span<const size_t> send_offsets, void* recv,
+                                           std::span<const size_t> recv_bytes,
+                                           std::span<const size_t> recv_offsets) override {
+    CollectiveArgs args;
+    args.send = send;
+    args.recv = recv;
+    args.send_bytes = send_bytes;
+    args.send_offsets = send_offsets;
+    args.recv_bytes = recv_bytes;
+    args.recv_offsets = recv_offsets;
+    return post_collective(CollectiveKind::kAllToAllV, args);
+  }
+
+  StatusOr<PendingOpPtr> post_all_gather(const void* send, void* recv,
+                                         size_t bytes_per_rank) override {
+    CollectiveArgs args;
+    args.send = send;
+    args.recv = recv;
+    args.size = bytes_per_rank;
+    return post_collective(CollectiveKind::kAllGather, args);
+  }
+
+  StatusOr<PendingOpPtr> post_reduce_scatter(const void* send, void* recv, size_t count_per_rank,
+                                             DType dtype, ReduceOp op) override {
+    return post_collective(CollectiveKind::kReduceScatter,
+                           reduction_args(send, recv, count_per_rank, dtype, op));
+  }
+
+  StatusOr<PendingOpPtr> post_all_reduce(const void* send, void* recv, size_t count, DType dtype,
+                                         ReduceOp op) override {
+    return post_collective(CollectiveKind::kAllReduce,
+                           reduction_args(send, recv, count, dtype, op));
+  }
+
+  StatusOr<PendingOpPtr> post_broadcast(void* buffer, size_t bytes, int root) override {
+    CollectiveArgs args;
+    args.recv = buffer;
+    args.size = bytes;
+    args.root = root;
+    return post_collective(CollectiveKind::kBroadcast, args);
+  }
+
+  Status do_barrier(std::chrono::steady_clock::time_point deadline) override {
+    const PendingOpPtr op(&post_op(CollectiveKind::kBarrier, CollectiveArgs{}));
+    return op->wait(deadline);
+  }
+
+  StatusOr<std::unique_ptr<Communicator>> do_split(int color, int key) override {
+    CollectiveArgs args;
+    args.color = color;
+    args.key = key;
+    ThreadsCollectiveOp& op = post_op(CollectiveKind::kSplit, args);
+    const PendingOpPtr releases_op(&op);
+    SEQPAR_RETURN_IF_ERROR(op.wait(deadline()));
+    return std::unique_ptr<Communicator>(
+        std::make_unique<ThreadsCommunicator>(op.split_group(), op.split_rank()));
+  }
+
+ private:
+  static CollectiveArgs reduction_args(const void* send, void* recv, size_t count, DType dtype,
+                                       ReduceOp op) {
+    CollectiveArgs args;
+    args.send = send;
+    args.recv = recv;
+    args.size = count;
+    args.dtype = dtype;
+    args.op = op;
+    return args;
+  }
+
+  // Posts the next collective; the caller owns the op until it releases it.
+  ThreadsCollectiveOp& post_op(CollectiveKind kind, const CollectiveArgs& args) {
+    auto& op = collective_ops_.acquire<ThreadsCollectiveOp>(
+        [&] { return std::make_unique<ThreadsCollectiveOp>(group_, rank()); });
+    std::lock_guard<std::mutex> lock(group_->domain().mutex);
+    op.post(next_collective_++, kind, args, timeout());
+    return op;
+  }
+
+  StatusOr<PendingOpPtr> post_collective(CollectiveKind kind, const CollectiveArgs& args) {
+    return PendingOpPtr(&post_op(kind, args));
+  }
+
+  std::shared_ptr<ThreadsGroup> group_;
+  uint64_t next_collective_ = 0;  // sequence number of this rank's next collective
+  OpPool exchange_ops_;           // of ThreadsExchangeOp
+  OpPool collective_ops_;         // of ThreadsCollectiveOp
+};
+
+// The error run_threads reports: the first non-kAborted failure, else the first failure.
+Status root_cause(const std::vector<Status>& results) {
+  int chosen = -1;
+  for (size_t r = 0; r < results.size(); ++r) {
+    if (results[r].is_ok()) continue;
+    if (chosen < 0 || (results[static_cast<size_t>(chosen)].code() == StatusCode::kAborted &&
+                       results[r].code() != StatusCode::kAborted)) {
+      chosen = static_cast<int>(r);
+    }
+  }
+  if (chosen < 0) return Status::ok();
+  const Status& status = results[static_cast<size_t>(chosen)];
+  return Status(status.code(), str_cat("rank ", chosen, ": ", status.message()));
+}
+
+}  // namespace
+
+std::vector<std::unique_ptr<Communicator>> make_threads_communicators(int ranks) {
+  std::vector<int> domain_ranks(static_cast<size_t>(ranks));
+  std::iota(domain_ranks.begin(), domain_ranks.end(), 0);
+  auto group = std::make_shared<ThreadsGroup>(
+      std::make_shared<ThreadsDomain>(ranks, threads_copy_engine_enabled()),
+      std::move(domain_ranks));
+  std::vector<std::unique_ptr<Communicator>> comms;
+  for (int r = 0; r < ranks; ++r) comms.push_back(std::make_unique<ThreadsCommunicator>(group, r));
+  return comms;
+}
+
+Status run_threads(int ranks, const std::function<Status(Communicator&)>& body) {
+  SEQPAR_REQUIRE(ranks >= 1, StatusCode::kInvalidArgument, "run_threads: ranks = ", ranks,
+                 " (need at least 1)");
+  std::vector<std::unique_ptr<Communicator>> comms = make_threads_communicators(ranks);
+  std::vector<Status> results(static_cast<size_t>(ranks));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < ranks; ++r) {
+    threads.emplace_back([&, r] {
+      const size_t i = static_cast<size_t>(r);
+      set_log_rank(r);
+      try {
+        results[i] = body(*comms[i]);
+      } catch (const std::exception& e) {
+        results[i] = SEQPAR_FAIL(StatusCode::kInternal, "exception: ", e.what());
+      } catch (...) {
+        results[i] = SEQPAR_FAIL(StatusCode::kInternal, "unknown exception");
+      }
+      if (!results[i].is_ok()) comms[i]->abort(results[i]);
+      set_log_rank(-1);
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  return root_cause(results);
+}
+
+}  // namespace seqpar

@@ -1,0 +1,121 @@
+// DecodePlan: agreement, validation, the cache and the decoder; the checked step.
+#include "runtime/decode_plan.hpp"
+
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <iterator>
+
+#include "core/log.hpp"
+#include "runtime/agreement.hpp"
+#include "runtime/plan.hpp"
+#include "runtime/scheme_registry.hpp"
+
+namespace seqpar {
+namespace {
+
+// The config values every rank must agree on, exchanged once per plan.
+constexpr const char* kFingerprintNames[] = {
+    "ranks",    "decoder",  "batch",  "seq",      "heads",  "kv_heads",
+    "head_dim", "dtype",    "softmax_scale (bits)", "q_len", "capacity",
+    "device",   "ranks_per_node"};
+
+std::array<int64_t, std::size(kFingerprintNames)> fingerprint_of(const DecodeConfig& c,
+                                                                 int ranks) {
+  uint32_t scale_bits = 0;
+  std::memcpy(&scale_bits, &c.problem.softmax_scale, sizeof(scale_bits));
+  const AttentionProblem& p = c.problem;
+  return {ranks,      static_cast<int64_t>(c.decoder),
+          p.batch,    p.seq,
+          p.heads_q,  p.heads_kv,
+          p.head_dim, static_cast<int64_t>(p.dtype),
+          int64_t{scale_bits},  c.q_len,
+          c.capacity, static_cast<int64_t>(c.device),
+          c.ranks_per_node};
+}
+
+}  // namespace
+
+DecodeConfig DecodePlan::resolved(const DecodeConfig& requested) {
+  DecodeConfig config = requested;
+  AttentionProblem& p = config.problem;
+  if (p.softmax_scale == 0.0f && p.head_dim > 0) {
+    p.softmax_scale = 1.0f / std::sqrt(static_cast<float>(p.head_dim));
+  }
+  if (config.capacity == 0) config.capacity = p.seq + config.q_len;
+  return config;
+}
+
+Status DecodePlan::validate(const DecodeConfig& requested, int ranks) {
+  const DecodeConfig config = resolved(requested);
+  const AttentionProblem& p = config.problem;
+  SEQPAR_RETURN_IF_ERROR(validate_attention_problem(p));
+  SEQPAR_REQUIRE(config.q_len >= 1, StatusCode::kInvalidArgument,
+                 "a decoding step needs at least one new token (q_len ", config.q_len, ")");
+  SEQPAR_REQUIRE(p.seq >= ranks, StatusCode::kInvalidArgument, "the KV cache's prompt of ", p.seq,
+                 " tokens is shorter than the ", ranks,
+                 " ranks (every shard needs at least one token)");
+  SEQPAR_REQUIRE(config.capacity >= p.seq + config.q_len, StatusCode::kInvalidArgument,
+                 "the KV cache's capacity (", config.capacity, ") does not hold the prompt (",
+                 p.seq, ") and one step of ", config.q_len, " tokens");
+  SEQPAR_REQUIRE(config.ranks_per_node >= 0 &&
+                     (config.ranks_per_node == 0 || ranks % config.ranks_per_node == 0),
+                 StatusCode::kInvalidArgument, "ranks per node (", config.ranks_per_node,
+                 ") must divide the ", ranks, " ranks (0: all ranks on one node)");
+  SEQPAR_REQUIRE(config.device == Device::kHost, StatusCode::kUnsupported, "decoding on ",
+                 device_name(config.device), " memory is not supported yet");
+  return Status::ok();
+}
+
+StatusOr<std::unique_ptr<DecodePlan>> DecodePlan::create(const DecodeConfig& requested,
+                                                         Communicator& comm) {
+  if (log_rank() < 0) set_log_rank(comm.rank());
+  const DecodeConfig config = resolved(requested);
+  SEQPAR_RETURN_IF_ERROR(
+      check_ranks_agree(kFingerprintNames, fingerprint_of(config, comm.size()), comm));
+  SEQPAR_RETURN_IF_ERROR(validate(config, comm.size()));  // configs are equal on every rank
+  SEQPAR_REQUIRE(!comm.device_memory(), StatusCode::kInvalidArgument, "the ",
+                 comm.backend_name(), " backend moves device memory but decoding runs on the host");
+
+  const AttentionProblem& p = config.problem;
+  DecodeContext context{config,
+                        {p.batch, p.heads_kv, p.head_dim, p.dtype, p.seq, config.capacity},
+                        &comm,
+                        comm.size()};
+  StatusOr<std::unique_ptr<KvCache>> cache = KvCache::create(context.cache, comm.rank(), comm.size());
+  SEQPAR_RETURN_IF_ERROR(agree_across_ranks(cache.status(), comm, "create their KV cache"));
+  StatusOr<std::unique_ptr<Decoder>> decoder = decoder_descriptor(config.decoder).create(context);
+  SEQPAR_RETURN_IF_ERROR(agree_across_ranks(decoder.status(), comm, "create their decoder"));
+  return std::unique_ptr<DecodePlan>(
+      new DecodePlan(std::move(context), std::move(cache).value(), std::move(decoder).value()));
+}
+
+Status DecodePlan::append(const void* k_new, const void* v_new, int64_t n) {
+  return cache_->append(k_new, v_new, n);
+}
+
+Status DecodePlan::step(const void* q, void* out, float* lse) {
+  Status status = q && out && lse ? Status::ok()
+                                  : SEQPAR_FAIL(StatusCode::kInvalidArgument,
+                                                "a decoding step needs q, out and lse");
+  if (status.is_ok()) status = decoder_->step(q, *cache_, out, lse);
+  if (!status.is_ok() && status.code() != StatusCode::kAborted) context_.comm->abort(status);
+  return status;
+}
+
+CommVolume DecodePlan::expected_step_comm() const {
+  return decoder_comm(context_, cache_->length())[static_cast<size_t>(context_.comm->rank())];
+}
+
+CommStats DecodePlan::comm_stats() const {
+  CommStats total = context_.comm->stats();
+  for (const Communicator* sub : decoder_->subgroups()) total += sub->stats();
+  return total;
+}
+
+void DecodePlan::reset_comm_stats() {
+  context_.comm->reset_stats();
+  for (Communicator* sub : decoder_->subgroups()) sub->reset_stats();
+}
+
+}  // namespace seqpar

@@ -1,0 +1,35 @@
+#pragma once
+// Decoder: one decoding step over a sharded KvCache, what a DecodePlan runs
+// (runtime/decode_plan.hpp). The n new query tokens (positions length-n .. length-1 of the
+// cache, appended just before) are replicated on every rank, attend to every cache token, and
+// every rank ends with the whole (O, LSE) of the n rows. The decoders are registered in
+// runtime/schemes.def (tree decoding and the ring-decode baseline, runtime/schemes/).
+#include <memory>
+#include <span>
+
+#include "comm/communicator.hpp"
+#include "runtime/kv_cache.hpp"
+#include "runtime/problem.hpp"
+
+namespace seqpar {
+
+// Everything a decoder is built from. config has its softmax scale and capacity resolved.
+struct DecodeContext {
+  DecodeConfig config;
+  KvCacheShape cache;            // the cache's shape, from config
+  Communicator* comm = nullptr;  // the caller's (null for schedule and workspace queries)
+  int ranks = 1;
+};
+
+class Decoder {
+ public:
+  virtual ~Decoder() = default;
+  // q (B, n, Hq, D) in the cache's dtype; out (B, n, Hq, D) in that dtype; lse (B, Hq, n) fp32.
+  // Collective; allocates nothing.
+  virtual Status step(const void* q, const KvCache& cache, void* out, float* lse) = 0;
+  virtual size_t workspace_bytes() const = 0;
+  // Communicators the decoder split off the caller's (counted there, not on the caller's).
+  virtual std::span<Communicator* const> subgroups() const { return {}; }
+};
+
+}  // namespace seqpar

@@ -1,0 +1,235 @@
+// Ulysses (DeepSpeed-Ulysses) attention: sequence-sharded in and out (contiguous layout), head-
+// sharded inside. Forward: one all-to-all turns every rank's Q, K, V tokens into the whole
+// sequence for a slice of heads (partition/head_split.hpp), the rank runs the block kernel once
+// over the whole sequence for those heads, and a second all-to-all returns O and LSE to the
+// tokens' owners. Backward: delta = rowsum(dO * O) is computed at the token owner; Q, dO, K, V,
+// LSE and delta go out in one all-to-all, dQ, dK, dV come back in another, and a kv head shared
+// by several ranks (Hkv < P) gets its dK, dV shares summed in fp32 at the token owner.
+//
+// The all-to-alls are runtime/head_exchange.hpp's over the world: uneven head splits are
+// all_to_all_v calls whose counts and offsets are fixed at plan creation; pieces travel in the
+// storage dtype (LSE and delta in fp32); K/V heads are never replicated to Hq heads, and a kv head
+// goes only to the ranks whose q heads read it. Needs Hq >= P.
+#include <memory>
+#include <vector>
+
+#include "attention/dispatch.hpp"
+#include "runtime/buffer_ops.hpp"
+#include "runtime/head_exchange.hpp"
+#include "runtime/scheme_registry.hpp"
+#include "runtime/workspace_arena.hpp"
+
+namespace seqpar {
+namespace {
+
+// Every rank's tokens: contiguous runs, in rank order.
+std::vector<int64_t> tokens_of(const Layout& layout) {
+  std::vector<int64_t> tokens;
+  for (int r = 0; r < layout.ranks(); ++r) tokens.push_back(layout.local_seq(r));
+  return tokens;
+}
+
+// This rank's block: its heads over the whole sequence.
+BlockShape heads_block(const AttentionProblem& p, const HeadSlice& mine) {
+  return {p.batch, p.seq, p.seq, mine.q_count, mine.kv_count, p.head_dim};
+}
+
+// The arena beside the exchange's (its heads are this rank's slice, S the whole sequence), on
+// the plan's device; regions only backward uses are empty in a forward-only plan.
+struct UlyssesBuffers {
+  float* acc_q = nullptr;           // (B, S, q_r, D) fp32: O (forward) or dQ (backward)
+  float* dkv_heads = nullptr;       // (2, B, S, kv_r, D) fp32: dK then dV of this rank's heads
+  float* delta_local = nullptr;     // (B, Hq, S_local) fp32: rowsum(dO * O) of our tokens
+  float* kernel_scratch = nullptr;  // the block kernels' work area
+
+  void add_to(WorkspaceArena& arena, const SchemeContext& ctx, const HeadSlice& mine, int rank) {
+    const AttentionProblem& p = ctx.problem;
+    const size_t q_elems = static_cast<size_t>(p.batch * p.seq * mine.q_count * p.head_dim);
+    const size_t kv_elems = static_cast<size_t>(p.batch * p.seq * mine.kv_count * p.head_dim);
+    const bool bwd = ctx.backward;
+    arena.add(acc_q, q_elems * sizeof(float));
+    arena.add(dkv_heads, bwd ? 2 * kv_elems * sizeof(float) : 0);
+    arena.add(delta_local, bwd ? ShardSizes::of_rank(ctx, rank).lse_elems * sizeof(float) : 0);
+    arena.add(kernel_scratch,
+              block_kernel_scratch_bytes(heads_block(p, mine), {ctx.device, ctx.stream}, bwd));
+  }
+};
+
+class UlyssesScheme final : public Scheme {
+ public:
+  UlyssesScheme(const SchemeContext& context, std::unique_ptr<HeadExchange> exchange)
+      : ctx_(context),
+        local_seq_(context.layout.local_seq(context.comm->rank())),
+        exchange_(std::move(exchange)) {}
+  Status prepare() {
+    WorkspaceArena arena;
+    buf_.add_to(arena, ctx_, exchange_->mine(), ctx_.comm->rank());
+    return arena.allocate(workspace_, ctx_.device);
+  }
+
+  Status forward(const ForwardArgs& args) override;
+  Status backward(const BackwardArgs& args) override;
+  size_t workspace_bytes() const override {
+    return workspace_.bytes() + exchange_->workspace_bytes();
+  }
+
+ private:
+  BlockShape block_shape() const { return heads_block(ctx_.problem, exchange_->mine()); }
+
+  SchemeContext ctx_;
+  int64_t local_seq_ = 0;  // S_local
+  // The head <-> sequence all-to-alls over the world and this rank's head tensors (S tokens).
+  std::unique_ptr<HeadExchange> exchange_;
+  WorkspaceBuffer workspace_;
+  UlyssesBuffers buf_;
+};
+
+Status UlyssesScheme::forward(const ForwardArgs& args) {
+  const AttentionProblem& p = ctx_.problem;
+  SEQPAR_RETURN_IF_ERROR(exchange_->forward_in(args));
+
+  BlockForwardParams block;
+  block.shape = block_shape();
+  block.dtype = p.dtype;
+  block.q = exchange_->q_heads();
+  block.k = exchange_->k_heads();
+  block.v = exchange_->v_heads();
+  block.out = buf_.acc_q;
+  block.lse = exchange_->lse_heads();
+  block.q_pos = PositionMap::affine(0, 1);
+  block.k_pos = PositionMap::affine(0, 1);
+  block.mask = p.mask;
+  block.softmax_scale = p.softmax_scale;
+  block.accumulate = false;
+  block.scratch = buf_.kernel_scratch;
+  SEQPAR_RETURN_IF_ERROR(run_block_forward(block, {ctx_.device, ctx_.stream}));
+
+  // O goes back rounded once to the storage dtype.
+  return exchange_->forward_out(buf_.acc_q, DType::kF32, args);
+}
+
+Status UlyssesScheme::backward(const BackwardArgs& args) {
+  const AttentionProblem& p = ctx_.problem;
+  const DType dt = p.dtype;
+  const int64_t B = p.batch, S = p.seq, D = p.head_dim;
+  const HeadSlice& mine = exchange_->mine();
+  const KernelTarget target{ctx_.device, ctx_.stream};
+
+  // delta (B, Hq, S_local) = rowsum(dO * O) of our tokens, all heads.
+  SEQPAR_RETURN_IF_ERROR(run_attention_delta(args.out, args.dout, dt, B, local_seq_, p.heads_q, D,
+                                             buf_.delta_local, target));
+  SEQPAR_RETURN_IF_ERROR(exchange_->backward_in(args, buf_.delta_local));
+
+  const size_t q_elems = static_cast<size_t>(B * S * mine.q_count * D);
+  const size_t kv_elems = static_cast<size_t>(B * S * mine.kv_count * D);
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.acc_q, q_elems * sizeof(float), target));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.dkv_heads, 2 * kv_elems * sizeof(float), target));
+  BlockBackwardParams block;
+  block.shape = block_shape();
+  block.dtype = dt;
+  block.q = exchange_->q_heads();
+  block.k = exchange_->k_heads();
+  block.v = exchange_->v_heads();
+  block.dout = exchange_->dout_heads();
+  block.lse = exchange_->lse_heads();
+  block.delta = exchange_->delta_heads();
+  block.dq = buf_.acc_q;
+  block.dk = buf_.dkv_heads;
+  block.dv = buf_.dkv_heads + kv_elems;
+  block.q_pos = PositionMap::affine(0, 1);
+  block.k_pos = PositionMap::affine(0, 1);
+  block.mask = p.mask;
+  block.softmax_scale = p.softmax_scale;
+  block.scratch = buf_.kernel_scratch;
+  SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target));
+
+  // dQ, dK, dV go back rounded once to the storage dtype.
+  return exchange_->backward_out(buf_.acc_q, buf_.dkv_heads, buf_.dkv_heads + kv_elems, DType::kF32, args);
+}
+
+Status validate_ulysses(const PlanConfig& config, int ranks) {
+  return split_heads(config.problem.heads_q, config.problem.heads_kv, ranks).status();
+}
+
+StatusOr<std::unique_ptr<Scheme>> create_ulysses(const SchemeContext& context) {
+  const AttentionProblem& p = context.problem;
+  SEQPAR_ASSIGN_OR_RETURN(std::vector<HeadSlice> slices,
+                          split_heads(p.heads_q, p.heads_kv, context.layout.ranks()));
+  SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<HeadExchange> exchange,
+                          HeadExchange::create(p, *context.comm, std::move(slices),
+                                               tokens_of(context.layout), BackwardCarry::kDelta,
+                                               {context.device, context.stream}, context.backward));
+  auto scheme = std::make_unique<UlyssesScheme>(context, std::move(exchange));
+  SEQPAR_RETURN_IF_ERROR(scheme->prepare());
+  return std::unique_ptr<Scheme>(std::move(scheme));
+}
+
+StatusOr<size_t> ulysses_workspace_bytes(const SchemeContext& context, int rank) {
+  const AttentionProblem& p = context.problem;
+  SEQPAR_ASSIGN_OR_RETURN(const std::vector<HeadSlice> slices,
+                          split_heads(p.heads_q, p.heads_kv, context.layout.ranks()));
+  SEQPAR_ASSIGN_OR_RETURN(const size_t exchange,
+                          HeadExchange::workspace_bytes_for(p, slices, tokens_of(context.layout),
+                                                            rank, BackwardCarry::kDelta,
+                                                            context.backward));
+  WorkspaceArena arena;
+  UlyssesBuffers buffers;
+  buffers.add_to(arena, context, slices[static_cast<size_t>(rank)], rank);
+  return exchange + arena.bytes();
+}
+
+// The all-to-alls are blocking, so each is a step of its own around the one block per rank.
+void ulysses_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out) {
+  const AttentionProblem& p = context.problem;
+  const int ranks = context.layout.ranks();
+  StatusOr<std::vector<HeadSlice>> slices = split_heads(p.heads_q, p.heads_kv, ranks);
+  if (!slices.is_ok()) return;  // validate_ulysses refuses such a plan
+  const std::vector<int64_t> tokens = tokens_of(context.layout);
+  const int whole = out.add_layout(Layout::make(LayoutKind::kContiguous, p.seq, 1).value());
+  std::vector<HeadExchangeSplits> splits;
+  for (int r = 0; r < ranks; ++r) {
+    splits.push_back(
+        HeadExchangeSplits::of(p, tokens, slices.value(), r, BackwardCarry::kDelta).value());
+  }
+  const bool backward = pass == Pass::kBackward;
+  std::vector<Send> sends;
+  auto all_to_all = [&](AllToAllSplit HeadExchangeSplits::*stage) {
+    out.step(StepOverlap::kSerial);
+    for (int r = 0; r < ranks; ++r) {
+      sends.clear();
+      const AllToAllSplit& split = splits[static_cast<size_t>(r)].*stage;
+      for (int peer = 0; peer < ranks; ++peer) {
+        if (peer != r) sends.push_back({peer, static_cast<int64_t>(split.send_bytes[peer])});
+      }
+      out.all_to_all(r, RankGroup::all(ranks), sends);
+    }
+  };
+  all_to_all(backward ? &HeadExchangeSplits::backward_in : &HeadExchangeSplits::forward_in);
+  out.step(StepOverlap::kSerial);
+  for (int r = 0; r < ranks; ++r) {
+    const HeadSlice& mine = slices.value()[static_cast<size_t>(r)];
+    out.compute(r, {whole, 0, 0, mine.q_count, mine.kv_count});
+  }
+  all_to_all(backward ? &HeadExchangeSplits::backward_out : &HeadExchangeSplits::forward_out);
+}
+
+}  // namespace
+
+const SchemeDescriptor& ulysses_scheme() {
+  static const SchemeDescriptor d{
+      "ulysses",
+      "contiguous runs in and out, heads split over the ranks inside (Hq >= P): two "
+      "all-to-alls a pass, flat in P; best on fast all-to-all links",
+      [](const PlanConfig& c, int ranks) {
+        return Layout::make(LayoutKind::kContiguous, c.problem.seq, ranks);
+      },
+      &validate_ulysses,
+      [](int ranks) { return std::vector<int>{ranks}; },
+      false,
+      &create_ulysses,
+      &ulysses_workspace_bytes,
+      &ulysses_schedule};
+  return d;
+}
+
+}  // namespace seqpar
