@@ -5,26 +5,15 @@
 #include <cmath>
 
 #include "attention/cpu_block_attention.hpp"
+#include "core/enum_names.hpp"
 
 namespace seqpar {
 
-const char* mask_name(MaskKind mask) {
-  switch (mask) {
-    case MaskKind::kFull:
-      return "full";
-    case MaskKind::kCausal:
-      return "causal";
-  }
-  return "?";
-}
+constexpr EnumNames<MaskKind, 2> kMaskNames{{"full", "causal"}};
 
-StatusOr<MaskKind> parse_mask(std::string_view name) {
-  for (MaskKind mask : {MaskKind::kFull, MaskKind::kCausal}) {
-    if (name == mask_name(mask)) return mask;
-  }
-  return SEQPAR_FAIL(StatusCode::kInvalidArgument, "unknown mask '", std::string(name),
-                     "' (expected causal or full)");
-}
+const char* mask_name(MaskKind mask) { return kMaskNames.name(mask); }
+
+StatusOr<MaskKind> parse_mask(std::string_view name) { return kMaskNames.parse(name, "mask"); }
 
 namespace {
 

@@ -1,7 +1,8 @@
 #pragma once
-// The local block kernel contract (see DESIGN.md): one call computes attention of a block of
-// queries against a block of keys/values. Every backend (CPU now, CUDA later) takes these
-// params; the runtime never writes its own mask logic.
+// The local block kernel contract (docs/architecture.md): one call computes attention of a block
+// of queries against a block of keys/values. Both backends, the CPU kernels and the CUDA kernels
+// (attention/dispatch.hpp picks by target), take these params; the runtime never writes its own
+// mask logic.
 //
 // Layouts (row-major, contiguous):
 //   q, dout, out, dq      (B, Sq, Hq, D)
@@ -18,7 +19,7 @@
 namespace seqpar {
 
 enum class MaskKind : int { kFull = 0, kCausal };
-const char* mask_name(MaskKind mask);              // "full", "causal"
+const char* mask_name(MaskKind mask);                  // "full", "causal"
 StatusOr<MaskKind> parse_mask(std::string_view name);  // the names above
 
 // pos(i) = offset + stride * i, or index[i] when an index array is given.

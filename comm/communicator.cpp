@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "core/enum_names.hpp"
+
 namespace seqpar {
 namespace {
 
@@ -33,25 +35,10 @@ bool ranges_overlap(const void* a, size_t a_bytes, const void* b, size_t b_bytes
 }  // namespace
 
 const char* comm_op_name(CommOp op) {
-  switch (op) {
-    case CommOp::kExchange:
-      return "exchange";
-    case CommOp::kAllToAll:
-      return "all_to_all";
-    case CommOp::kAllGather:
-      return "all_gather";
-    case CommOp::kReduceScatter:
-      return "reduce_scatter";
-    case CommOp::kAllReduce:
-      return "all_reduce";
-    case CommOp::kBroadcast:
-      return "broadcast";
-    case CommOp::kBarrier:
-      return "barrier";
-    case CommOp::kCount:
-      break;
-  }
-  return "unknown";
+  static constexpr EnumNames<CommOp, static_cast<size_t>(CommOp::kCount)> kNames{
+      {"exchange", "all_to_all", "all_gather", "reduce_scatter", "all_reduce", "broadcast",
+       "barrier"}};
+  return kNames.name(op);
 }
 
 int64_t collective_bytes_sent(CommOp op, int ranks, int64_t bytes) {
@@ -78,6 +65,17 @@ CommStats& CommStats::operator+=(const CommStats& other) {
     ops[op].bytes_sent += other.ops[op].bytes_sent;
   }
   return *this;
+}
+
+CommStats stats_with(const Communicator& comm, std::span<Communicator* const> subgroups) {
+  CommStats total = comm.stats();
+  for (const Communicator* sub : subgroups) total += sub->stats();
+  return total;
+}
+
+void reset_stats_with(Communicator& comm, std::span<Communicator* const> subgroups) {
+  comm.reset_stats();
+  for (Communicator* sub : subgroups) sub->reset_stats();
 }
 
 int64_t CommStats::total_calls() const {

@@ -71,6 +71,13 @@ struct CommStats {
   CommStats& operator+=(const CommStats& other);
 };
 
+class Communicator;
+
+// A plan's counters: `comm`'s plus those of the communicators the plan split off it (their
+// traffic is counted on them, not on `comm`).
+CommStats stats_with(const Communicator& comm, std::span<Communicator* const> subgroups);
+void reset_stats_with(Communicator& comm, std::span<Communicator* const> subgroups);
+
 // One send or receive of a grouped exchange.
 struct P2POp {
   enum class Kind : int { kSend = 0, kRecv };

@@ -1,6 +1,8 @@
 // dtype names and the fp16 conversions (IEEE binary16, round to nearest even).
 #include "core/dtype.hpp"
 
+#include "core/enum_names.hpp"
+
 namespace seqpar {
 
 size_t dtype_size(DType dtype) {
@@ -21,31 +23,11 @@ size_t dtype_size(DType dtype) {
   return 0;
 }
 
-const char* dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return "fp32";
-    case DType::kBF16:
-      return "bf16";
-    case DType::kF16:
-      return "fp16";
-    case DType::kF64:
-      return "fp64";
-    case DType::kI32:
-      return "i32";
-    case DType::kI64:
-      return "i64";
-  }
-  return "?";
-}
+constexpr EnumNames<DType, 6> kDTypeNames{{"fp32", "bf16", "fp16", "fp64", "i32", "i64"}};
 
-StatusOr<DType> parse_dtype(std::string_view name) {
-  for (DType d : {DType::kF32, DType::kBF16, DType::kF16, DType::kF64, DType::kI32, DType::kI64}) {
-    if (name == dtype_name(d)) return d;
-  }
-  return SEQPAR_FAIL(StatusCode::kInvalidArgument, "unknown dtype '", name,
-                     "' (expected fp32, bf16 or fp16)");
-}
+const char* dtype_name(DType dtype) { return kDTypeNames.name(dtype); }
+
+StatusOr<DType> parse_dtype(std::string_view name) { return kDTypeNames.parse(name, "dtype"); }
 
 float fp16_bits_to_float(uint16_t bits) {
   const uint32_t sign = static_cast<uint32_t>(bits & 0x8000u) << 16;

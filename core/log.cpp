@@ -8,37 +8,25 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "core/enum_names.hpp"
+
 namespace seqpar {
 namespace {
 
 thread_local int t_rank = -1;
 
+constexpr EnumNames<LogLevel, 4> kLevelNames{{"debug", "info", "warn", "error"}};
+
+// SEQPAR_LOG: debug, info, warn (the default) or error.
 LogLevel level_from_env() {
   const char* env = std::getenv("SEQPAR_LOG");
-  if (env == nullptr) return LogLevel::kWarn;
-  std::string_view v(env);
-  if (v == "debug") return LogLevel::kDebug;
-  if (v == "info") return LogLevel::kInfo;
-  if (v == "error") return LogLevel::kError;
-  return LogLevel::kWarn;
+  return env == nullptr ? LogLevel::kWarn : kLevelNames.find(env).value_or(LogLevel::kWarn);
 }
 
 std::atomic<int> g_level{static_cast<int>(level_from_env())};
 std::mutex g_write_mutex;
 
-const char* level_tag(LogLevel level) {
-  switch (level) {
-    case LogLevel::kDebug:
-      return "debug";
-    case LogLevel::kInfo:
-      return "info";
-    case LogLevel::kWarn:
-      return "warn";
-    case LogLevel::kError:
-      return "error";
-  }
-  return "?";
-}
+const char* level_tag(LogLevel level) { return kLevelNames.name(level); }
 
 }  // namespace
 

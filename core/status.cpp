@@ -1,37 +1,16 @@
 // Status names and located failures.
 #include "core/status.hpp"
 
+#include "core/enum_names.hpp"
 #include "core/log.hpp"
 
 namespace seqpar {
 
-const char* status_code_name(StatusCode code) {
-  switch (code) {
-    case StatusCode::kOk:
-      return "ok";
-    case StatusCode::kInvalidArgument:
-      return "invalid_argument";
-    case StatusCode::kMismatch:
-      return "mismatch_between_ranks";
-    case StatusCode::kUnsupported:
-      return "unsupported";
-    case StatusCode::kOutOfMemory:
-      return "out_of_memory";
-    case StatusCode::kTimeout:
-      return "timeout";
-    case StatusCode::kCommError:
-      return "comm_error";
-    case StatusCode::kAborted:
-      return "aborted";
-    case StatusCode::kCudaError:
-      return "cuda_error";
-    case StatusCode::kNumericError:
-      return "numeric_error";
-    case StatusCode::kInternal:
-      return "internal";
-  }
-  return "unknown";
-}
+constexpr EnumNames<StatusCode, 11> kStatusCodeNames{
+    {"ok", "invalid_argument", "mismatch_between_ranks", "unsupported", "out_of_memory", "timeout",
+     "comm_error", "aborted", "cuda_error", "numeric_error", "internal"}};
+
+const char* status_code_name(StatusCode code) { return kStatusCodeNames.name(code); }
 
 std::string Status::to_string() const {
   if (is_ok()) return "ok";

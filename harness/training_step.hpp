@@ -37,9 +37,9 @@ struct StepReport {
   int ring_size = 1;       // R = P / U: groups in the ring
   int64_t local_seq = 0;
   size_t workspace_bytes = 0;
-  double time_ms = 0;               // median over iterations of the slowest rank's step
-  double time_ms_min = 0;           // fastest iteration (slowest rank)
-  double tflops = 0;                // whole-problem FLOPs (ANCHORS.md convention) / time_ms
+  double time_ms = 0;      // median over iterations of the slowest rank's step
+  double time_ms_min = 0;  // fastest iteration (slowest rank)
+  double tflops = 0;       // whole-problem FLOPs (docs/reference_figures.md's convention) / time_ms
   CommVolume measured_comm;         // per step, the largest over ranks (calls per op, bytes)
   int64_t bytes_sent_min_rank = 0;  // per step, the smallest over ranks
   CommVolume expected_comm;         // the schedule's (runtime/schedule.hpp), largest over ranks

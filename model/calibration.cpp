@@ -135,13 +135,15 @@ ComputeRate default_h100_rate(int64_t head_dim) {
     rate.forward_flops_per_s = {282e12, 324e12};
     rate.backward_flops_per_s = {198e12, 291e12};
     rate.source =
-        "default H100 (ANCHORS.md: FlashAttention-2, bf16, d64, full mask; published, not "
+        "default H100 (docs/reference_figures.md: FlashAttention-2, bf16, d64, full mask; "
+        "published, not "
         "measured here)";
   } else {
     rate.forward_flops_per_s = {309e12, 370e12};
     rate.backward_flops_per_s = {214e12, 322e12};
     rate.source =
-        "default H100 (ANCHORS.md: FlashAttention-2, bf16, d128, full mask; published, not "
+        "default H100 (docs/reference_figures.md: FlashAttention-2, bf16, d128, full mask; "
+        "published, not "
         "measured here)";
   }
   return rate;
@@ -274,7 +276,8 @@ Status save_compute_rate(const ComputeRate& rate, const std::string& path) {
   {
     std::ofstream out(temporary);
     SEQPAR_REQUIRE(out.good(), StatusCode::kInvalidArgument, "cannot write '", temporary, "'");
-    out << "# seqpar compute rate: block tokens, forward FLOP/s, backward FLOP/s (ANCHORS.md "
+    out << "# seqpar compute rate: block tokens, forward FLOP/s, backward FLOP/s "
+           "(docs/reference_figures.md "
            "FLOP convention)\n";
     out << "device " << rate.device << "\n";
     out << "source " << rate.source << "\n";

@@ -15,12 +15,13 @@ namespace seqpar {
 class Communicator;
 
 // Block-kernel compute rate as a function of the block size (query tokens = key tokens per block,
-// one (batch, head-group) shape), forward and backward, in FLOP/s with ANCHORS.md's convention
-// (forward 4*B*Hq*Sq*Sk*D for a full block; backward 2.5x). Interpolated (log-linear in block
-// tokens) between measured points, clamped at the ends.
+// one (batch, head-group) shape), forward and backward, in FLOP/s with docs/reference_figures.md's
+// convention (forward 4*B*Hq*Sq*Sk*D for a full block; backward 2.5x). Interpolated (log-linear in
+// block tokens) between measured points, clamped at the ends.
 struct ComputeRate {
   std::string device;  // what it was measured on or taken for
-  std::string source;  // "measured <date>", "cache FILE", "default H100 (ANCHORS.md)"
+  std::string
+      source;  // "measured <date>", "cache FILE", "default H100 (docs/reference_figures.md)"
   std::vector<int64_t> block_tokens;         // ascending
   std::vector<double> forward_flops_per_s;   // same length
   std::vector<double> backward_flops_per_s;  // same length
@@ -31,10 +32,10 @@ struct ComputeRate {
 // Checks lengths, ascending positive block sizes and positive rates.
 Status validate_compute_rate(const ComputeRate& rate);
 
-// FlashAttention-2 on one H100 SXM, bf16, full mask (ANCHORS.md table, FlashAttention-3 paper):
-// head_dim 128: forward 309 -> 370 TFLOP/s, backward 214 -> 322 from 512 to 16k tokens;
-// head_dim 64: forward 282 -> 324, backward 198 -> 291. Other head dims take the nearer column.
-// Published figures, not measured here: source says so.
+// FlashAttention-2 on one H100 SXM, bf16, full mask (docs/reference_figures.md, from the
+// FlashAttention-3 paper): head_dim 128: forward 309 -> 370 TFLOP/s, backward 214 -> 322 from 512
+// to 16k tokens; head_dim 64: forward 282 -> 324, backward 198 -> 291. Other head dims take the
+// nearer column. Published figures, not measured here: source says so.
 ComputeRate default_h100_rate(int64_t head_dim);
 
 // What to measure: the CPU block kernel (attention/dispatch.hpp, on the host, one thread) on one

@@ -67,9 +67,9 @@ DecodeConfig decode_config_for(const ModelInputs& inputs, const Candidate& candi
 
 std::string runtime_exclusion(const ModelInputs& inputs, const Candidate& candidate) {
   const int ranks = inputs.topology.ranks();
-  const Status valid =
-      candidate.decode ? DecodePlan::validate(decode_config_for(inputs, candidate), ranks)
-                       : validate_problem(plan_config_for(inputs, candidate), ranks);
+  const Status valid = candidate.decode
+                           ? DecodePlan::validate(decode_config_for(inputs, candidate), ranks)
+                           : validate_problem(plan_config_for(inputs, candidate), ranks);
   return valid.is_ok() ? "" : reason_of(valid);
 }
 

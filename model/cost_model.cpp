@@ -91,13 +91,12 @@ Status evaluate_scheme(const ModelInputs& in, const Candidate& candidate, const 
   const int ranks = in.topology.ranks();
   const SchemeDescriptor& scheme = scheme_descriptor(candidate.scheme);
   SEQPAR_ASSIGN_OR_RETURN(const Layout layout, scheme.layout(config, ranks));
-  const SchemeContext context{in.problem,        candidate.scheme, layout,
-                              nullptr,           device_of(in.topology), nullptr,
-                              config.ranks_per_node, config.backward};
+  const SchemeContext context{
+      in.problem, candidate.scheme,      layout,         nullptr, device_of(in.topology),
+      nullptr,    config.ranks_per_node, config.backward};
   std::vector<CommVolume> volumes(static_cast<size_t>(ranks));
-  cost.forward = cost_of(in, tiles, false, volumes, [&](ScheduleSink& out) {
-    scheme.schedule(context, Pass::kForward, out);
-  });
+  cost.forward = cost_of(in, tiles, false, volumes,
+                         [&](ScheduleSink& out) { scheme.schedule(context, Pass::kForward, out); });
   cost.forward_backward = cost.forward;
   if (config.backward) {
     cost.forward_backward =
@@ -116,26 +115,23 @@ Status evaluate_scheme(const ModelInputs& in, const Candidate& candidate, const 
 }
 
 // Decode: one step of the decoder over the prompt's cache, and its plan's memory.
-Status evaluate_decoder(const ModelInputs& in, const Candidate& candidate,
-                        const KernelTiles& tiles, CandidateCost& cost, MemoryUse& memory) {
+Status evaluate_decoder(const ModelInputs& in, const Candidate& candidate, const KernelTiles& tiles,
+                        CandidateCost& cost, MemoryUse& memory) {
   const DecodeConfig config = DecodePlan::resolved(decode_config_for(in, candidate));
   const AttentionProblem& p = config.problem;
   const int ranks = in.topology.ranks();
-  const DecodeContext context{config,
-                              {p.batch, p.heads_kv, p.head_dim, p.dtype, p.seq, config.capacity},
-                              nullptr,
-                              ranks};
+  const DecodeContext context{
+      config, {p.batch, p.heads_kv, p.head_dim, p.dtype, p.seq, config.capacity}, nullptr, ranks};
   const DecoderDescriptor& decoder = decoder_descriptor(candidate.decoder);
   std::vector<CommVolume> volumes(static_cast<size_t>(ranks));
-  cost.forward = cost_of(in, tiles, false, volumes, [&](ScheduleSink& out) {
-    decoder.schedule(context, p.seq, out);
-  });
+  cost.forward = cost_of(in, tiles, false, volumes,
+                         [&](ScheduleSink& out) { decoder.schedule(context, p.seq, out); });
   cost.forward_backward = cost.forward;
   // The cache at capacity, and the step's rows: q and out in storage, lse in fp32.
   const ShardSizes rows = ShardSizes::of(p, config.q_len);
-  const int64_t cache = 2 * static_cast<int64_t>(
-                                ShardSizes::of(p, KvCache::local_capacity_for(context.cache, ranks))
-                                    .kv_bytes);
+  const int64_t cache =
+      2 * static_cast<int64_t>(
+              ShardSizes::of(p, KvCache::local_capacity_for(context.cache, ranks)).kv_bytes);
   const int64_t shards =
       cache + static_cast<int64_t>(2 * rows.q_bytes + rows.lse_elems * sizeof(float));
   for (int r = 0; r < ranks; ++r) {
@@ -172,9 +168,9 @@ CandidateCost evaluate_candidate(const ModelInputs& in, const Candidate& candida
   cost.workspace_bytes_per_rank = memory.workspace;
   const int64_t limit = in.topology.device_memory_bytes;
   if (limit > 0 && memory.total > limit) {
-    cost.excluded_reason =
-        str_cat("needs ", gib(memory.total), " per rank (shards ", gib(memory.shards_of_largest),
-                " + workspace ", gib(memory.workspace_of_largest), "), the device has ", gib(limit));
+    cost.excluded_reason = str_cat(
+        "needs ", gib(memory.total), " per rank (shards ", gib(memory.shards_of_largest),
+        " + workspace ", gib(memory.workspace_of_largest), "), the device has ", gib(limit));
     return cost;
   }
   cost.feasible = true;

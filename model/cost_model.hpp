@@ -47,8 +47,8 @@ struct Candidate {
   Placement placement = Placement::kConsecutive;
   bool decode = false;                       // a decoder, not a training scheme
   DecoderKind decoder = DecoderKind::kTree;  // decode
-  std::string name() const;  // "zigzag", "ulysses", "hybrid 8x2" (U x R), "tree"
-  const char* scheme_label() const;  // the scheme's or decoder's name: "hybrid", "tree"
+  std::string name() const;                  // "zigzag", "ulysses", "hybrid 8x2" (U x R), "tree"
+  const char* scheme_label() const;          // the scheme's or decoder's name: "hybrid", "tree"
 };
 
 // The block kernel's tiles, which decide what causal skipping saves.
@@ -74,7 +74,7 @@ struct ModelInputs {
   ComputeRate rate;
   // seq: the sequence (train, prefill), or the cache's tokens before a decoding step (decode)
   AttentionProblem problem;
-  bool backward = true;      // train: forward + backward
+  bool backward = true;  // train: forward + backward
   Phase phase = Phase::kTrain;
   int64_t q_len = 1;  // decode: new query tokens per step
   // 0 x 0: kernel_tiles_for(topology.device_name).
@@ -98,16 +98,17 @@ struct CandidateCost {
   int64_t bytes_sent_per_rank = 0;       // per layer (fwd, or fwd+bwd), the largest over ranks
   int64_t memory_bytes_per_rank = 0;     // shards + workspace, the largest over ranks
   int64_t workspace_bytes_per_rank = 0;  // the plan's workspace alone, the largest over ranks
-  double useful_flops = 0;  // the whole problem's FLOPs, ANCHORS.md convention (fwd, or fwd+bwd)
+  double useful_flops =
+      0;  // the whole problem's FLOPs, docs/reference_figures.md's convention (fwd, or fwd+bwd)
   // What the selection ranks by: forward_backward for train with backward, else forward.
   double seconds() const { return forward_backward.seconds; }
 };
 
 // Memory per rank of a candidate: the largest total over ranks, and the largest workspace.
 struct MemoryUse {
-  int64_t total = 0;                 // shards + workspace, the largest over ranks
-  int64_t workspace = 0;             // the workspace alone, the largest over ranks
-  int64_t shards_of_largest = 0;     // the parts of the largest total
+  int64_t total = 0;              // shards + workspace, the largest over ranks
+  int64_t workspace = 0;          // the workspace alone, the largest over ranks
+  int64_t shards_of_largest = 0;  // the parts of the largest total
   int64_t workspace_of_largest = 0;
   void note(int64_t shards, int64_t workspace_bytes) {
     if (shards + workspace_bytes > total) {

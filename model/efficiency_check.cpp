@@ -256,12 +256,13 @@ StatusOr<std::vector<std::vector<StepBlock>>> scheme_step_blocks(SchemeKind sche
     std::vector<StepBlock> row(static_cast<size_t>(ranks));
     for (const BlockCollector::Block& b : step) {
       StepBlock& slot = row[static_cast<size_t>(b.rank)];
-      const bool own_shards = b.work.layout == 0 && b.work.heads_q == p.heads_q &&
-                              b.work.heads_kv == p.heads_kv;
+      const bool own_shards =
+          b.work.layout == 0 && b.work.heads_q == p.heads_q && b.work.heads_kv == p.heads_kv;
       SEQPAR_REQUIRE(own_shards && slot.idle(), StatusCode::kInvalidArgument,
                      "the efficiency check times schemes whose steps give each rank at most one "
                      "block of the scheme's own shards on all heads (ring, striped, zigzag, "
-                     "lightseq); ", scheme_name(scheme), "'s schedule does not");
+                     "lightseq); ",
+                     scheme_name(scheme), "'s schedule does not");
       slot.q_block = b.work.q_shard;
       slot.kv_block = b.work.k_shard;
     }
@@ -496,7 +497,8 @@ StatusOr<std::vector<EfficiencyRow>> compare_efficiency(const EfficiencyInput& i
   std::vector<EfficiencyRow> rows;
   const Topology links = topology != nullptr ? *topology : no_links(ranks);
   for (const StepTimings& t : in.schemes) {
-    SEQPAR_ASSIGN_OR_RETURN(const SchemeContext context, check_context(t.scheme, p, ranks, backward));
+    SEQPAR_ASSIGN_OR_RETURN(const SchemeContext context,
+                            check_context(t.scheme, p, ranks, backward));
     SEQPAR_ASSIGN_OR_RETURN(const std::vector<std::vector<StepBlock>> blocks,
                             scheme_step_blocks(t.scheme, p, ranks));
     SEQPAR_REQUIRE(t.forward_seconds.size() == blocks.size() &&

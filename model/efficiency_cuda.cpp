@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "attention/cuda/cuda_launchers.hpp"
 #include "attention/dispatch.hpp"
 #include "core/cuda_check.hpp"
 #include "core/device_buffer.hpp"
@@ -211,10 +212,7 @@ StatusOr<EfficiencyInput> measure_cuda_steps(const AttentionProblem& p, int rank
                                              const CudaStepOptions& options) {
   SEQPAR_REQUIRE(cuda_device_count() > 0, StatusCode::kUnsupported,
                  "no CUDA device is visible (cudaGetDeviceCount reports none)");
-  SEQPAR_REQUIRE(p.dtype == DType::kBF16 || p.dtype == DType::kF16, StatusCode::kUnsupported,
-                 "the CUDA kernels take bf16 or fp16 (got ", dtype_name(p.dtype), ")");
-  SEQPAR_REQUIRE(p.head_dim == 64 || p.head_dim == 128, StatusCode::kUnsupported,
-                 "the CUDA kernels take head_dim 64 or 128 (got ", p.head_dim, ")");
+  SEQPAR_RETURN_IF_ERROR(cuda_kernels_support(p.dtype, p.head_dim));
   SEQPAR_REQUIRE(p.batch >= 1 && p.heads_kv >= 1 && p.heads_q % p.heads_kv == 0,
                  StatusCode::kInvalidArgument, "batch >= 1 and heads (", p.heads_q,
                  ") a multiple of kv heads (", p.heads_kv, ") needed");

@@ -1,5 +1,5 @@
 #pragma once
-// The GPU virtual-rank benchmark (issue 4): P virtual ranks on the one GPU, each rank's every
+// The GPU virtual-rank benchmark: P virtual ranks on the one GPU, each rank's every
 // step of ring, striped, zigzag and lightseq timed with the CUDA block kernels, and one rank's
 // whole sequence as one S x S block, into the EfficiencyInput that compare_efficiency()
 // (model/efficiency_check.hpp) turns into measured vs predicted efficiency. CUDA builds only
@@ -32,7 +32,8 @@ struct CudaStepOptions {
 };
 
 // kUnsupported when no CUDA device is visible or the kernels do not take the problem (dtype
-// bf16/fp16, head_dim 64/128); kOutOfMemory when the whole-sequence tensors do not fit.
+// bf16/fp16, a head dim with CUDA kernel instances); kOutOfMemory when the whole-sequence tensors
+// do not fit.
 StatusOr<EfficiencyInput> measure_cuda_steps(const AttentionProblem& problem, int ranks,
                                              bool backward, const std::vector<SchemeKind>& schemes,
                                              const CudaStepOptions& options);

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <chrono>
 
+#include "comm/comm_staging.hpp"
 #include "comm/communicator.hpp"
 #include "core/log.hpp"
 #include "model/calibration.hpp"
-#include "comm/comm_staging.hpp"
 
 namespace seqpar {
 

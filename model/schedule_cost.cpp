@@ -141,7 +141,8 @@ void ScheduleCost::compute(int rank, const BlockWork& block) {
     work = static_cast<double>(block.q_tokens) * static_cast<double>(block.k_tokens);
   } else {
     const Layout& layout = layouts_[static_cast<size_t>(block.layout)];
-    work = tiled(block.layout, block.heads_q / block.heads_kv).work(mask_, block.q_shard, block.k_shard);
+    work = tiled(block.layout, block.heads_q / block.heads_kv)
+               .work(mask_, block.q_shard, block.k_shard);
     seq_q = layout.local_seq(block.q_shard);
     seq_k = layout.local_seq(block.k_shard);
   }
@@ -178,7 +179,7 @@ void ScheduleCost::collective(int rank, CommOp op, RankGroup group, int64_t byte
   if (!same) {
     const double b = static_cast<double>(bytes);
     last = {op, group, bytes,
-            op == CommOp::kAllReduce ? all_reduce_seconds(topology_, group, b)
+            op == CommOp::kAllReduce       ? all_reduce_seconds(topology_, group, b)
             : op == CommOp::kReduceScatter ? ring_reduce_scatter_seconds(topology_, group, b)
                                            : ring_all_gather_seconds(topology_, group, b)};
   }

@@ -25,10 +25,10 @@
 namespace seqpar {
 
 // Block-kernel seconds. `work` is kept_work(): (query position, key) pairs over the computed
-// tiles of one (batch, kv head); FLOPs are 4 * B * heads_q * D * work forward (ANCHORS.md) and
-// 2.5x that backward, over the rate at the block's size. A block of Sq x Sk tokens is looked up
-// as sqrt(Sq * Sk) tokens: the square block of the same area (equal for the schemes' square
-// blocks; decode's 1 x L blocks are a guess nobody has checked).
+// tiles of one (batch, kv head); FLOPs are 4 * B * heads_q * D * work forward
+// (docs/reference_figures.md) and 2.5x that backward, over the rate at the block's size. A block of
+// Sq x Sk tokens is looked up as sqrt(Sq * Sk) tokens: the square block of the same area (equal for
+// the schemes' square blocks; decode's 1 x L blocks are a guess nobody has checked).
 struct ComputeModel {
   ComputeModel() = default;
   ComputeModel(const ComputeRate* rate_, int64_t batch_, int64_t head_dim_)

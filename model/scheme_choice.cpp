@@ -1,10 +1,10 @@
 // The choice of --scheme auto and its --explain / JSON renderings (see scheme_choice.hpp).
 #include "model/scheme_choice.hpp"
 
-#include "runtime/scheme_registry.hpp"
-
 #include <cmath>
 #include <cstdio>
+
+#include "runtime/scheme_registry.hpp"
 
 namespace seqpar {
 namespace {

@@ -7,13 +7,14 @@
 #include <cstdio>
 #include <string>
 
+#include "core/enum_names.hpp"
+
 namespace seqpar {
 
 namespace {
 
-constexpr LinkKind kAllLinkKinds[] = {LinkKind::kNvlink, LinkKind::kPcie,   LinkKind::kIb400,
-                                      LinkKind::kIb200,  LinkKind::kEth100, LinkKind::kHost,
-                                      LinkKind::kCustom};
+constexpr EnumNames<LinkKind, 7> kLinkKindNames{
+    {"nvlink", "pcie", "ib400", "ib200", "eth100", "host", "custom"}};
 constexpr int kMaxNodes = 1 << 20;
 constexpr int kMaxGpusPerNode = 1 << 20;
 
@@ -37,43 +38,22 @@ std::string describe_link(const LinkSpec& link) {
 
 }  // namespace
 
-const char* link_kind_name(LinkKind kind) {
-  switch (kind) {
-    case LinkKind::kNvlink:
-      return "nvlink";
-    case LinkKind::kPcie:
-      return "pcie";
-    case LinkKind::kIb400:
-      return "ib400";
-    case LinkKind::kIb200:
-      return "ib200";
-    case LinkKind::kEth100:
-      return "eth100";
-    case LinkKind::kHost:
-      return "host";
-    case LinkKind::kCustom:
-      return "custom";
-  }
-  return "?";
-}
+const char* link_kind_name(LinkKind kind) { return kLinkKindNames.name(kind); }
 
 StatusOr<LinkKind> parse_link_kind(std::string_view name) {
-  const std::string lower = lowercase(name);
-  for (LinkKind kind : kAllLinkKinds) {
-    if (lower == link_kind_name(kind)) return kind;
-  }
-  return SEQPAR_FAIL(StatusCode::kInvalidArgument, "unknown link kind '", name,
-                     "' (expected nvlink, pcie, ib400, ib200, eth100, host or custom)");
+  if (const std::optional<LinkKind> kind = kLinkKindNames.find(lowercase(name))) return *kind;
+  return kLinkKindNames.parse(name, "link kind");  // names what was given, and the kinds
 }
 
 LinkSpec default_link(LinkKind kind) {
   // Sources and assumptions: docs/topology.md, "Default link figures".
   switch (kind) {
-    case LinkKind::kNvlink:  // ANCHORS.md: NCCL ring bus bandwidth ~370 GB/s, 10-15 us
+    case LinkKind::kNvlink:  // docs/reference_figures.md: NCCL ring bus bandwidth ~370 GB/s, 10-15
+                             // us
       return {kind, 370e9, 12.5e-6};
     case LinkKind::kPcie:  // assumption: Gen5 x16 64 GB/s at NVLink's NCCL efficiency (370/450)
       return {kind, 52.6e9, 12.5e-6};
-    case LinkKind::kIb400:  // ANCHORS.md: NDR 400 Gb/s per GPU ~46-49 GB/s, 40-50 us
+    case LinkKind::kIb400:  // docs/reference_figures.md: NDR 400 Gb/s per GPU ~46-49 GB/s, 40-50 us
       return {kind, 47.5e9, 45e-6};
     case LinkKind::kIb200:  // assumption: half of ib400 (line-rate ratio)
       return {kind, 23.75e9, 45e-6};

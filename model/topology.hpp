@@ -2,7 +2,7 @@
 // Topology: the cluster a run is planned for (nodes, ranks per node, device, and the two link
 // levels, intra-node and inter-node), where it comes from (a topology file, CLI overrides,
 // discovery at run time, or the documented default), and the documented link defaults
-// (ANCHORS.md). The cost model (model/cost_model.hpp) reads only this struct.
+// (docs/reference_figures.md). The cost model (model/cost_model.hpp) reads only this struct.
 // File format: docs/topology.md.
 #include <cstdint>
 #include <optional>
@@ -51,10 +51,10 @@ const char* link_kind_name(LinkKind kind);
 StatusOr<LinkKind> parse_link_kind(std::string_view name);
 
 // Documented achievable figures per GPU per direction (see docs/topology.md for the sources):
-//   nvlink  370 GB/s, 12.5 us (H100 SXM NVLink 4: NCCL ring bus bandwidth, ANCHORS.md)
-//   pcie   52.6 GB/s, 12.5 us (assumption: Gen5 x16 at NVLink's NCCL efficiency; not measured)
-//   ib400  47.5 GB/s, 45 us   (NDR 400 Gb/s, one NIC per GPU, ANCHORS.md 46-49 GB/s, 40-50 us)
-//   ib200 23.75 GB/s, 45 us   (assumption: HDR 200 Gb/s, half of ib400)
+//   nvlink  370 GB/s, 12.5 us (H100 SXM NVLink 4: NCCL ring bus bandwidth,
+//   docs/reference_figures.md) pcie   52.6 GB/s, 12.5 us (assumption: Gen5 x16 at NVLink's NCCL
+//   efficiency; not measured) ib400  47.5 GB/s, 45 us   (NDR 400 Gb/s, one NIC per GPU,
+//   docs/reference_figures.md) ib200 23.75 GB/s, 45 us   (assumption: HDR 200 Gb/s, half of ib400)
 //   eth100 11.9 GB/s, 45 us   (assumption: 100 GbE RoCE, a quarter of ib400)
 //   host    3.7 GB/s,  2 us   (one CPU host: Open MPI shared memory, measured on the 2-core
 //                              development VM with measure_link; the threads backend is faster)
@@ -90,7 +90,7 @@ StatusOr<Topology> topology_from_cli(const TopologyOverrides& overrides, const T
 // Same, on top of default_topology().
 StatusOr<Topology> topology_from_cli(const TopologyOverrides& overrides);
 
-// ---- discovery at run time (launch/topology_discovery.cpp) ----
+// ---- discovery at run time (model/topology_discovery.cpp) ----
 // What the launcher's environment says about this process: the first that is set of Open MPI
 // (OMPI_COMM_WORLD_RANK/SIZE/LOCAL_RANK/LOCAL_SIZE), torchrun-style (RANK, WORLD_SIZE, LOCAL_RANK,
 // LOCAL_WORLD_SIZE) and SLURM (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_NTASKS_PER_NODE,

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "comm/communicator.hpp"
 #include "comm/comm_staging.hpp"
+#include "comm/communicator.hpp"
 #include "model/topology.hpp"
 
 #ifdef SEQPAR_HAVE_MPI

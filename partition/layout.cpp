@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/enum_names.hpp"
+
 namespace seqpar {
 namespace {
 
@@ -28,19 +30,10 @@ int64_t group_position(const HybridCoords& h, int group, int64_t i) {
 
 }  // namespace
 
-const char* layout_name(LayoutKind kind) {
-  switch (kind) {
-    case LayoutKind::kContiguous:
-      return "contiguous";
-    case LayoutKind::kStriped:
-      return "striped";
-    case LayoutKind::kZigzag:
-      return "zigzag";
-    case LayoutKind::kHybridZigzag:
-      return "hybrid_zigzag";
-  }
-  return "?";
-}
+constexpr EnumNames<LayoutKind, 4> kLayoutNames{
+    {"contiguous", "striped", "zigzag", "hybrid_zigzag"}};
+
+const char* layout_name(LayoutKind kind) { return kLayoutNames.name(kind); }
 
 StatusOr<Layout> Layout::make(LayoutKind kind, int64_t seq, int ranks, int ulysses_degree) {
   SEQPAR_REQUIRE(ranks >= 1, StatusCode::kInvalidArgument, "layout needs at least one rank, got ",

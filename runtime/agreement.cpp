@@ -1,6 +1,7 @@
 // agree_across_ranks: one all-gather of a failure flag; check_ranks_agree: one of the values.
 #include "runtime/agreement.hpp"
 
+#include <cstring>
 #include <vector>
 
 namespace seqpar {
@@ -20,8 +21,21 @@ Status agree_across_ranks(const Status& local, Communicator& comm, const char* w
   return Status::ok();
 }
 
-Status check_ranks_agree(std::span<const char* const> names, std::span<const int64_t> values,
-                         Communicator& comm) {
+void Fingerprint::add_problem(const AttentionProblem& p) {
+  uint32_t scale_bits = 0;
+  std::memcpy(&scale_bits, &p.softmax_scale, sizeof(scale_bits));
+  add("batch", p.batch);
+  add("seq", p.seq);
+  add("heads", p.heads_q);
+  add("kv_heads", p.heads_kv);
+  add("head_dim", p.head_dim);
+  add("mask", static_cast<int64_t>(p.mask));
+  add("dtype", static_cast<int64_t>(p.dtype));
+  add("softmax_scale (bits)", int64_t{scale_bits});
+}
+
+Status check_ranks_agree(const Fingerprint& mine, Communicator& comm) {
+  const std::vector<int64_t>& values = mine.values;
   const size_t fields = values.size();
   std::vector<int64_t> all(fields * static_cast<size_t>(comm.size()));
   SEQPAR_RETURN_IF_ERROR(comm.all_gather(values.data(), all.data(), fields * sizeof(int64_t)));
@@ -29,8 +43,9 @@ Status check_ranks_agree(std::span<const char* const> names, std::span<const int
     for (size_t f = 0; f < fields; ++f) {
       const int64_t first = all[f];
       const int64_t other = all[static_cast<size_t>(r) * fields + f];
-      SEQPAR_REQUIRE(first == other, StatusCode::kMismatch, "ranks disagree on the plan: ",
-                     names[f], " is ", first, " on rank 0 but ", other, " on rank ", r);
+      SEQPAR_REQUIRE(first == other, StatusCode::kMismatch,
+                     "ranks disagree on the plan: ", mine.names[f], " is ", first,
+                     " on rank 0 but ", other, " on rank ", r);
     }
   }
   return Status::ok();

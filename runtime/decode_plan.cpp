@@ -1,10 +1,7 @@
 // DecodePlan: agreement, validation, the cache and the decoder; the checked step.
 #include "runtime/decode_plan.hpp"
 
-#include <array>
 #include <cmath>
-#include <cstring>
-#include <iterator>
 
 #include "core/log.hpp"
 #include "runtime/agreement.hpp"
@@ -15,23 +12,16 @@ namespace seqpar {
 namespace {
 
 // The config values every rank must agree on, exchanged once per plan.
-constexpr const char* kFingerprintNames[] = {
-    "ranks",    "decoder",  "batch",  "seq",      "heads",  "kv_heads",
-    "head_dim", "dtype",    "softmax_scale (bits)", "q_len", "capacity",
-    "device",   "ranks_per_node"};
-
-std::array<int64_t, std::size(kFingerprintNames)> fingerprint_of(const DecodeConfig& c,
-                                                                 int ranks) {
-  uint32_t scale_bits = 0;
-  std::memcpy(&scale_bits, &c.problem.softmax_scale, sizeof(scale_bits));
-  const AttentionProblem& p = c.problem;
-  return {ranks,      static_cast<int64_t>(c.decoder),
-          p.batch,    p.seq,
-          p.heads_q,  p.heads_kv,
-          p.head_dim, static_cast<int64_t>(p.dtype),
-          int64_t{scale_bits},  c.q_len,
-          c.capacity, static_cast<int64_t>(c.device),
-          c.ranks_per_node};
+Fingerprint fingerprint_of(const DecodeConfig& c, int ranks) {
+  Fingerprint f;
+  f.add("ranks", ranks);
+  f.add("decoder", static_cast<int64_t>(c.decoder));
+  f.add_problem(c.problem);
+  f.add("q_len", c.q_len);
+  f.add("capacity", c.capacity);
+  f.add("device", static_cast<int64_t>(c.device));
+  f.add("ranks_per_node", c.ranks_per_node);
+  return f;
 }
 
 }  // namespace
@@ -58,10 +48,7 @@ Status DecodePlan::validate(const DecodeConfig& requested, int ranks) {
   SEQPAR_REQUIRE(config.capacity >= p.seq + config.q_len, StatusCode::kInvalidArgument,
                  "the KV cache's capacity (", config.capacity, ") does not hold the prompt (",
                  p.seq, ") and one step of ", config.q_len, " tokens");
-  SEQPAR_REQUIRE(config.ranks_per_node >= 0 &&
-                     (config.ranks_per_node == 0 || ranks % config.ranks_per_node == 0),
-                 StatusCode::kInvalidArgument, "ranks per node (", config.ranks_per_node,
-                 ") must divide the ", ranks, " ranks (0: all ranks on one node)");
+  SEQPAR_RETURN_IF_ERROR(validate_ranks_per_node(config.ranks_per_node, ranks));
   SEQPAR_REQUIRE(config.device == Device::kHost, StatusCode::kUnsupported, "decoding on ",
                  device_name(config.device), " memory is not supported yet");
   return Status::ok();
@@ -71,18 +58,18 @@ StatusOr<std::unique_ptr<DecodePlan>> DecodePlan::create(const DecodeConfig& req
                                                          Communicator& comm) {
   if (log_rank() < 0) set_log_rank(comm.rank());
   const DecodeConfig config = resolved(requested);
-  SEQPAR_RETURN_IF_ERROR(
-      check_ranks_agree(kFingerprintNames, fingerprint_of(config, comm.size()), comm));
+  SEQPAR_RETURN_IF_ERROR(check_ranks_agree(fingerprint_of(config, comm.size()), comm));
   SEQPAR_RETURN_IF_ERROR(validate(config, comm.size()));  // configs are equal on every rank
-  SEQPAR_REQUIRE(!comm.device_memory(), StatusCode::kInvalidArgument, "the ",
-                 comm.backend_name(), " backend moves device memory but decoding runs on the host");
+  SEQPAR_REQUIRE(!comm.device_memory(), StatusCode::kInvalidArgument, "the ", comm.backend_name(),
+                 " backend moves device memory but decoding runs on the host");
 
   const AttentionProblem& p = config.problem;
   DecodeContext context{config,
                         {p.batch, p.heads_kv, p.head_dim, p.dtype, p.seq, config.capacity},
                         &comm,
                         comm.size()};
-  StatusOr<std::unique_ptr<KvCache>> cache = KvCache::create(context.cache, comm.rank(), comm.size());
+  StatusOr<std::unique_ptr<KvCache>> cache =
+      KvCache::create(context.cache, comm.rank(), comm.size());
   SEQPAR_RETURN_IF_ERROR(agree_across_ranks(cache.status(), comm, "create their KV cache"));
   StatusOr<std::unique_ptr<Decoder>> decoder = decoder_descriptor(config.decoder).create(context);
   SEQPAR_RETURN_IF_ERROR(agree_across_ranks(decoder.status(), comm, "create their decoder"));
@@ -108,14 +95,9 @@ CommVolume DecodePlan::expected_step_comm() const {
 }
 
 CommStats DecodePlan::comm_stats() const {
-  CommStats total = context_.comm->stats();
-  for (const Communicator* sub : decoder_->subgroups()) total += sub->stats();
-  return total;
+  return stats_with(*context_.comm, decoder_->subgroups());
 }
 
-void DecodePlan::reset_comm_stats() {
-  context_.comm->reset_stats();
-  for (Communicator* sub : decoder_->subgroups()) sub->reset_stats();
-}
+void DecodePlan::reset_comm_stats() { reset_stats_with(*context_.comm, decoder_->subgroups()); }
 
 }  // namespace seqpar

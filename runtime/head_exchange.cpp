@@ -80,8 +80,8 @@ StatusOr<size_t> HeadExchange::workspace_bytes_for(const AttentionProblem& p,
                           HeadExchangeSplits::of(p, tokens, slices, me, carry));
   Buffers unused;
   WorkspaceArena arena;
-  add_regions(arena, unused, p, splits, slices[static_cast<size_t>(me)], tokens[static_cast<size_t>(me)],
-              sum_of(tokens), carry, backward);
+  add_regions(arena, unused, p, splits, slices[static_cast<size_t>(me)],
+              tokens[static_cast<size_t>(me)], sum_of(tokens), carry, backward);
   return arena.bytes();
 }
 
@@ -95,7 +95,8 @@ StatusOr<std::unique_ptr<HeadExchange>> HeadExchange::create(
   std::unique_ptr<HeadExchange> x(new HeadExchange(p, comm, target));
   SEQPAR_RETURN_IF_ERROR(x->plan(std::move(slices), std::move(tokens), carry));
   WorkspaceArena arena;
-  add_regions(arena, x->buf_, p, x->splits_, x->mine_, x->tokens_of(comm.rank()), x->heads_seq_, carry, backward);
+  add_regions(arena, x->buf_, p, x->splits_, x->mine_, x->tokens_of(comm.rank()), x->heads_seq_,
+              carry, backward);
   SEQPAR_RETURN_IF_ERROR(arena.allocate(x->workspace_, target.device));
   return x;
 }
@@ -118,8 +119,8 @@ Status HeadExchange::plan(std::vector<HeadSlice> slices, std::vector<int64_t> to
 }
 
 Status HeadExchange::all_to_all(const AllToAllSplit& split) {
-  return comm_.all_to_all_v(buf_.send, split.send_bytes, split.send_offsets, buf_.recv, split.recv_bytes,
-                            split.recv_offsets);
+  return comm_.all_to_all_v(buf_.send, split.send_bytes, split.send_offsets, buf_.recv,
+                            split.recv_bytes, split.recv_offsets);
 }
 
 Status HeadExchange::to_heads(const AllToAllSplit& split, std::span<const void* const> q_like,
@@ -270,7 +271,8 @@ Status HeadExchange::backward_out(const void* dq_heads, const void* dk_heads, co
   const int64_t B = p_.batch, T = tokens_of(comm_.rank()), D = p_.head_dim;
   // dQ heads arrive once each; dK, dV shares of a kv head several peers shared are summed.
   const size_t local_kv_elems = static_cast<size_t>(B * T * p_.heads_kv * D);
-  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.dkv_total, 2 * local_kv_elems * sizeof(float), target_));
+  SEQPAR_RETURN_IF_ERROR(
+      buffer_ops::zero(buf_.dkv_total, 2 * local_kv_elems * sizeof(float), target_));
   for (int s = 0; s < static_cast<int>(slices_.size()); ++s) {
     const HeadSlice& from = slices_[static_cast<size_t>(s)];
     const PieceParts parts = piece_parts(p_, T, from);
@@ -289,8 +291,8 @@ Status HeadExchange::backward_out(const void* dq_heads, const void* dk_heads, co
   }
   SEQPAR_RETURN_IF_ERROR(
       buffer_ops::convert_from_float(buf_.dkv_total, args.dk, dt, local_kv_elems, target_));
-  return buffer_ops::convert_from_float(buf_.dkv_total + local_kv_elems, args.dv, dt, local_kv_elems,
-                                        target_);
+  return buffer_ops::convert_from_float(buf_.dkv_total + local_kv_elems, args.dv, dt,
+                                        local_kv_elems, target_);
 }
 
 }  // namespace seqpar

@@ -129,8 +129,7 @@ class HeadExchange {
   };
   static void add_regions(WorkspaceArena& arena, Buffers& buffers, const AttentionProblem& p,
                           const HeadExchangeSplits& splits, const HeadSlice& mine,
-                          int64_t my_tokens, int64_t heads_seq, BackwardCarry carry,
-                          bool backward);
+                          int64_t my_tokens, int64_t heads_seq, BackwardCarry carry, bool backward);
   WorkspaceBuffer workspace_;
   Buffers buf_;
 };

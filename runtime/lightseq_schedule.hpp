@@ -19,7 +19,6 @@
 #include <cstddef>
 #include <vector>
 
-
 namespace seqpar {
 
 // One rank's part of one step. Ranks are the owners of the blocks with the same index.

@@ -2,10 +2,7 @@
 #include "runtime/plan.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
-#include <cstring>
-#include <iterator>
 
 #include "core/log.hpp"
 #include "runtime/agreement.hpp"
@@ -23,18 +20,15 @@ constexpr int64_t kMaxElements = int64_t{1} << 56;  // per global tensor; bytes 
 // not one: forward runs the same on a forward-only rank (only the arena's backward regions are
 // empty), and a backward fails at once on a forward-only rank and aborts the group, so a
 // disagreement cannot leave a rank waiting; check_finite and the stream are per rank too.
-constexpr const char* kFingerprintNames[] = {
-    "ranks",    "scheme",   "batch", "seq",    "heads", "kv_heads", "head_dim",
-    "mask",     "dtype",    "softmax_scale (bits)",    "device",    "ranks_per_node",
-    "ulysses_degree"};
-
-std::array<int64_t, std::size(kFingerprintNames)> fingerprint_of(const PlanConfig& c, int ranks) {
-  uint32_t scale_bits = 0;
-  std::memcpy(&scale_bits, &c.problem.softmax_scale, sizeof(scale_bits));
-  const AttentionProblem& p = c.problem;
-  return {ranks, static_cast<int64_t>(c.scheme), p.batch, p.seq, p.heads_q, p.heads_kv, p.head_dim,
-          static_cast<int64_t>(p.mask), static_cast<int64_t>(p.dtype), int64_t{scale_bits},
-          static_cast<int64_t>(c.device), c.ranks_per_node, c.ulysses_degree};
+Fingerprint fingerprint_of(const PlanConfig& c, int ranks) {
+  Fingerprint f;
+  f.add("ranks", ranks);
+  f.add("scheme", static_cast<int64_t>(c.scheme));
+  f.add_problem(c.problem);
+  f.add("device", static_cast<int64_t>(c.device));
+  f.add("ranks_per_node", c.ranks_per_node);
+  f.add("ulysses_degree", c.ulysses_degree);
+  return f;
 }
 
 }  // namespace
@@ -71,12 +65,16 @@ StatusOr<Layout> plan_layout(const PlanConfig& config, int ranks) {
   return scheme_descriptor(config.scheme).layout(config, ranks);
 }
 
+Status validate_ranks_per_node(int ranks_per_node, int ranks) {
+  SEQPAR_REQUIRE(ranks_per_node >= 0 && (ranks_per_node == 0 || ranks % ranks_per_node == 0),
+                 StatusCode::kInvalidArgument, "ranks per node (", ranks_per_node,
+                 ") must divide the ", ranks, " ranks (0: all ranks on one node)");
+  return Status::ok();
+}
+
 Status validate_problem(const PlanConfig& config, int ranks) {
   SEQPAR_RETURN_IF_ERROR(validate_attention_problem(config.problem));
-  SEQPAR_REQUIRE(config.ranks_per_node >= 0 &&
-                     (config.ranks_per_node == 0 || ranks % config.ranks_per_node == 0),
-                 StatusCode::kInvalidArgument, "ranks per node (", config.ranks_per_node,
-                 ") must divide the ", ranks, " ranks (0: all ranks on one node)");
+  SEQPAR_RETURN_IF_ERROR(validate_ranks_per_node(config.ranks_per_node, ranks));
   const SchemeDescriptor& scheme = scheme_descriptor(config.scheme);
   SEQPAR_RETURN_IF_ERROR(scheme.layout(config, ranks).status());
   return scheme.validate ? scheme.validate(config, ranks) : Status::ok();
@@ -88,8 +86,7 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Commun
   if (config.problem.softmax_scale == 0.0f && config.problem.head_dim > 0) {
     config.problem.softmax_scale = 1.0f / std::sqrt(static_cast<float>(config.problem.head_dim));
   }
-  SEQPAR_RETURN_IF_ERROR(
-      check_ranks_agree(kFingerprintNames, fingerprint_of(config, comm.size()), comm));
+  SEQPAR_RETURN_IF_ERROR(check_ranks_agree(fingerprint_of(config, comm.size()), comm));
   // Configs are equal on every rank now, so every rank reaches the same verdict here.
   SEQPAR_RETURN_IF_ERROR(validate_problem(config, comm.size()));
   SEQPAR_REQUIRE(comm.device_memory() == (config.device == Device::kCuda),
@@ -128,16 +125,9 @@ CommVolume Plan::expected_backward_comm() const {
   return scheme_comm(context_, Pass::kBackward)[static_cast<size_t>(context_.comm->rank())];
 }
 
-CommStats Plan::comm_stats() const {
-  CommStats total = context_.comm->stats();
-  for (const Communicator* sub : scheme_->subgroups()) total += sub->stats();
-  return total;
-}
+CommStats Plan::comm_stats() const { return stats_with(*context_.comm, scheme_->subgroups()); }
 
-void Plan::reset_comm_stats() {
-  context_.comm->reset_stats();
-  for (Communicator* sub : scheme_->subgroups()) sub->reset_stats();
-}
+void Plan::reset_comm_stats() { reset_stats_with(*context_.comm, scheme_->subgroups()); }
 
 Status Plan::fail_group_on_error(Status status) {
   if (!status.is_ok() && status.code() != StatusCode::kAborted) context_.comm->abort(status);

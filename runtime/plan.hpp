@@ -64,6 +64,9 @@ class Plan {
 // storage dtype, a finite softmax scale, and sizes far from overflow (no communication).
 Status validate_attention_problem(const AttentionProblem& problem);
 
+// Consecutive ranks per node: 0 (all on one node) or a divisor of `ranks`.
+Status validate_ranks_per_node(int ranks_per_node, int ranks);
+
 // The token layout of each rank's shards under `config` on `ranks` ranks: its scheme's (the
 // hybrid's carries its U x R grid).
 StatusOr<Layout> plan_layout(const PlanConfig& config, int ranks);

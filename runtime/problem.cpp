@@ -1,6 +1,8 @@
 // FLOP count of an attention problem; phase names.
 #include "runtime/problem.hpp"
 
+#include "core/enum_names.hpp"
+
 namespace seqpar {
 
 double attention_forward_flops(const AttentionProblem& p) {
@@ -10,17 +12,10 @@ double attention_forward_flops(const AttentionProblem& p) {
   return p.mask == MaskKind::kCausal ? full / 2.0 : full;
 }
 
-const char* phase_name(Phase phase) {
-  constexpr const char* kNames[] = {"train", "prefill", "decode"};
-  return kNames[static_cast<int>(phase)];
-}
+constexpr EnumNames<Phase, 3> kPhaseNames{{"train", "prefill", "decode"}};
 
-StatusOr<Phase> parse_phase(std::string_view name) {
-  for (Phase phase : {Phase::kTrain, Phase::kPrefill, Phase::kDecode}) {
-    if (name == phase_name(phase)) return phase;
-  }
-  return SEQPAR_FAIL(StatusCode::kInvalidArgument, "unknown phase '", std::string(name),
-                     "' (expected train, prefill or decode)");
-}
+const char* phase_name(Phase phase) { return kPhaseNames.name(phase); }
+
+StatusOr<Phase> parse_phase(std::string_view name) { return kPhaseNames.parse(name, "phase"); }
 
 }  // namespace seqpar

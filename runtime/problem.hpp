@@ -88,7 +88,7 @@ struct BackwardArgs {
 };
 
 // Forward FLOPs of the whole problem: 4 * B * Hq * S * S * D, halved for causal.
-// Backward is 2.5x forward (the FlashAttention convention, ANCHORS.md).
+// Backward is 2.5x forward (the FlashAttention convention, docs/reference_figures.md).
 double attention_forward_flops(const AttentionProblem& p);
 
 }  // namespace seqpar

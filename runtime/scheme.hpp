@@ -6,11 +6,13 @@
 #include <span>
 
 #include "attention/block_params.hpp"
+#include "attention/dispatch.hpp"
 #include "comm/communicator.hpp"
 #include "core/status.hpp"
 #include "partition/layout.hpp"
 #include "runtime/problem.hpp"
 #include "runtime/scheme_kind.hpp"
+#include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
 
@@ -92,6 +94,63 @@ inline BlockShape largest_block_shape(const SchemeContext& context) {
   const AttentionProblem& p = context.problem;
   const int64_t local = context.layout.max_local_seq();
   return {p.batch, local, local, p.heads_q, p.heads_kv, p.head_dim};
+}
+
+// Where the scheme's kernels and elementwise work run: the plan's device and stream.
+inline KernelTarget target_of(const SchemeContext& context) {
+  return {context.device, context.stream};
+}
+
+// The block kernels' scratch for any shard against any shard (forward alone in a forward-only
+// plan), carved from the plan's workspace.
+inline size_t shard_kernel_scratch_bytes(const SchemeContext& context) {
+  return block_kernel_scratch_bytes(largest_block_shape(context), target_of(context),
+                                    context.backward);
+}
+
+// What every scheme's steps read, fixed when the plan is made: the context, this rank, where the
+// work runs, this rank's shard sizes, and one workspace arena on the plan's device (carved by the
+// scheme's prepare()).
+class SchemeBase : public Scheme {
+ public:
+  size_t workspace_bytes() const override { return workspace_.bytes(); }
+
+ protected:
+  explicit SchemeBase(const SchemeContext& context)
+      : ctx_(context),
+        rank_(context.comm->rank()),
+        target_(target_of(context)),
+        shard_(ShardSizes::of_rank(context, rank_)) {}
+
+  SchemeContext ctx_;
+  int rank_;             // this rank of ctx_.comm
+  KernelTarget target_;  // the plan's device and stream
+  ShardSizes shard_;     // this rank's shards
+  WorkspaceBuffer workspace_;
+};
+
+// BlockForwardParams or BlockBackwardParams with what every block-kernel call of a plan shares:
+// the problem's dtype, mask and softmax scale, the kernels' scratch from the plan's workspace,
+// and the progress hook (empty, or comm_progress_hook when transfers are in flight).
+template <class Params>
+Params plan_block_params(const AttentionProblem& p, float* scratch,
+                         KernelProgressHook progress = {}) {
+  Params params;
+  params.dtype = p.dtype;
+  params.mask = p.mask;
+  params.softmax_scale = p.softmax_scale;
+  params.scratch = scratch;
+  params.progress = progress;
+  return params;
+}
+
+// A descriptor's create(): a T made from the context, then its prepare() (split communicators,
+// carve the workspace). T is a Scheme or a Decoder.
+template <class T, class Base, class Context>
+StatusOr<std::unique_ptr<Base>> make_prepared(const Context& context) {
+  auto made = std::make_unique<T>(context);
+  SEQPAR_RETURN_IF_ERROR(made->prepare());
+  return std::unique_ptr<Base>(std::move(made));
 }
 
 }  // namespace seqpar

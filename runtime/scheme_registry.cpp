@@ -3,8 +3,8 @@
 
 namespace seqpar {
 
-#define SEQPAR_SCHEME(kind, descriptor) const SchemeDescriptor& descriptor();
-#define SEQPAR_DECODER(kind, descriptor) const DecoderDescriptor& descriptor();
+#define SEQPAR_SCHEME(kind, descriptor) extern const SchemeDescriptor descriptor;
+#define SEQPAR_DECODER(kind, descriptor) extern const DecoderDescriptor descriptor;
 #include "runtime/schemes.def"
 
 namespace {
@@ -19,14 +19,14 @@ constexpr DecoderKind kDecoders[] = {
 #include "runtime/schemes.def"
 };
 
-using SchemeDescriptorFn = const SchemeDescriptor& (*)();
-constexpr SchemeDescriptorFn kSchemeDescriptors[] = {
+// The descriptors are constant-initialised (constinit in their files), so these tables are
+// safe to read from any static initialiser too.
+constexpr const SchemeDescriptor* kSchemeDescriptors[] = {
 #define SEQPAR_SCHEME(kind, descriptor) &descriptor,
 #include "runtime/schemes.def"
 };
 
-using DecoderDescriptorFn = const DecoderDescriptor& (*)();
-constexpr DecoderDescriptorFn kDecoderDescriptors[] = {
+constexpr const DecoderDescriptor* kDecoderDescriptors[] = {
 #define SEQPAR_DECODER(kind, descriptor) &descriptor,
 #include "runtime/schemes.def"
 };
@@ -45,12 +45,14 @@ std::string names_text(std::span<const Kind> kinds, NameOf name_of) {
 }  // namespace
 
 const SchemeDescriptor& scheme_descriptor(SchemeKind scheme) {
-  return kSchemeDescriptors[static_cast<size_t>(scheme)]();
+  return *kSchemeDescriptors[static_cast<size_t>(scheme)];
 }
 
 const DecoderDescriptor& decoder_descriptor(DecoderKind decoder) {
-  return kDecoderDescriptors[static_cast<size_t>(decoder)]();
+  return *kDecoderDescriptors[static_cast<size_t>(decoder)];
 }
+
+std::vector<int> sequence_only(int /*ranks*/) { return {1}; }
 
 std::span<const SchemeKind> all_schemes() { return kSchemes; }
 std::span<const DecoderKind> all_decoders() { return kDecoders; }

@@ -45,6 +45,13 @@ struct DecoderDescriptor {
   void (*schedule)(const DecodeContext& context, int64_t cache_length, ScheduleSink& out);
 };
 
+// Parts several descriptors share.
+template <LayoutKind kind>
+StatusOr<Layout> layout_of_kind(const PlanConfig& config, int ranks) {
+  return Layout::make(kind, config.problem.seq, ranks);
+}
+std::vector<int> sequence_only(int ranks);  // {1}: no head-sharded groups
+
 const SchemeDescriptor& scheme_descriptor(SchemeKind scheme);
 const DecoderDescriptor& decoder_descriptor(DecoderKind decoder);
 

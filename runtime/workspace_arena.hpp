@@ -127,4 +127,14 @@ class WorkspaceArena {
   bool overflow_ = false;
 };
 
+// The bytes of an arena carved by Buffers::add_to(arena, args...): a descriptor's workspace
+// query runs the very code that carves the plan's arena, without allocating.
+template <class Buffers, class... Args>
+size_t arena_bytes(const Args&... args) {
+  WorkspaceArena arena;
+  Buffers unused;
+  unused.add_to(arena, args...);
+  return arena.bytes();
+}
+
 }  // namespace seqpar

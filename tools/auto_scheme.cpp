@@ -224,10 +224,10 @@ RunOptions with_node_placement(const RunOptions& o, const Topology* known, Commu
   // The flat scheme, with rank 0 (or the one process) saying why.
   auto flat = [&](const std::string& why) {
     if (comm == nullptr || comm->rank() == 0) {
-      SEQPAR_LOG_WARN("no node placement for ",
-                      o.phase == Phase::kDecode ? decoder_name(o.decoder) : scheme_name(o.plan.scheme),
-                      " (", why,
-                      "); running without node groups");
+      SEQPAR_LOG_WARN(
+          "no node placement for ",
+          o.phase == Phase::kDecode ? decoder_name(o.decoder) : scheme_name(o.plan.scheme), " (",
+          why, "); running without node groups");
     }
     return run;
   };

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "comm/communicator.hpp"
-#include "tools/run_options.hpp"
 #include "model/scheme_choice.hpp"
+#include "tools/run_options.hpp"
 
 namespace seqpar {
 

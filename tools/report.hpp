@@ -3,9 +3,9 @@
 // (or --explain) also the cost model's choice and its predicted time next to the measured one.
 #include <string>
 
+#include "harness/training_step.hpp"
 #include "tools/auto_scheme.hpp"
 #include "tools/run_options.hpp"
-#include "harness/training_step.hpp"
 
 namespace seqpar {
 

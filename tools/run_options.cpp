@@ -1,11 +1,12 @@
 // seqpar-run option parsing.
 #include "tools/run_options.hpp"
 
-#include "runtime/scheme_registry.hpp"
-
 #include <boost/program_options.hpp>
 #include <cstdlib>
 #include <iostream>
+
+#include "core/enum_names.hpp"
+#include "runtime/scheme_registry.hpp"
 
 namespace seqpar {
 namespace po = boost::program_options;
@@ -28,17 +29,12 @@ int launcher_world_size() {
 
 }  // namespace
 
-const char* backend_name(BackendKind backend) {
-  constexpr const char* kNames[] = {"threads", "mpi", "nccl"};
-  return kNames[static_cast<int>(backend)];
-}
+constexpr EnumNames<BackendKind, 3> kBackendNames{{"threads", "mpi", "nccl"}};
+
+const char* backend_name(BackendKind backend) { return kBackendNames.name(backend); }
 
 StatusOr<BackendKind> parse_backend(std::string_view name) {
-  for (BackendKind b : {BackendKind::kThreads, BackendKind::kMpi, BackendKind::kNccl}) {
-    if (name == backend_name(b)) return b;
-  }
-  return SEQPAR_FAIL(StatusCode::kInvalidArgument, "unknown backend '", std::string(name),
-                     "' (expected threads, mpi or nccl)");
+  return kBackendNames.parse(name, "backend");
 }
 
 StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
@@ -51,7 +47,8 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
   const std::string scheme_help =
       str_cat("auto | ", scheme_names_text(),
               " (auto: the cost model's cheapest for the topology and problem; see --explain). "
-              "Under --phase decode: auto | ", decoder_names_text());
+              "Under --phase decode: auto | ",
+              decoder_names_text());
 
   po::options_description desc(
       "seqpar-run: one attention training step across ranks.\n"
@@ -62,8 +59,7 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
       "backend", po::value(&backend)->default_value(backend),
       "threads | mpi | nccl (default: mpi under mpirun, else threads)")(
       "ranks", po::value(&o.ranks)->default_value(o.ranks), "ranks for the threads backend")(
-      "scheme", po::value(&scheme)->default_value(scheme),
-      scheme_help.c_str())(
+      "scheme", po::value(&scheme)->default_value(scheme), scheme_help.c_str())(
       "ulysses", po::value(&o.plan.ulysses_degree)->default_value(o.plan.ulysses_degree),
       "hybrid: ranks per Ulysses group, U x R = P (0: widest the heads allow)")(
       "batch", po::value(&p.batch)->default_value(p.batch), "batch size B")(
@@ -130,11 +126,10 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
   } else if (!o.scheme_auto) {
     SEQPAR_ASSIGN_OR_RETURN(o.plan.scheme, parse_scheme(scheme));
   }
-  SEQPAR_REQUIRE(vm["ulysses"].defaulted() ||
-                     (!o.scheme_auto && !decode &&
-                      scheme_descriptor(o.plan.scheme).takes_ulysses_degree),
-                 StatusCode::kInvalidArgument, "--ulysses is for --scheme hybrid (got --scheme ",
-                 scheme, ")");
+  SEQPAR_REQUIRE(
+      vm["ulysses"].defaulted() ||
+          (!o.scheme_auto && !decode && scheme_descriptor(o.plan.scheme).takes_ulysses_degree),
+      StatusCode::kInvalidArgument, "--ulysses is for --scheme hybrid (got --scheme ", scheme, ")");
   SEQPAR_ASSIGN_OR_RETURN(p.dtype, parse_dtype(dtype));
   SEQPAR_REQUIRE(is_storage_dtype(p.dtype), StatusCode::kInvalidArgument,
                  "--dtype must be fp32, bf16 or fp16");

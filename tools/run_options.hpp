@@ -24,7 +24,7 @@ struct RunOptions : StepConfig {
   bool ranks_given = false;  // --ranks on the command line
   bool json = false;
 
-  // The launcher (issue 5).
+  // The launcher: --scheme auto and what the cost model reads.
   bool scheme_auto = false;   // --scheme auto (the CLI default): the cost model picks scheme, U x R
   bool dry_run = false;       // --dry-run: choose (and --explain) without running
   bool explain = false;       // --explain: print every candidate the cost model weighed

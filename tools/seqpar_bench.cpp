@@ -18,12 +18,12 @@
 #include <vector>
 
 #include "attention/cpu_block_attention.hpp"
-#include "tools/cuda_kernel_bench.hpp"
 #include "comm/threads/threads_communicator.hpp"
 #include "core/dtype.hpp"
 #include "core/random.hpp"
 #include "harness/decode_step.hpp"
 #include "runtime/scheme_kind.hpp"
+#include "tools/cuda_kernel_bench.hpp"
 
 namespace po = boost::program_options;
 

@@ -11,11 +11,11 @@
 
 #include "comm/threads/threads_communicator.hpp"
 #include "core/log.hpp"
-#include "tools/auto_scheme.hpp"
 #include "harness/decode_step.hpp"
+#include "harness/training_step.hpp"
+#include "tools/auto_scheme.hpp"
 #include "tools/report.hpp"
 #include "tools/run_options.hpp"
-#include "harness/training_step.hpp"
 #ifdef SEQPAR_HAVE_MPI
 #include <mpi.h>
 

@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "tools/sim_plot.hpp"
-#include "tools/sim_table.hpp"
 #include "model/calibration.hpp"
 #include "model/cost_model.hpp"
 #include "model/topology.hpp"
+#include "tools/sim_plot.hpp"
+#include "tools/sim_table.hpp"
 
 namespace po = boost::program_options;
 

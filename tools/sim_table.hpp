@@ -27,8 +27,9 @@ struct SimRow {
   bool chosen = false;  // what --scheme auto picks for this problem and topology
   double seconds = 0;   // predicted step time (fwd+bwd for train with backward, else fwd)
   double compute_seconds = 0, comm_seconds = 0;
-  double tflops_per_gpu = 0;  // useful FLOPs (ANCHORS.md convention) / seconds / gpus / 1e12
-  double efficiency = 0;      // (single-GPU seconds / gpus) / seconds
+  double tflops_per_gpu =
+      0;  // useful FLOPs (docs/reference_figures.md's convention) / seconds / gpus / 1e12
+  double efficiency = 0;  // (single-GPU seconds / gpus) / seconds
   int64_t bytes_sent_per_rank = 0, memory_bytes_per_rank = 0;
 };
 

@@ -5,7 +5,9 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <string>
 
 #include "attention/cuda/kernel_params.hpp"
 #include "core/cuda_check.hpp"
@@ -25,14 +27,11 @@ constexpr int64_t kMaxGridX = 2147483647;
 
 cudaStream_t as_stream(void* stream) { return static_cast<cudaStream_t>(stream); }
 
-// The tensor-core kernels: 16-bit storage and head dims with template instances only.
+// cuda_kernels_support, the message prefixed with the op.
 Status check_supported(const char* op, DType dtype, int64_t head_dim) {
-  SEQPAR_REQUIRE(dtype == DType::kBF16 || dtype == DType::kF16, StatusCode::kUnsupported, op,
-                 ": the CUDA kernels take bf16 or fp16 q/k/v (got ", dtype_name(dtype),
-                 "); fp32 storage runs on host targets");
-  SEQPAR_REQUIRE(head_dim == 64 || head_dim == 128, StatusCode::kUnsupported, op,
-                 ": the CUDA kernels support head_dim 64 and 128 (got ", head_dim, ")");
-  return Status::ok();
+  const Status supported = cuda_kernels_support(dtype, head_dim);
+  if (supported.is_ok()) return supported;
+  return Status(supported.code(), str_cat(op, ": ", supported.message()));
 }
 
 Status check_aligned(const char* op, const char* name, const void* ptr, size_t alignment) {
@@ -58,6 +57,23 @@ KernelShape kernel_shape(const BlockShape& s) {
 }
 
 }  // namespace
+
+std::span<const int64_t> cuda_supported_head_dims() { return cuda_attention::kSupportedHeadDims; }
+
+Status cuda_kernels_support(DType dtype, int64_t head_dim) {
+  SEQPAR_REQUIRE(dtype == DType::kBF16 || dtype == DType::kF16, StatusCode::kUnsupported,
+                 "the CUDA kernels take bf16 or fp16 q/k/v (got ", dtype_name(dtype),
+                 "); fp32 storage runs on host targets");
+  const std::span<const int64_t> dims = cuda_supported_head_dims();
+  std::string listed;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    listed += str_cat(i == 0 ? "" : i + 1 == dims.size() ? " and " : ", ", dims[i]);
+  }
+  SEQPAR_REQUIRE(std::find(dims.begin(), dims.end(), head_dim) != dims.end(),
+                 StatusCode::kUnsupported, "the CUDA kernels support head_dim ", listed, " (got ",
+                 head_dim, ")");
+  return Status::ok();
+}
 
 size_t cuda_block_scratch_bytes(const BlockShape& /*shape*/) { return 0; }
 

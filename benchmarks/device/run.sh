@@ -138,7 +138,7 @@ if ((have_boost)); then
 fi
 ours_rows=$(wc -l <"$out/kernels.jsonl")
 
-# ---- 5. the virtual-rank scheme benchmark (issue 4; the input of issue 5's model check) ----
+# ---- 5. the virtual-rank scheme benchmark (the input of seqpar-model-check's comparison) ----
 # Each virtual rank's every step of ring, striped, zigzag and lightseq, and one rank's whole
 # sequence as one block, timed with the CUDA kernels (median of the rounds); measured vs
 # predicted efficiency, the model fed the kept-tile rate of this run's own blocks.

@@ -2,6 +2,8 @@
 // construction.
 #include "comm/threads/threads_group.hpp"
 
+#include "core/enum_names.hpp"
+
 namespace seqpar {
 
 Status ThreadsDomain::abort_status(const std::string& op_name) const {
@@ -37,23 +39,10 @@ void Channel::grow() {
 }
 
 const char* collective_kind_name(CollectiveKind kind) {
-  switch (kind) {
-    case CollectiveKind::kAllToAllV:
-      return "all_to_all";
-    case CollectiveKind::kAllGather:
-      return "all_gather";
-    case CollectiveKind::kReduceScatter:
-      return "reduce_scatter";
-    case CollectiveKind::kAllReduce:
-      return "all_reduce";
-    case CollectiveKind::kBroadcast:
-      return "broadcast";
-    case CollectiveKind::kBarrier:
-      return "barrier";
-    case CollectiveKind::kSplit:
-      return "split";
-  }
-  return "unknown";
+  static constexpr EnumNames<CollectiveKind, 7> kNames{{"all_to_all", "all_gather",
+                                                        "reduce_scatter", "all_reduce", "broadcast",
+                                                        "barrier", "split"}};
+  return kNames.name(kind);
 }
 
 void CollectiveSlot::reset(CollectiveKind new_kind, size_t ranks) {

@@ -27,10 +27,10 @@ bool threads_copy_engine_enabled();
 
 // One lock for a root group and all its descendants, so that a wait on any of them drives every
 // pending operation of the waiting thread (no cross-group wait-order deadlocks).
-// The domain also runs the copy engine (comm/threads/threads_copy_engine.cpp): one background thread that
-// performs point-to-point copies whose send and receive are both posted, so a transfer proceeds
-// while the ranks' threads compute, as a DMA engine's would. A waiting rank still copies what
-// the engine has not started, so the engine only ever adds progress.
+// The domain also runs the copy engine (comm/threads/threads_copy_engine.cpp): one background
+// thread that performs point-to-point copies whose send and receive are both posted, so a transfer
+// proceeds while the ranks' threads compute, as a DMA engine's would. A waiting rank still copies
+// what the engine has not started, so the engine only ever adds progress.
 struct ThreadsDomain {
   // copy_engine: start the engine thread (make_threads_communicators: unless
   // SEQPAR_THREADS_COPY_ENGINE=0).

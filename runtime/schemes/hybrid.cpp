@@ -42,15 +42,19 @@ HybridGrid grid_of(const Layout& layout) {
 }
 
 // The ring's context: rank u's head slice over the whole sequence, zigzag over the R groups.
-SchemeContext ring_context(const SchemeContext& context, const HeadSlice& slice, Communicator* ring) {
+SchemeContext ring_context(const SchemeContext& context, const HeadSlice& slice,
+                           Communicator* ring) {
   AttentionProblem sliced = context.problem;
   sliced.heads_q = slice.q_count;
   sliced.heads_kv = slice.kv_count;
   const int rings = grid_of(context.layout).rings;
-  return {sliced,         SchemeKind::kZigzag,
+  return {sliced,
+          SchemeKind::kZigzag,
           Layout::make(LayoutKind::kZigzag, context.problem.seq, rings).value(),
-          ring,           context.device,
-          context.stream, 0,
+          ring,
+          context.device,
+          context.stream,
+          0,
           context.backward};
 }
 
@@ -103,6 +107,8 @@ class HybridScheme final : public Scheme {
 };
 
 Status HybridScheme::prepare() {
+  SEQPAR_REQUIRE(ctx_.layout.kind() == LayoutKind::kHybridZigzag, StatusCode::kInternal,
+                 "hybrid needs the hybrid_zigzag layout, got ", layout_name(ctx_.layout.kind()));
   const AttentionProblem& p = ctx_.problem;
   SEQPAR_ASSIGN_OR_RETURN(std::vector<HeadSlice> slices,
                           split_heads(p.heads_q, p.heads_kv, grid_.ulysses));
@@ -112,10 +118,10 @@ Status HybridScheme::prepare() {
   SEQPAR_ASSIGN_OR_RETURN(
       exchange_,
       HeadExchange::create(p, *group_comm_, std::move(slices),
-                           group_tokens(ctx_.layout, grid_, ctx_.comm->rank()),
-                           BackwardCarry::kOut, {ctx_.device, ctx_.stream}, ctx_.backward));
-  SEQPAR_ASSIGN_OR_RETURN(ring_,
-                          create_ring_engine(ring_context(ctx_, exchange_->mine(), ring_comm_.get())));
+                           group_tokens(ctx_.layout, grid_, ctx_.comm->rank()), BackwardCarry::kOut,
+                           {ctx_.device, ctx_.stream}, ctx_.backward));
+  SEQPAR_ASSIGN_OR_RETURN(
+      ring_, create_ring_engine(ring_context(ctx_, exchange_->mine(), ring_comm_.get())));
   WorkspaceArena arena;
   buf_.add_to(arena, ctx_, exchange_->mine());
   return arena.allocate(workspace_, ctx_.device);
@@ -148,9 +154,9 @@ Status HybridScheme::backward(const BackwardArgs& args) {
   HeadExchange& x = *exchange_;
   // O goes out instead of delta: the ring computes delta = rowsum(dO * O) itself.
   SEQPAR_RETURN_IF_ERROR(x.backward_in(args, nullptr));
-  SEQPAR_RETURN_IF_ERROR(ring_->backward({x.q_heads(), x.k_heads(), x.v_heads(), x.out_heads(),
-                                          x.lse_heads(), x.dout_heads(), buf_.dq_heads,
-                                          buf_.dk_heads, buf_.dv_heads}));
+  SEQPAR_RETURN_IF_ERROR(
+      ring_->backward({x.q_heads(), x.k_heads(), x.v_heads(), x.out_heads(), x.lse_heads(),
+                       x.dout_heads(), buf_.dq_heads, buf_.dk_heads, buf_.dv_heads}));
   return x.backward_out(buf_.dq_heads, buf_.dk_heads, buf_.dv_heads, ctx_.problem.dtype, args);
 }
 
@@ -167,32 +173,20 @@ std::vector<int> every_divisor(int ranks) {
   return degrees;
 }
 
-StatusOr<std::unique_ptr<Scheme>> create_hybrid(const SchemeContext& context) {
-  SEQPAR_REQUIRE(context.layout.kind() == LayoutKind::kHybridZigzag, StatusCode::kInternal,
-                 "hybrid needs the hybrid_zigzag layout, got ", layout_name(context.layout.kind()));
-  auto scheme = std::make_unique<HybridScheme>(context);
-  SEQPAR_RETURN_IF_ERROR(scheme->prepare());
-  return std::unique_ptr<Scheme>(std::move(scheme));
-}
-
 StatusOr<size_t> hybrid_workspace_bytes(const SchemeContext& context, int rank) {
   const AttentionProblem& p = context.problem;
   const HybridGrid grid = grid_of(context.layout);
   SEQPAR_ASSIGN_OR_RETURN(const std::vector<HeadSlice> slices,
                           split_heads(p.heads_q, p.heads_kv, grid.ulysses));
   const HeadSlice& mine = slices[static_cast<size_t>(grid.place_of(rank))];
-  SEQPAR_ASSIGN_OR_RETURN(
-      const size_t exchange,
-      HeadExchange::workspace_bytes_for(p, slices, group_tokens(context.layout, grid, rank),
-                                        grid.place_of(rank), BackwardCarry::kOut,
-                                        context.backward));
+  SEQPAR_ASSIGN_OR_RETURN(const size_t exchange,
+                          HeadExchange::workspace_bytes_for(
+                              p, slices, group_tokens(context.layout, grid, rank),
+                              grid.place_of(rank), BackwardCarry::kOut, context.backward));
   SEQPAR_ASSIGN_OR_RETURN(
       const size_t ring,
       ring_engine_workspace_bytes(ring_context(context, mine, nullptr), grid.group_of(rank)));
-  WorkspaceArena arena;
-  HybridBuffers buffers;
-  buffers.add_to(arena, context, mine);
-  return arena.bytes() + exchange + ring;
+  return arena_bytes<HybridBuffers>(context, mine) + exchange + ring;
 }
 
 // A group all-to-all, the U rings side by side (one per place u, across the groups, on u's
@@ -202,7 +196,7 @@ void hybrid_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out)
   const HybridGrid grid = grid_of(context.layout);
   const int ranks = context.layout.ranks();
   StatusOr<std::vector<HeadSlice>> slices = split_heads(p.heads_q, p.heads_kv, grid.ulysses);
-  if (!slices.is_ok()) return;  // hybrid_grid refuses such a plan
+  if (!slices.is_ok()) return;             // hybrid_grid refuses such a plan
   std::vector<HeadExchangeSplits> splits;  // (P): each rank's, in its group
   for (int r = 0; r < ranks; ++r) {
     splits.push_back(HeadExchangeSplits::of(p, group_tokens(context.layout, grid, r),
@@ -218,7 +212,8 @@ void hybrid_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out)
       const AllToAllSplit& split = splits[static_cast<size_t>(r)].*stage;
       sends.clear();
       for (int u = 0; u < grid.ulysses; ++u) {
-        if (u != grid.place_of(r)) sends.push_back({group.at(u), static_cast<int64_t>(split.send_bytes[u])});
+        if (u != grid.place_of(r))
+          sends.push_back({group.at(u), static_cast<int64_t>(split.send_bytes[u])});
       }
       out.all_to_all(r, group, sends);
     }
@@ -236,19 +231,16 @@ void hybrid_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out)
 
 }  // namespace
 
-const SchemeDescriptor& hybrid_scheme() {
-  static const SchemeDescriptor d{
-      "hybrid",
-      "U x R grid: Ulysses in groups of U consecutive ranks (Hq >= U), a zigzag ring across the "
-      "R groups (S % 2R == 0); all-to-alls on NVLink, only the ring crosses nodes",
-      &hybrid_layout,
-      nullptr,
-      &every_divisor,
-      true,
-      &create_hybrid,
-      &hybrid_workspace_bytes,
-      &hybrid_schedule};
-  return d;
-}
+extern constinit const SchemeDescriptor kHybridScheme{
+    "hybrid",
+    "U x R grid: Ulysses in groups of U consecutive ranks (Hq >= U), a zigzag ring across the R "
+    "groups (S % 2R == 0); all-to-alls on NVLink, only the ring crosses nodes",
+    &hybrid_layout,
+    nullptr,
+    &every_divisor,
+    true,
+    &make_prepared<HybridScheme, Scheme, SchemeContext>,
+    &hybrid_workspace_bytes,
+    &hybrid_schedule};
 
 }  // namespace seqpar

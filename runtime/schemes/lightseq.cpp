@@ -70,26 +70,22 @@ struct LightSeqBuffers {
               moves_kv && bwd ? std::max(2 * any.kv_bytes, has_helpers ? any.q_bytes : 0) : 0);
     arena.add(dkv_recv, moves_kv && bwd ? 2 * own.kv_bytes : 0);
     arena.add(dq_recv, has_helpers && bwd ? own.q_bytes : 0);
-    arena.add(kernel_scratch, block_kernel_scratch_bytes(largest_block_shape(ctx),
-                                                         {ctx.device, ctx.stream}, ctx.backward));
+    arena.add(kernel_scratch, shard_kernel_scratch_bytes(ctx));
   }
 };
 
-class LightSeqScheme final : public Scheme {
+class LightSeqScheme final : public SchemeBase {
  public:
   explicit LightSeqScheme(const SchemeContext& context)
-      : ctx_(context),
-        shard_(ShardSizes::of_rank(context, context.comm->rank())),
-        schedule_(lightseq_schedule(context.layout.ranks())) {}
+      : SchemeBase(context), schedule_(lightseq_schedule(context.layout.ranks())) {}
   Status prepare() {
     WorkspaceArena arena;
-    buf_.add_to(arena, ctx_, ctx_.comm->rank());
+    buf_.add_to(arena, ctx_, rank_);
     return arena.allocate(workspace_, ctx_.device);
   }
 
   Status forward(const ForwardArgs& args) override;
   Status backward(const BackwardArgs& args) override;
-  size_t workspace_bytes() const override { return workspace_.bytes(); }
 
  private:
   PositionMap positions_of(int rank) const {  // contiguous layout: one affine run
@@ -101,17 +97,14 @@ class LightSeqScheme final : public Scheme {
   Status post_inputs(int step, int slot, const void* q, const void* k, const void* v,
                      const void* dout, const float* lse, bool backward, Request& request);
 
-  SchemeContext ctx_;
-  ShardSizes shard_;  // sizes of this rank's shards
   LightSeqSchedule schedule_;
-  WorkspaceBuffer workspace_;  // on the plan's device
   LightSeqBuffers buf_;
 };
 
-Status LightSeqScheme::post_inputs(int step, int slot, const void* q, const void* k,
-                                      const void* v, const void* dout, const float* lse,
-                                      bool backward, Request& request) {
-  const LightSeqRankStep& s = schedule_.at(step, ctx_.comm->rank());
+Status LightSeqScheme::post_inputs(int step, int slot, const void* q, const void* k, const void* v,
+                                   const void* dout, const float* lse, bool backward,
+                                   Request& request) {
+  const LightSeqRankStep& s = schedule_.at(step, rank_);
   const size_t lse_bytes = shard_.lse_elems * sizeof(float);
   char* kv_landing = buf_.kv_recv[slot];
   char* q_landing = buf_.q_recv[slot];  // Q, dO, LSE, delta
@@ -151,25 +144,20 @@ Status LightSeqScheme::post_inputs(int step, int slot, const void* q, const void
 Status LightSeqScheme::forward(const ForwardArgs& args) {
   Communicator& comm = *ctx_.comm;
   const AttentionProblem& p = ctx_.problem;
-  const int rank = comm.rank();
-  const BlockShape own = shard_block_shape(ctx_, rank, rank);
+  const BlockShape own = shard_block_shape(ctx_, rank_, rank_);
   const int steps = static_cast<int>(schedule_.steps.size());
-  const KernelTarget target{ctx_.device, ctx_.stream};
   // A partial (O, LSE) in fp32 of `r`'s queries.
   auto partial_bytes = [&](int r) {
     const ShardSizes sizes = sizes_of(r);
     return sizes.q_elems * sizeof(float) + sizes.lse_elems * sizeof(float);
   };
 
-  BlockForwardParams block;
-  block.dtype = p.dtype;
-  block.mask = p.mask;
-  block.softmax_scale = p.softmax_scale;
-  block.scratch = buf_.kernel_scratch;
-  block.progress = comm_progress_hook(*ctx_.comm);  // transfers in flight move meanwhile
+  // Transfers in flight move while the kernel runs (the progress hook).
+  auto block =
+      plan_block_params<BlockForwardParams>(p, buf_.kernel_scratch, comm_progress_hook(*ctx_.comm));
 
   for (int step = 0; step < steps; ++step) {
-    const LightSeqRankStep& s = schedule_.at(step, rank);
+    const LightSeqRankStep& s = schedule_.at(step, rank_);
     const int slot = step % 2;
     Request next;  // the next step's inputs, in flight while this step computes
     if (step + 1 < steps) {
@@ -178,72 +166,68 @@ Status LightSeqScheme::forward(const ForwardArgs& args) {
     }
     Request results;      // a helper's (O, LSE) going back to, or arriving at, the query owner
     if (s.q_from >= 0) {  // helping: rank q_from's queries against our own K/V
-      block.shape = shard_block_shape(ctx_, s.q_from, rank);
+      block.shape = shard_block_shape(ctx_, s.q_from, rank_);
       block.q = buf_.q_recv[slot];
       block.k = args.k;
       block.v = args.v;
       block.out = buf_.partial;                               // (B, S_local(q_from), Hq, D) fp32
       block.lse = buf_.partial + sizes_of(s.q_from).q_elems;  // (B, Hq, S_local(q_from)) fp32
       block.q_pos = positions_of(s.q_from);
-      block.k_pos = positions_of(rank);
+      block.k_pos = positions_of(rank_);
       block.accumulate = false;
-      SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target));
+      SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target_));
       const P2POp ops[] = {P2POp::send(s.q_from, buf_.partial, partial_bytes(s.q_from))};
       SEQPAR_RETURN_IF_ERROR(comm.start_exchange(ops, results));
     } else if (s.computes()) {  // our queries against our own or arriving K/V
       if (s.q_to >= 0) {
-        const P2POp ops[] = {P2POp::recv(s.q_to, buf_.partial_recv, partial_bytes(rank))};
+        const P2POp ops[] = {P2POp::recv(s.q_to, buf_.partial_recv, partial_bytes(rank_))};
         SEQPAR_RETURN_IF_ERROR(comm.start_exchange(ops, results));
       }
-      block.shape = shard_block_shape(ctx_, rank, s.kv_block);
+      block.shape = shard_block_shape(ctx_, rank_, s.kv_block);
       block.q = args.q;
       block.k = s.kv_from >= 0 ? buf_.kv_recv[slot] : args.k;
       block.v = s.kv_from >= 0 ? buf_.kv_recv[slot] + sizes_of(s.kv_from).kv_bytes : args.v;
-      block.out = buf_.acc_q;    // (B, S_local, Hq, D) fp32 running output
-      block.lse = args.lse;  // (B, Hq, S_local) running LSE, final after the last step
-      block.q_pos = positions_of(rank);
+      block.out = buf_.acc_q;  // (B, S_local, Hq, D) fp32 running output
+      block.lse = args.lse;    // (B, Hq, S_local) running LSE, final after the last step
+      block.q_pos = positions_of(rank_);
       block.k_pos = positions_of(s.kv_block);
       block.accumulate = step > 0;
-      SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target));
+      SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target_));
       if (s.q_to >= 0) {  // merge the helper's partial in fp32
         SEQPAR_RETURN_IF_ERROR(comm.wait(results));
         SEQPAR_RETURN_IF_ERROR(run_merge_partials(buf_.acc_q, args.lse, buf_.partial_recv,
                                                   buf_.partial_recv + shard_.q_elems, own.batch,
-                                                  own.seq_q, own.heads_q, own.head_dim, target));
+                                                  own.seq_q, own.heads_q, own.head_dim, target_));
       }
     }
     SEQPAR_RETURN_IF_ERROR(comm.wait(results));
     SEQPAR_RETURN_IF_ERROR(comm.wait(next));
   }
-  return buffer_ops::convert_from_float(buf_.acc_q, args.out, p.dtype, shard_.q_elems, target);
+  return buffer_ops::convert_from_float(buf_.acc_q, args.out, p.dtype, shard_.q_elems, target_);
 }
 
 Status LightSeqScheme::backward(const BackwardArgs& args) {
   Communicator& comm = *ctx_.comm;
   const AttentionProblem& p = ctx_.problem;
-  const int rank = comm.rank();
-  const BlockShape own = shard_block_shape(ctx_, rank, rank);
+  const BlockShape own = shard_block_shape(ctx_, rank_, rank_);
   const int steps = static_cast<int>(schedule_.steps.size());
-  const KernelTarget target{ctx_.device, ctx_.stream};
 
   // delta (B, Hq, S_local) = rowsum(dO * O), from the final forward output.
   SEQPAR_RETURN_IF_ERROR(run_attention_delta(args.out, args.dout, p.dtype, own.batch, own.seq_q,
-                                             own.heads_q, own.head_dim, buf_.delta, target));
+                                             own.heads_q, own.head_dim, buf_.delta, target_));
   // dQ (B, S_local, Hq, D) fp32
-  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.acc_q, shard_.q_elems * sizeof(float), target));
-  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.dkv_total, 2 * shard_.kv_elems * sizeof(float), target));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.acc_q, shard_.q_elems * sizeof(float), target_));
+  SEQPAR_RETURN_IF_ERROR(
+      buffer_ops::zero(buf_.dkv_total, 2 * shard_.kv_elems * sizeof(float), target_));
 
-  BlockBackwardParams block;
-  block.dtype = p.dtype;
-  block.mask = p.mask;
-  block.softmax_scale = p.softmax_scale;
-  block.scratch = buf_.kernel_scratch;
-  block.progress = comm_progress_hook(*ctx_.comm);  // transfers in flight move meanwhile
+  // Transfers in flight move while the kernel runs (the progress hook).
+  auto block = plan_block_params<BlockBackwardParams>(p, buf_.kernel_scratch,
+                                                      comm_progress_hook(*ctx_.comm));
 
   Request shares;  // the previous step's shares, in flight while this step computes
   const LightSeqRankStep* previous = nullptr;
   for (int step = 0; step < steps; ++step) {
-    const LightSeqRankStep& s = schedule_.at(step, rank);
+    const LightSeqRankStep& s = schedule_.at(step, rank_);
     const int slot = step % 2;
     Request next;
     if (step + 1 < steps) {
@@ -253,8 +237,8 @@ Status LightSeqScheme::backward(const BackwardArgs& args) {
     if (s.q_from >= 0) {  // helping: dQ share for rank q_from; dK, dV of our own block
       const ShardSizes from = sizes_of(s.q_from);
       const char* landing = buf_.q_recv[slot];  // Q, dO, then the final LSE and delta
-      SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.partial, from.q_elems * sizeof(float), target));
-      block.shape = shard_block_shape(ctx_, s.q_from, rank);
+      SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.partial, from.q_elems * sizeof(float), target_));
+      block.shape = shard_block_shape(ctx_, s.q_from, rank_);
       block.q = landing;
       block.dout = landing + from.q_bytes;
       block.lse = reinterpret_cast<const float*>(landing + 2 * from.q_bytes);
@@ -265,17 +249,18 @@ Status LightSeqScheme::backward(const BackwardArgs& args) {
       block.dk = buf_.dkv_total;
       block.dv = buf_.dkv_total + shard_.kv_elems;
       block.q_pos = positions_of(s.q_from);
-      block.k_pos = positions_of(rank);
-      SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target));
+      block.k_pos = positions_of(rank_);
+      SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target_));
     } else if (s.computes()) {  // our queries: dQ stays; a dK, dV share for rank kv_from
       const bool own_kv = s.kv_from < 0;
       const ShardSizes held = sizes_of(s.kv_block);
-      float* dkv = own_kv ? buf_.dkv_total : buf_.dkv_local;  // (2, B, S_local(kv_block), Hkv, D) fp32
+      float* dkv =
+          own_kv ? buf_.dkv_total : buf_.dkv_local;  // (2, B, S_local(kv_block), Hkv, D) fp32
       if (!own_kv) {
         SEQPAR_RETURN_IF_ERROR(
-            buffer_ops::zero(buf_.dkv_local, 2 * held.kv_elems * sizeof(float), target));
+            buffer_ops::zero(buf_.dkv_local, 2 * held.kv_elems * sizeof(float), target_));
       }
-      block.shape = shard_block_shape(ctx_, rank, s.kv_block);
+      block.shape = shard_block_shape(ctx_, rank_, s.kv_block);
       block.q = args.q;
       block.dout = args.dout;
       block.lse = args.lse;
@@ -285,33 +270,33 @@ Status LightSeqScheme::backward(const BackwardArgs& args) {
       block.v = own_kv ? args.v : buf_.kv_recv[slot] + held.kv_bytes;
       block.dk = dkv;
       block.dv = dkv + held.kv_elems;
-      block.q_pos = positions_of(rank);
+      block.q_pos = positions_of(rank_);
       block.k_pos = positions_of(s.kv_block);
-      SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target));
+      SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target_));
     }
 
     // The previous step's shares have had this step's compute to arrive: sum them in fp32.
     SEQPAR_RETURN_IF_ERROR(comm.wait(shares));
     if (previous != nullptr && previous->kv_to >= 0) {
-      SEQPAR_RETURN_IF_ERROR(
-          buffer_ops::add_to_float(buf_.dkv_total, buf_.dkv_recv, p.dtype, 2 * shard_.kv_elems, target));
+      SEQPAR_RETURN_IF_ERROR(buffer_ops::add_to_float(buf_.dkv_total, buf_.dkv_recv, p.dtype,
+                                                      2 * shard_.kv_elems, target_));
     }
     if (previous != nullptr && previous->q_to >= 0) {
       SEQPAR_RETURN_IF_ERROR(
-          buffer_ops::add_to_float(buf_.acc_q, buf_.dq_recv, p.dtype, shard_.q_elems, target));
+          buffer_ops::add_to_float(buf_.acc_q, buf_.dq_recv, p.dtype, shard_.q_elems, target_));
     }
     // This step's shares: ours out (in the storage dtype), and shares of our blocks in.
     P2POp ops[3];
     size_t n = 0;
     if (s.q_from >= 0) {
       const ShardSizes from = sizes_of(s.q_from);
-      SEQPAR_RETURN_IF_ERROR(
-          buffer_ops::convert_from_float(buf_.partial, buf_.share_send, p.dtype, from.q_elems, target));
+      SEQPAR_RETURN_IF_ERROR(buffer_ops::convert_from_float(buf_.partial, buf_.share_send, p.dtype,
+                                                            from.q_elems, target_));
       ops[n++] = P2POp::send(s.q_from, buf_.share_send, from.q_bytes);
     } else if (s.kv_from >= 0) {
       const ShardSizes held = sizes_of(s.kv_from);
-      SEQPAR_RETURN_IF_ERROR(buffer_ops::convert_from_float(buf_.dkv_local, buf_.share_send, p.dtype,
-                                                            2 * held.kv_elems, target));
+      SEQPAR_RETURN_IF_ERROR(buffer_ops::convert_from_float(buf_.dkv_local, buf_.share_send,
+                                                            p.dtype, 2 * held.kv_elems, target_));
       ops[n++] = P2POp::send(s.kv_from, buf_.share_send, 2 * held.kv_bytes);
     }
     if (s.kv_to >= 0) ops[n++] = P2POp::recv(s.kv_to, buf_.dkv_recv, 2 * shard_.kv_bytes);
@@ -322,18 +307,18 @@ Status LightSeqScheme::backward(const BackwardArgs& args) {
   }
   SEQPAR_RETURN_IF_ERROR(comm.wait(shares));  // the last step's shares
   if (previous->kv_to >= 0) {
-    SEQPAR_RETURN_IF_ERROR(
-        buffer_ops::add_to_float(buf_.dkv_total, buf_.dkv_recv, p.dtype, 2 * shard_.kv_elems, target));
+    SEQPAR_RETURN_IF_ERROR(buffer_ops::add_to_float(buf_.dkv_total, buf_.dkv_recv, p.dtype,
+                                                    2 * shard_.kv_elems, target_));
   }
   if (previous->q_to >= 0) {
     SEQPAR_RETURN_IF_ERROR(
-        buffer_ops::add_to_float(buf_.acc_q, buf_.dq_recv, p.dtype, shard_.q_elems, target));
+        buffer_ops::add_to_float(buf_.acc_q, buf_.dq_recv, p.dtype, shard_.q_elems, target_));
   }
   SEQPAR_RETURN_IF_ERROR(
-      buffer_ops::convert_from_float(buf_.dkv_total, args.dk, p.dtype, shard_.kv_elems, target));
+      buffer_ops::convert_from_float(buf_.dkv_total, args.dk, p.dtype, shard_.kv_elems, target_));
   SEQPAR_RETURN_IF_ERROR(buffer_ops::convert_from_float(buf_.dkv_total + shard_.kv_elems, args.dv,
-                                                        p.dtype, shard_.kv_elems, target));
-  return buffer_ops::convert_from_float(buf_.acc_q, args.dq, p.dtype, shard_.q_elems, target);
+                                                        p.dtype, shard_.kv_elems, target_));
+  return buffer_ops::convert_from_float(buf_.acc_q, args.dq, p.dtype, shard_.q_elems, target_);
 }
 
 Status validate_lightseq(const PlanConfig& config, int /*ranks*/) {
@@ -346,17 +331,8 @@ Status validate_lightseq(const PlanConfig& config, int /*ranks*/) {
   return Status::ok();
 }
 
-StatusOr<std::unique_ptr<Scheme>> create_lightseq(const SchemeContext& context) {
-  auto scheme = std::make_unique<LightSeqScheme>(context);
-  SEQPAR_RETURN_IF_ERROR(scheme->prepare());
-  return std::unique_ptr<Scheme>(std::move(scheme));
-}
-
 StatusOr<size_t> lightseq_workspace_bytes(const SchemeContext& context, int rank) {
-  WorkspaceArena arena;
-  LightSeqBuffers buffers;
-  buffers.add_to(arena, context, rank);
-  return arena.bytes();
+  return arena_bytes<LightSeqBuffers>(context, rank);
 }
 
 // The step loops above as a schedule: step t computes its pairs while step t + 1's inputs move;
@@ -382,7 +358,8 @@ void lightseq_schedule_of(const SchemeContext& context, Pass pass, ScheduleSink&
     Send sends[2];
     size_t n = 0;
     if (s.kv_to >= 0) sends[n++] = {s.kv_to, 2 * kv_bytes(r)};
-    if (s.q_to >= 0) sends[n++] = {s.q_to, backward ? 2 * q_bytes(r) + 2 * lse_bytes(r) : q_bytes(r)};
+    if (s.q_to >= 0)
+      sends[n++] = {s.q_to, backward ? 2 * q_bytes(r) + 2 * lse_bytes(r) : q_bytes(r)};
     out.exchange(r, {sends, n});
   };
   // The exchange of `step`'s backward shares: a helper's dQ share or a dK, dV share out, shares
@@ -431,21 +408,16 @@ void lightseq_schedule_of(const SchemeContext& context, Pass pass, ScheduleSink&
 
 }  // namespace
 
-const SchemeDescriptor& lightseq_scheme() {
-  static const SchemeDescriptor d{
-      "lightseq",
-      "contiguous runs (any S >= P), causal only; idle early ranks compute late ranks' pairs: "
-      "P/2 + 1 balanced steps",
-      [](const PlanConfig& c, int ranks) {
-        return Layout::make(LayoutKind::kContiguous, c.problem.seq, ranks);
-      },
-      &validate_lightseq,
-      [](int) { return std::vector<int>{1}; },
-      false,
-      &create_lightseq,
-      &lightseq_workspace_bytes,
-      &lightseq_schedule_of};
-  return d;
-}
+extern constinit const SchemeDescriptor kLightSeqScheme{
+    "lightseq",
+    "contiguous runs (any S >= P), causal only; idle early ranks compute late ranks' pairs: "
+    "P/2 + 1 balanced steps",
+    &layout_of_kind<LayoutKind::kContiguous>,
+    &validate_lightseq,
+    &sequence_only,
+    false,
+    &make_prepared<LightSeqScheme, Scheme, SchemeContext>,
+    &lightseq_workspace_bytes,
+    &lightseq_schedule_of};
 
 }  // namespace seqpar

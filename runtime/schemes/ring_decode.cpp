@@ -68,7 +68,9 @@ Status RingDecoder::step(const void* q, const KvCache& cache, void* out, float* 
   Communicator& comm = *ctx_.comm;
   const int ranks = comm.size(), rank = comm.rank();
   const size_t row = static_cast<size_t>(c.heads_kv * c.head_dim) * dtype_size(c.dtype);
-  auto held_bytes = [&](int r) { return static_cast<size_t>(block_bytes(ctx_, r, cache.length())); };
+  auto held_bytes = [&](int r) {
+    return static_cast<size_t>(block_bytes(ctx_, r, cache.length()));
+  };
 
   // Our shard, packed: K (B, len, Hkv, D) then V (B, len, Hkv, D).
   const int64_t own = cache.local_length();
@@ -116,17 +118,8 @@ Status RingDecoder::step(const void* q, const KvCache& cache, void* out, float* 
   return Status::ok();
 }
 
-StatusOr<std::unique_ptr<Decoder>> create_ring_decoder(const DecodeContext& context) {
-  auto decoder = std::make_unique<RingDecoder>(context);
-  SEQPAR_RETURN_IF_ERROR(decoder->prepare());
-  return std::unique_ptr<Decoder>(std::move(decoder));
-}
-
 StatusOr<size_t> ring_decoder_workspace_bytes(const DecodeContext& context, int /*rank*/) {
-  WorkspaceArena arena;
-  RingDecodeBuffers buffers;
-  buffers.add_to(arena, context);
-  return arena.bytes();
+  return arena_bytes<RingDecodeBuffers>(context);
 }
 
 // P hops, each computing on the held block while it goes on to the next rank.
@@ -153,13 +146,11 @@ void ring_decoder_schedule(const DecodeContext& context, int64_t cache_length, S
 
 }  // namespace
 
-const DecoderDescriptor& ring_decoder() {
-  static const DecoderDescriptor d{
-      "ring",
-      "the baseline: the cache shards rotate round the ring, P-1 hops overlapped with compute; "
-      "bytes grow with the cache length",
-      &create_ring_decoder, &ring_decoder_workspace_bytes, &ring_decoder_schedule};
-  return d;
-}
+extern constinit const DecoderDescriptor kRingDecoder{
+    "ring",
+    "the baseline: the cache shards rotate round the ring, P-1 hops overlapped with compute; "
+    "bytes grow with the cache length",
+    &make_prepared<RingDecoder, Decoder, DecodeContext>, &ring_decoder_workspace_bytes,
+    &ring_decoder_schedule};
 
 }  // namespace seqpar

@@ -40,20 +40,17 @@ struct RingBuffers {
     arena.add(dkv_total, bwd ? 2 * own.kv_elems * sizeof(float) : 0);
     arena.add(dkv_send, ring && bwd ? 2 * largest.kv_bytes : 0);
     arena.add(dkv_recv, ring && bwd ? 2 * own.kv_bytes : 0);
-    arena.add(kernel_scratch, block_kernel_scratch_bytes(largest_block_shape(ctx),
-                                                         {ctx.device, ctx.stream}, ctx.backward));
+    arena.add(kernel_scratch, shard_kernel_scratch_bytes(ctx));
   }
 };
 
-class RingEngine final : public Scheme {
+class RingEngine final : public SchemeBase {
  public:
-  explicit RingEngine(const SchemeContext& context)
-      : ctx_(context), shard_(ShardSizes::of_rank(context, context.comm->rank())) {}
+  explicit RingEngine(const SchemeContext& context) : SchemeBase(context) {}
   Status prepare();
 
   Status forward(const ForwardArgs& args) override;
   Status backward(const BackwardArgs& args) override;
-  size_t workspace_bytes() const override { return workspace_.bytes(); }
 
  private:
   // Posts the K, V held at `step` to the next rank and the next block's landing from the
@@ -61,11 +58,8 @@ class RingEngine final : public Scheme {
   Status post_kv_shift(int step, const void* k, const void* v, char* landing, Request& request);
   size_t kv_bytes_of(int rank) const { return ShardSizes::of_rank(ctx_, rank).kv_bytes; }
 
-  SchemeContext ctx_;
-  ShardSizes shard_;                       // sizes of this rank's shards
   std::vector<int64_t> all_positions_;     // (S): every rank's token positions, rank by rank
   std::vector<PositionMap> positions_of_;  // (P): rank r's positions, affine when one segment
-  WorkspaceBuffer workspace_;
   RingBuffers buf_;
 };
 
@@ -82,14 +76,13 @@ Status RingEngine::prepare() {
   for (int r = 0; r < layout.ranks(); ++r) {
     layout.positions(r, positions);
     const std::vector<Segment> segments = layout.segments(r);
-    positions_of_.push_back(
-        segments.size() == 1
-            ? PositionMap::affine(segments[0].global_offset, segments[0].global_stride)
-            : PositionMap::indexed(positions));
+    positions_of_.push_back(segments.size() == 1 ? PositionMap::affine(segments[0].global_offset,
+                                                                       segments[0].global_stride)
+                                                 : PositionMap::indexed(positions));
     positions += layout.local_seq(r);
   }
   WorkspaceArena arena;
-  buf_.add_to(arena, ctx_, ctx_.comm->rank());
+  buf_.add_to(arena, ctx_, rank_);
   return arena.allocate(workspace_, ctx_.device);
 }
 
@@ -97,11 +90,11 @@ Status RingEngine::post_kv_shift(int step, const void* k, const void* v, char* l
                                  Request& request) {
   Communicator& comm = *ctx_.comm;
   const int ranks = comm.size();
-  const int next = (comm.rank() + 1) % ranks;
-  const int prev = (comm.rank() + ranks - 1) % ranks;
+  const int next = (rank_ + 1) % ranks;
+  const int prev = (rank_ + ranks - 1) % ranks;
   // We hold the block of rank r - step and pass it on; the block of rank r - step - 1 arrives.
-  const size_t held = kv_bytes_of((comm.rank() - step + ranks) % ranks);
-  const size_t arriving = kv_bytes_of((comm.rank() - step - 1 + 2 * ranks) % ranks);
+  const size_t held = kv_bytes_of((rank_ - step + ranks) % ranks);
+  const size_t arriving = kv_bytes_of((rank_ - step - 1 + 2 * ranks) % ranks);
   const P2POp ops[] = {P2POp::send(next, k, held), P2POp::send(next, v, held),
                        P2POp::recv(prev, landing, arriving),
                        P2POp::recv(prev, landing + arriving, arriving)};
@@ -112,100 +105,90 @@ Status RingEngine::forward(const ForwardArgs& args) {
   Communicator& comm = *ctx_.comm;
   const AttentionProblem& p = ctx_.problem;
   const int ranks = comm.size();
-  const int rank = comm.rank();
-  const KernelTarget target{ctx_.device, ctx_.stream};
 
-  BlockForwardParams block;
-  block.dtype = p.dtype;
+  // The progress hook: the next block's transfer moves while the kernel runs.
+  auto block =
+      plan_block_params<BlockForwardParams>(p, buf_.kernel_scratch, comm_progress_hook(comm));
   block.q = args.q;
   block.out = buf_.acc_q;  // (B, S_local, Hq, D) fp32 running output
   block.lse = args.lse;    // (B, Hq, S_local) running LSE, final after the last step
-  block.q_pos = positions_of_[static_cast<size_t>(rank)];
-  block.mask = p.mask;
-  block.softmax_scale = p.softmax_scale;
-  block.scratch = buf_.kernel_scratch;
-  block.progress = comm_progress_hook(comm);  // the next block's transfer moves meanwhile
+  block.q_pos = positions_of_[static_cast<size_t>(rank_)];
 
   const void* k = args.k;  // K, V of the block held this step: (B, S_local, Hkv, D)
   const void* v = args.v;
   for (int step = 0; step < ranks; ++step) {
-    const int source = (rank - step + ranks) % ranks;  // owner of the block held this step
+    const int source = (rank_ - step + ranks) % ranks;  // owner of the block held this step
     Request incoming;
     char* landing = static_cast<char*>(buf_.kv_recv[step % 2]);
     if (step + 1 < ranks) {  // post the next block's transfer before computing on this one
       SEQPAR_RETURN_IF_ERROR(post_kv_shift(step, k, v, landing, incoming));
     }
-    block.shape = shard_block_shape(ctx_, rank, source);
+    block.shape = shard_block_shape(ctx_, rank_, source);
     block.k = k;
     block.v = v;
     block.k_pos = positions_of_[static_cast<size_t>(source)];
     block.accumulate = step > 0;
-    SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target));
+    SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target_));
     SEQPAR_RETURN_IF_ERROR(comm.wait(incoming));
     k = landing;  // K then V of the next block: (B, S_local(source - 1), Hkv, D) each
     v = landing + kv_bytes_of((source - 1 + ranks) % ranks);
   }
-  return buffer_ops::convert_from_float(buf_.acc_q, args.out, p.dtype, shard_.q_elems, target);
+  return buffer_ops::convert_from_float(buf_.acc_q, args.out, p.dtype, shard_.q_elems, target_);
 }
 
 Status RingEngine::backward(const BackwardArgs& args) {
   Communicator& comm = *ctx_.comm;
   const AttentionProblem& p = ctx_.problem;
   const int ranks = comm.size();
-  const int rank = comm.rank();
-  const BlockShape own = shard_block_shape(ctx_, rank, rank);
+  const BlockShape own = shard_block_shape(ctx_, rank_, rank_);
   const size_t kv_elems = shard_.kv_elems;
-  const KernelTarget target{ctx_.device, ctx_.stream};
 
   // delta (B, Hq, S_local) = rowsum(dO * O), from the final forward output.
   SEQPAR_RETURN_IF_ERROR(run_attention_delta(args.out, args.dout, p.dtype, own.batch, own.seq_q,
-                                             own.heads_q, own.head_dim, buf_.delta, target));
+                                             own.heads_q, own.head_dim, buf_.delta, target_));
   // dQ (B, S_local, Hq, D) fp32
-  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.acc_q, shard_.q_elems * sizeof(float), target));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.acc_q, shard_.q_elems * sizeof(float), target_));
 
-  BlockBackwardParams block;
-  block.dtype = p.dtype;
+  // The progress hook: the next block's transfer moves while the kernel runs.
+  auto block =
+      plan_block_params<BlockBackwardParams>(p, buf_.kernel_scratch, comm_progress_hook(comm));
   block.q = args.q;
   block.dout = args.dout;
   block.lse = args.lse;
   block.delta = buf_.delta;
   block.dq = buf_.acc_q;
-  block.q_pos = positions_of_[static_cast<size_t>(rank)];
-  block.mask = p.mask;
-  block.softmax_scale = p.softmax_scale;
-  block.scratch = buf_.kernel_scratch;
-  block.progress = comm_progress_hook(comm);  // the next block's transfer moves meanwhile
+  block.q_pos = positions_of_[static_cast<size_t>(rank_)];
 
   const void* k = args.k;
   const void* v = args.v;
   // Our share of the previous block going to its owner, and a share of ours arriving.
   Request shares;
   for (int step = 0; step < ranks; ++step) {
-    const int source = (rank - step + ranks) % ranks;  // owner of the block held this step
+    const int source = (rank_ - step + ranks) % ranks;  // owner of the block held this step
     Request incoming;
     char* landing = static_cast<char*>(buf_.kv_recv[step % 2]);
     if (step + 1 < ranks) SEQPAR_RETURN_IF_ERROR(post_kv_shift(step, k, v, landing, incoming));
     // Step 0's block is our own: its share goes straight into the total; later shares go out.
     const size_t held_elems = ShardSizes::of_rank(ctx_, source).kv_elems;
     float* share = step == 0 ? buf_.dkv_total : buf_.dkv_local;  // (2, B, S_local, Hkv, D)
-    SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(share, 2 * held_elems * sizeof(float), target));
-    block.shape = shard_block_shape(ctx_, rank, source);
+    SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(share, 2 * held_elems * sizeof(float), target_));
+    block.shape = shard_block_shape(ctx_, rank_, source);
     block.dk = share;
     block.dv = share + held_elems;
     block.k = k;
     block.v = v;
     block.k_pos = positions_of_[static_cast<size_t>(source)];
-    SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target));
+    SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target_));
 
     if (step > 0) {
       SEQPAR_RETURN_IF_ERROR(comm.wait(shares));  // last step's transfers are done
       if (step > 1) {
         SEQPAR_RETURN_IF_ERROR(buffer_ops::add_to_float(buf_.dkv_total, buf_.dkv_recv, p.dtype,
-                                                        2 * kv_elems, target));
+                                                        2 * kv_elems, target_));
       }
       SEQPAR_RETURN_IF_ERROR(buffer_ops::convert_from_float(buf_.dkv_local, buf_.dkv_send, p.dtype,
-                                                            2 * held_elems, target));
-      const int holder = (rank + step) % ranks;  // holds our block this step
+                                                            2 * held_elems, target_));
+      const int holder = (rank_ + step) % ranks;  // holds our block this step
       const P2POp ops[] = {P2POp::send(source, buf_.dkv_send, 2 * kv_bytes_of(source)),
                            P2POp::recv(holder, buf_.dkv_recv, 2 * shard_.kv_bytes)};
       SEQPAR_RETURN_IF_ERROR(comm.start_exchange(ops, shares));
@@ -216,24 +199,17 @@ Status RingEngine::backward(const BackwardArgs& args) {
   }
   if (ranks > 1) {  // the last share of our block
     SEQPAR_RETURN_IF_ERROR(comm.wait(shares));
-    SEQPAR_RETURN_IF_ERROR(buffer_ops::add_to_float(buf_.dkv_total, buf_.dkv_recv, p.dtype,
-                                                    2 * kv_elems, target));
+    SEQPAR_RETURN_IF_ERROR(
+        buffer_ops::add_to_float(buf_.dkv_total, buf_.dkv_recv, p.dtype, 2 * kv_elems, target_));
   }
   SEQPAR_RETURN_IF_ERROR(
-      buffer_ops::convert_from_float(buf_.dkv_total, args.dk, p.dtype, kv_elems, target));
-  SEQPAR_RETURN_IF_ERROR(buffer_ops::convert_from_float(buf_.dkv_total + kv_elems, args.dv,
-                                                        p.dtype, kv_elems, target));
-  return buffer_ops::convert_from_float(buf_.acc_q, args.dq, p.dtype, shard_.q_elems, target);
+      buffer_ops::convert_from_float(buf_.dkv_total, args.dk, p.dtype, kv_elems, target_));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::convert_from_float(buf_.dkv_total + kv_elems, args.dv, p.dtype,
+                                                        kv_elems, target_));
+  return buffer_ops::convert_from_float(buf_.acc_q, args.dq, p.dtype, shard_.q_elems, target_);
 }
 
 // ---- the ring, striped and zigzag schemes: the engine over their layouts ----
-
-template <LayoutKind kind>
-StatusOr<Layout> layout_of(const PlanConfig& config, int ranks) {
-  return Layout::make(kind, config.problem.seq, ranks);
-}
-
-std::vector<int> one_ring(int /*ranks*/) { return {1}; }
 
 void ring_family_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out) {
   const AttentionProblem& p = context.problem;
@@ -242,13 +218,14 @@ void ring_family_schedule(const SchemeContext& context, Pass pass, ScheduleSink&
   ring_engine_schedule(p, context.layout, layout_id, {&lane, 1}, pass, out);
 }
 
+// The ring, striped and zigzag schemes differ only in their layout.
 template <LayoutKind kind>
-SchemeDescriptor ring_family_descriptor(const char* name, const char* summary) {
+constexpr SchemeDescriptor ring_family_descriptor(const char* name, const char* summary) {
   return {name,
           summary,
-          &layout_of<kind>,
+          &layout_of_kind<kind>,
           nullptr,
-          &one_ring,
+          &sequence_only,
           false,
           &create_ring_engine,
           &ring_engine_workspace_bytes,
@@ -258,16 +235,11 @@ SchemeDescriptor ring_family_descriptor(const char* name, const char* summary) {
 }  // namespace
 
 StatusOr<std::unique_ptr<Scheme>> create_ring_engine(const SchemeContext& context) {
-  auto engine = std::make_unique<RingEngine>(context);
-  SEQPAR_RETURN_IF_ERROR(engine->prepare());
-  return std::unique_ptr<Scheme>(std::move(engine));
+  return make_prepared<RingEngine, Scheme>(context);
 }
 
 StatusOr<size_t> ring_engine_workspace_bytes(const SchemeContext& context, int rank) {
-  WorkspaceArena arena;
-  RingBuffers buffers;
-  buffers.add_to(arena, context, rank);
-  return arena.bytes();
+  return arena_bytes<RingBuffers>(context, rank);
 }
 
 void ring_engine_schedule(const AttentionProblem& p, const Layout& layout, int layout_id,
@@ -310,22 +282,13 @@ void ring_engine_schedule(const AttentionProblem& p, const Layout& layout, int l
   }
 }
 
-const SchemeDescriptor& ring_scheme() {
-  static const SchemeDescriptor d = ring_family_descriptor<LayoutKind::kContiguous>(
-      "ring", "contiguous runs of S/P tokens (any S >= P); causal work unbalanced: the baseline");
-  return d;
-}
-
-const SchemeDescriptor& striped_scheme() {
-  static const SchemeDescriptor d = ring_family_descriptor<LayoutKind::kStriped>(
-      "striped", "token t on rank t mod P (S % P == 0); causal work balanced");
-  return d;
-}
-
-const SchemeDescriptor& zigzag_scheme() {
-  static const SchemeDescriptor d = ring_family_descriptor<LayoutKind::kZigzag>(
-      "zigzag", "chunks r and 2P-1-r of 2P (S % 2P == 0); causal work balanced in half blocks");
-  return d;
-}
+extern constinit const SchemeDescriptor kRingScheme =
+    ring_family_descriptor<LayoutKind::kContiguous>(
+        "ring", "contiguous runs of S/P tokens (any S >= P); causal work unbalanced: the baseline");
+extern constinit const SchemeDescriptor kStripedScheme =
+    ring_family_descriptor<LayoutKind::kStriped>(
+        "striped", "token t on rank t mod P (S % P == 0); causal work balanced");
+extern constinit const SchemeDescriptor kZigzagScheme = ring_family_descriptor<LayoutKind::kZigzag>(
+    "zigzag", "chunks r and 2P-1-r of 2P (S % 2P == 0); causal work balanced in half blocks");
 
 }  // namespace seqpar

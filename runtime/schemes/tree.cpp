@@ -67,18 +67,18 @@ struct TreeBuffers {
     arena.add(pack_all, ranks * pack_bytes);
     arena.add(dq_own, bwd * slot.q_elems * sizeof(float));
     arena.add(dkv, bwd * 2 * own.kv_elems * sizeof(float));
-    arena.add(kernel_scratch, block_kernel_scratch_bytes(largest_block_shape(ctx),
-                                                         {ctx.device, ctx.stream}, ctx.backward));
+    arena.add(kernel_scratch, shard_kernel_scratch_bytes(ctx));
   }
 };
 
-class TreeScheme final : public Scheme {
+class TreeScheme final : public SchemeBase {
  public:
   explicit TreeScheme(const SchemeContext& context)
-      : ctx_(context),
-        shard_(ShardSizes::of_rank(context, context.comm->rank())),
+      : SchemeBase(context),
         slot_(ShardSizes::largest(context)),
-        pack_bytes_(pack_bytes_of(context)) {}
+        pack_bytes_(pack_bytes_of(context)),
+        local_(context.layout.local_seq(rank_)),
+        slot_tokens_(context.layout.max_local_seq()) {}
   Status prepare();
 
   Status forward(const ForwardArgs& args) override;
@@ -95,81 +95,74 @@ class TreeScheme final : public Scheme {
   }
   bool padded() const { return shard_.q_elems != slot_.q_elems; }  // our shard is a token short
 
-  SchemeContext ctx_;
-  ShardSizes shard_;  // sizes of this rank's shards (B, S_local, ...)
-  ShardSizes slot_;   // sizes of one gathered slice (B, S_max, ...)
+  ShardSizes slot_;  // sizes of one gathered slice (B, S_max, ...)
   size_t pack_bytes_ = 0;
+  int64_t local_ = 0;        // S_local: this rank's tokens
+  int64_t slot_tokens_ = 0;  // S_max: the tokens of one gathered slice
   std::unique_ptr<TreeCombine> combine_;
-  WorkspaceBuffer workspace_;
   TreeBuffers buf_;
 };
 
 Status TreeScheme::prepare() {
-  SEQPAR_ASSIGN_OR_RETURN(combine_, TreeCombine::create(*ctx_.comm, ctx_.ranks_per_node,
-                                                        combine_shape(ctx_),
-                                                        {ctx_.device, ctx_.stream}));
+  SEQPAR_ASSIGN_OR_RETURN(combine_,
+                          TreeCombine::create(*ctx_.comm, ctx_.ranks_per_node, combine_shape(ctx_),
+                                              {ctx_.device, ctx_.stream}));
   WorkspaceArena arena;
-  buf_.add_to(arena, ctx_, ctx_.comm->rank());
+  buf_.add_to(arena, ctx_, rank_);
   SEQPAR_RETURN_IF_ERROR(arena.allocate(workspace_, ctx_.device));
   // Padding rows stay zero: steps overwrite only the rows of our tokens.
-  const KernelTarget target{ctx_.device, ctx_.stream};
-  if (padded()) SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.q_stage, slot_.q_bytes, target));
-  return buffer_ops::zero(buf_.pack, ctx_.backward ? pack_bytes_ : 0, target);
+  if (padded()) SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.q_stage, slot_.q_bytes, target_));
+  return buffer_ops::zero(buf_.pack, ctx_.backward ? pack_bytes_ : 0, target_);
 }
 
 Status TreeScheme::forward(const ForwardArgs& args) {
   Communicator& comm = *ctx_.comm;
   const AttentionProblem& p = ctx_.problem;
-  const int rank = comm.rank();
-  const KernelTarget target{ctx_.device, ctx_.stream};
   const DType dt = p.dtype;
   const int64_t B = p.batch, Hq = p.heads_q, D = p.head_dim;
-  const int64_t local = ctx_.layout.local_seq(rank), slot = ctx_.layout.max_local_seq();
 
   const void* q_send = args.q;  // (B, S_local, Hq, D), or padded to (B, S_max, Hq, D)
   if (padded()) {
-    SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({args.q, dt, {B, local, Hq, D}}, {0, 0},
-                                                      {buf_.q_stage, dt, {B, slot, Hq, D}}, {0, 0},
-                                                      local, Hq, target));
+    SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({args.q, dt, {B, local_, Hq, D}}, {0, 0},
+                                                      {buf_.q_stage, dt, {B, slot_tokens_, Hq, D}},
+                                                      {0, 0}, local_, Hq, target_));
     q_send = buf_.q_stage;
   }
-  SEQPAR_RETURN_IF_ERROR(comm.all_gather(q_send, buf_.q_all, slot_.q_bytes));  // (P, B, S_max, Hq, D)
+  SEQPAR_RETURN_IF_ERROR(
+      comm.all_gather(q_send, buf_.q_all, slot_.q_bytes));  // (P, B, S_max, Hq, D)
 
-  BlockForwardParams block;
-  block.shape = {B, slot, local, Hq, p.heads_kv, D};  // every slice against our keys
-  block.dtype = dt;
+  auto block = plan_block_params<BlockForwardParams>(p, buf_.kernel_scratch);
+  block.shape = {B, slot_tokens_, local_, Hq, p.heads_kv, D};  // every slice against our keys
   block.k = args.k;  // (B, S_local, Hkv, D): this rank's keys, never sent
   block.v = args.v;
-  block.k_pos = positions_of(rank);
-  block.mask = p.mask;
-  block.softmax_scale = p.softmax_scale;
-  block.scratch = buf_.kernel_scratch;
+  block.k_pos = positions_of(rank_);
   for (int r = 0; r < comm.size(); ++r) {  // rank r's queries against our keys
     block.q = static_cast<const char*>(buf_.q_all) + static_cast<size_t>(r) * slot_.q_bytes;
     block.out = buf_.acc_all + static_cast<size_t>(r) * slot_.q_elems;    // (B, S_max, Hq, D)
     block.lse = buf_.lse_all + static_cast<size_t>(r) * slot_.lse_elems;  // (B, Hq, S_max)
     block.q_pos = positions_of(r);
-    SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target));
+    SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target_));
   }
-  SEQPAR_RETURN_IF_ERROR(combine_->combine(buf_.acc_all, buf_.lse_all, rank * B, (rank + 1) * B));
+  SEQPAR_RETURN_IF_ERROR(combine_->combine(buf_.acc_all, buf_.lse_all, rank_ * B, (rank_ + 1) * B));
   // Our rows of our slice: O rounded once to storage, and the LSE.
   SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect(
-      {buf_.acc_all + static_cast<size_t>(rank) * slot_.q_elems, DType::kF32, {B, slot, Hq, D}}, {0, 0},
-      {args.out, dt, {B, local, Hq, D}}, {0, 0}, local, Hq, target));
+      {buf_.acc_all + static_cast<size_t>(rank_) * slot_.q_elems,
+       DType::kF32,
+       {B, slot_tokens_, Hq, D}},
+      {0, 0}, {args.out, dt, {B, local_, Hq, D}}, {0, 0}, local_, Hq, target_));
   SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect(
-      {buf_.lse_all + static_cast<size_t>(rank) * slot_.lse_elems, DType::kF32, {B, Hq, slot, 1}},
-      {0, 0}, {args.lse, DType::kF32, {B, Hq, local, 1}}, {0, 0}, Hq, local, target));
+      {buf_.lse_all + static_cast<size_t>(rank_) * slot_.lse_elems,
+       DType::kF32,
+       {B, Hq, slot_tokens_, 1}},
+      {0, 0}, {args.lse, DType::kF32, {B, Hq, local_, 1}}, {0, 0}, Hq, local_, target_));
   return Status::ok();
 }
 
 Status TreeScheme::backward(const BackwardArgs& args) {
   Communicator& comm = *ctx_.comm;
   const AttentionProblem& p = ctx_.problem;
-  const int rank = comm.rank();
-  const KernelTarget target{ctx_.device, ctx_.stream};
   const DType dt = p.dtype;
   const int64_t B = p.batch, Hq = p.heads_q, D = p.head_dim;
-  const int64_t local = ctx_.layout.local_seq(rank), slot = ctx_.layout.max_local_seq();
   const size_t stat_bytes = slot_.lse_elems * sizeof(float);
 
   // buf_.pack = [lse (B, Hq, S_max) fp32 | delta (B, Hq, S_max) fp32 | q, dout (B, S_max, Hq, D)
@@ -180,35 +173,31 @@ Status TreeScheme::backward(const BackwardArgs& args) {
   char* pack_dout = pack_q + slot_.q_bytes;
   // delta of our rows into buf_.dq_own (free until the reduce-scatter), then into the pack.
   SEQPAR_RETURN_IF_ERROR(
-      run_attention_delta(args.out, args.dout, dt, B, local, Hq, D, buf_.dq_own, target));
+      run_attention_delta(args.out, args.dout, dt, B, local_, Hq, D, buf_.dq_own, target_));
   SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect(
-      {args.lse, DType::kF32, {B, Hq, local, 1}}, {0, 0}, {pack_lse, DType::kF32, {B, Hq, slot, 1}},
-      {0, 0}, Hq, local, target));
+      {args.lse, DType::kF32, {B, Hq, local_, 1}}, {0, 0},
+      {pack_lse, DType::kF32, {B, Hq, slot_tokens_, 1}}, {0, 0}, Hq, local_, target_));
   SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect(
-      {buf_.dq_own, DType::kF32, {B, Hq, local, 1}}, {0, 0},
-      {pack_delta, DType::kF32, {B, Hq, slot, 1}}, {0, 0}, Hq, local, target));
-  SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({args.q, dt, {B, local, Hq, D}}, {0, 0},
-                                                    {pack_q, dt, {B, slot, Hq, D}}, {0, 0}, local,
-                                                    Hq, target));
-  SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({args.dout, dt, {B, local, Hq, D}}, {0, 0},
-                                                    {pack_dout, dt, {B, slot, Hq, D}}, {0, 0},
-                                                    local, Hq, target));
+      {buf_.dq_own, DType::kF32, {B, Hq, local_, 1}}, {0, 0},
+      {pack_delta, DType::kF32, {B, Hq, slot_tokens_, 1}}, {0, 0}, Hq, local_, target_));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({args.q, dt, {B, local_, Hq, D}}, {0, 0},
+                                                    {pack_q, dt, {B, slot_tokens_, Hq, D}}, {0, 0},
+                                                    local_, Hq, target_));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({args.dout, dt, {B, local_, Hq, D}}, {0, 0},
+                                                    {pack_dout, dt, {B, slot_tokens_, Hq, D}},
+                                                    {0, 0}, local_, Hq, target_));
   SEQPAR_RETURN_IF_ERROR(comm.all_gather(buf_.pack, buf_.pack_all, pack_bytes_));
 
   SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(
-      buf_.acc_all, static_cast<size_t>(comm.size()) * slot_.q_elems * sizeof(float), target));
-  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.dkv, 2 * shard_.kv_elems * sizeof(float), target));
-  BlockBackwardParams block;
-  block.shape = {B, slot, local, Hq, p.heads_kv, D};
-  block.dtype = dt;
+      buf_.acc_all, static_cast<size_t>(comm.size()) * slot_.q_elems * sizeof(float), target_));
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.dkv, 2 * shard_.kv_elems * sizeof(float), target_));
+  auto block = plan_block_params<BlockBackwardParams>(p, buf_.kernel_scratch);
+  block.shape = {B, slot_tokens_, local_, Hq, p.heads_kv, D};
   block.k = args.k;
   block.v = args.v;
   block.dk = buf_.dkv;
   block.dv = buf_.dkv + shard_.kv_elems;
-  block.k_pos = positions_of(rank);
-  block.mask = p.mask;
-  block.softmax_scale = p.softmax_scale;
-  block.scratch = buf_.kernel_scratch;
+  block.k_pos = positions_of(rank_);
   for (int r = 0; r < comm.size(); ++r) {  // rank r's queries against our keys
     const char* from = buf_.pack_all + static_cast<size_t>(r) * pack_bytes_;
     block.lse = reinterpret_cast<const float*>(from);
@@ -217,33 +206,24 @@ Status TreeScheme::backward(const BackwardArgs& args) {
     block.dout = from + 2 * stat_bytes + slot_.q_bytes;
     block.dq = buf_.acc_all + static_cast<size_t>(r) * slot_.q_elems;  // (B, S_max, Hq, D) partial
     block.q_pos = positions_of(r);
-    SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target));
+    SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target_));
   }
   // Each rank's dQ rows summed over every rank's keys, in fp32.
   SEQPAR_RETURN_IF_ERROR(
       comm.reduce_scatter(buf_.acc_all, buf_.dq_own, slot_.q_elems, DType::kF32, ReduceOp::kSum));
-  SEQPAR_RETURN_IF_ERROR(buffer_ops::copy_grid_rect({buf_.dq_own, DType::kF32, {B, slot, Hq, D}},
-                                                    {0, 0}, {args.dq, dt, {B, local, Hq, D}},
-                                                    {0, 0}, local, Hq, target));
   SEQPAR_RETURN_IF_ERROR(
-      buffer_ops::convert_from_float(buf_.dkv, args.dk, dt, shard_.kv_elems, target));
+      buffer_ops::copy_grid_rect({buf_.dq_own, DType::kF32, {B, slot_tokens_, Hq, D}}, {0, 0},
+                                 {args.dq, dt, {B, local_, Hq, D}}, {0, 0}, local_, Hq, target_));
+  SEQPAR_RETURN_IF_ERROR(
+      buffer_ops::convert_from_float(buf_.dkv, args.dk, dt, shard_.kv_elems, target_));
   return buffer_ops::convert_from_float(buf_.dkv + shard_.kv_elems, args.dv, dt, shard_.kv_elems,
-                                        target);
-}
-
-StatusOr<std::unique_ptr<Scheme>> create_tree(const SchemeContext& context) {
-  auto scheme = std::make_unique<TreeScheme>(context);
-  SEQPAR_RETURN_IF_ERROR(scheme->prepare());
-  return std::unique_ptr<Scheme>(std::move(scheme));
+                                        target_);
 }
 
 StatusOr<size_t> tree_workspace_bytes(const SchemeContext& context, int rank) {
-  WorkspaceArena arena;
-  TreeBuffers buffers;
-  buffers.add_to(arena, context, rank);
-  return arena.bytes() + TreeCombine::workspace_bytes_for(combine_shape(context),
-                                                          context.layout.ranks(),
-                                                          context.ranks_per_node);
+  return arena_bytes<TreeBuffers>(context, rank) +
+         TreeCombine::workspace_bytes_for(combine_shape(context), context.layout.ranks(),
+                                          context.ranks_per_node);
 }
 
 // Every step is blocking: a gather, every rank's queries against our keys, then the combine
@@ -276,21 +256,16 @@ void tree_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out) {
 
 }  // namespace
 
-const SchemeDescriptor& tree_scheme() {
-  static const SchemeDescriptor d{
-      "tree",
-      "contiguous runs (any S >= P); queries gathered, partials combined by two all-reduces "
-      "(per node when it spans nodes); made for decoding, sends more than a ring in training",
-      [](const PlanConfig& c, int ranks) {
-        return Layout::make(LayoutKind::kContiguous, c.problem.seq, ranks);
-      },
-      nullptr,
-      [](int) { return std::vector<int>{1}; },
-      false,
-      &create_tree,
-      &tree_workspace_bytes,
-      &tree_schedule};
-  return d;
-}
+extern constinit const SchemeDescriptor kTreeScheme{
+    "tree",
+    "contiguous runs (any S >= P); queries gathered, partials combined by two all-reduces (per "
+    "node when it spans nodes); made for decoding, sends more than a ring in training",
+    &layout_of_kind<LayoutKind::kContiguous>,
+    nullptr,
+    &sequence_only,
+    false,
+    &make_prepared<TreeScheme, Scheme, SchemeContext>,
+    &tree_workspace_bytes,
+    &tree_schedule};
 
 }  // namespace seqpar

@@ -29,8 +29,9 @@ struct TreeDecodeBuffers {
   void add_to(WorkspaceArena& arena, const DecodeContext& ctx) {
     const AttentionProblem& p = ctx.config.problem;
     const CombineShape rows = combine_shape(ctx);
-    const BlockShape block{1,         ctx.config.q_len, KvCache::local_capacity_for(ctx.cache, ctx.ranks),
-                           p.heads_q, p.heads_kv,       p.head_dim};
+    const BlockShape block{
+        1,         ctx.config.q_len, KvCache::local_capacity_for(ctx.cache, ctx.ranks),
+        p.heads_q, p.heads_kv,       p.head_dim};
     arena.add(out, static_cast<size_t>(rows.out_elems()) * sizeof(float));
     arena.add(lse, static_cast<size_t>(rows.lse_elems()) * sizeof(float));
     arena.add(kernel_scratch, block_kernel_scratch_bytes(block, {Device::kHost, nullptr}, false));
@@ -41,9 +42,9 @@ class TreeDecoder final : public Decoder {
  public:
   explicit TreeDecoder(const DecodeContext& context) : ctx_(context) {}
   Status prepare() {
-    SEQPAR_ASSIGN_OR_RETURN(combine_,
-                            TreeCombine::create(*ctx_.comm, ctx_.config.ranks_per_node,
-                                                combine_shape(ctx_), {Device::kHost, nullptr}));
+    SEQPAR_ASSIGN_OR_RETURN(
+        combine_, TreeCombine::create(*ctx_.comm, ctx_.config.ranks_per_node, combine_shape(ctx_),
+                                      {Device::kHost, nullptr}));
     WorkspaceArena arena;
     buf_.add_to(arena, ctx_);
     return arena.allocate(workspace_);
@@ -93,18 +94,10 @@ Status TreeDecoder::step(const void* q, const KvCache& cache, void* out, float* 
   return Status::ok();
 }
 
-StatusOr<std::unique_ptr<Decoder>> create_tree_decoder(const DecodeContext& context) {
-  auto decoder = std::make_unique<TreeDecoder>(context);
-  SEQPAR_RETURN_IF_ERROR(decoder->prepare());
-  return std::unique_ptr<Decoder>(std::move(decoder));
-}
-
 StatusOr<size_t> tree_decoder_workspace_bytes(const DecodeContext& context, int /*rank*/) {
-  WorkspaceArena arena;
-  TreeDecodeBuffers buffers;
-  buffers.add_to(arena, context);
-  return arena.bytes() + TreeCombine::workspace_bytes_for(combine_shape(context), context.ranks,
-                                                          context.config.ranks_per_node);
+  return arena_bytes<TreeDecodeBuffers>(context) +
+         TreeCombine::workspace_bytes_for(combine_shape(context), context.ranks,
+                                          context.config.ranks_per_node);
 }
 
 // Each rank's rows against its shard, then the combine.
@@ -124,13 +117,11 @@ void tree_decoder_schedule(const DecodeContext& context, int64_t cache_length, S
 
 }  // namespace
 
-const DecoderDescriptor& tree_decoder() {
-  static const DecoderDescriptor d{
-      "tree",
-      "each rank's partial against its cache shard, merged by two small all-reduces: bytes "
-      "independent of the cache length",
-      &create_tree_decoder, &tree_decoder_workspace_bytes, &tree_decoder_schedule};
-  return d;
-}
+extern constinit const DecoderDescriptor kTreeDecoder{
+    "tree",
+    "each rank's partial against its cache shard, merged by two small all-reduces: bytes "
+    "independent of the cache length",
+    &make_prepared<TreeDecoder, Decoder, DecodeContext>, &tree_decoder_workspace_bytes,
+    &tree_decoder_schedule};
 
 }  // namespace seqpar

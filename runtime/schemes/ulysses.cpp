@@ -51,17 +51,22 @@ struct UlyssesBuffers {
     arena.add(dkv_heads, bwd ? 2 * kv_elems * sizeof(float) : 0);
     arena.add(delta_local, bwd ? ShardSizes::of_rank(ctx, rank).lse_elems * sizeof(float) : 0);
     arena.add(kernel_scratch,
-              block_kernel_scratch_bytes(heads_block(p, mine), {ctx.device, ctx.stream}, bwd));
+              block_kernel_scratch_bytes(heads_block(p, mine), target_of(ctx), bwd));
   }
 };
 
 class UlyssesScheme final : public Scheme {
  public:
-  UlyssesScheme(const SchemeContext& context, std::unique_ptr<HeadExchange> exchange)
-      : ctx_(context),
-        local_seq_(context.layout.local_seq(context.comm->rank())),
-        exchange_(std::move(exchange)) {}
+  explicit UlyssesScheme(const SchemeContext& context)
+      : ctx_(context), local_seq_(context.layout.local_seq(context.comm->rank())) {}
+  // The head split and the all-to-alls' counts, then the arena.
   Status prepare() {
+    const AttentionProblem& p = ctx_.problem;
+    SEQPAR_ASSIGN_OR_RETURN(std::vector<HeadSlice> slices,
+                            split_heads(p.heads_q, p.heads_kv, ctx_.layout.ranks()));
+    SEQPAR_ASSIGN_OR_RETURN(
+        exchange_, HeadExchange::create(p, *ctx_.comm, std::move(slices), tokens_of(ctx_.layout),
+                                        BackwardCarry::kDelta, target_of(ctx_), ctx_.backward));
     WorkspaceArena arena;
     buf_.add_to(arena, ctx_, exchange_->mine(), ctx_.comm->rank());
     return arena.allocate(workspace_, ctx_.device);
@@ -88,9 +93,8 @@ Status UlyssesScheme::forward(const ForwardArgs& args) {
   const AttentionProblem& p = ctx_.problem;
   SEQPAR_RETURN_IF_ERROR(exchange_->forward_in(args));
 
-  BlockForwardParams block;
+  auto block = plan_block_params<BlockForwardParams>(p, buf_.kernel_scratch);
   block.shape = block_shape();
-  block.dtype = p.dtype;
   block.q = exchange_->q_heads();
   block.k = exchange_->k_heads();
   block.v = exchange_->v_heads();
@@ -98,10 +102,7 @@ Status UlyssesScheme::forward(const ForwardArgs& args) {
   block.lse = exchange_->lse_heads();
   block.q_pos = PositionMap::affine(0, 1);
   block.k_pos = PositionMap::affine(0, 1);
-  block.mask = p.mask;
-  block.softmax_scale = p.softmax_scale;
   block.accumulate = false;
-  block.scratch = buf_.kernel_scratch;
   SEQPAR_RETURN_IF_ERROR(run_block_forward(block, {ctx_.device, ctx_.stream}));
 
   // O goes back rounded once to the storage dtype.
@@ -124,9 +125,8 @@ Status UlyssesScheme::backward(const BackwardArgs& args) {
   const size_t kv_elems = static_cast<size_t>(B * S * mine.kv_count * D);
   SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.acc_q, q_elems * sizeof(float), target));
   SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(buf_.dkv_heads, 2 * kv_elems * sizeof(float), target));
-  BlockBackwardParams block;
+  auto block = plan_block_params<BlockBackwardParams>(p, buf_.kernel_scratch);
   block.shape = block_shape();
-  block.dtype = dt;
   block.q = exchange_->q_heads();
   block.k = exchange_->k_heads();
   block.v = exchange_->v_heads();
@@ -138,44 +138,25 @@ Status UlyssesScheme::backward(const BackwardArgs& args) {
   block.dv = buf_.dkv_heads + kv_elems;
   block.q_pos = PositionMap::affine(0, 1);
   block.k_pos = PositionMap::affine(0, 1);
-  block.mask = p.mask;
-  block.softmax_scale = p.softmax_scale;
-  block.scratch = buf_.kernel_scratch;
   SEQPAR_RETURN_IF_ERROR(run_block_backward(block, target));
 
   // dQ, dK, dV go back rounded once to the storage dtype.
-  return exchange_->backward_out(buf_.acc_q, buf_.dkv_heads, buf_.dkv_heads + kv_elems, DType::kF32, args);
+  return exchange_->backward_out(buf_.acc_q, buf_.dkv_heads, buf_.dkv_heads + kv_elems, DType::kF32,
+                                 args);
 }
 
 Status validate_ulysses(const PlanConfig& config, int ranks) {
   return split_heads(config.problem.heads_q, config.problem.heads_kv, ranks).status();
 }
 
-StatusOr<std::unique_ptr<Scheme>> create_ulysses(const SchemeContext& context) {
-  const AttentionProblem& p = context.problem;
-  SEQPAR_ASSIGN_OR_RETURN(std::vector<HeadSlice> slices,
-                          split_heads(p.heads_q, p.heads_kv, context.layout.ranks()));
-  SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<HeadExchange> exchange,
-                          HeadExchange::create(p, *context.comm, std::move(slices),
-                                               tokens_of(context.layout), BackwardCarry::kDelta,
-                                               {context.device, context.stream}, context.backward));
-  auto scheme = std::make_unique<UlyssesScheme>(context, std::move(exchange));
-  SEQPAR_RETURN_IF_ERROR(scheme->prepare());
-  return std::unique_ptr<Scheme>(std::move(scheme));
-}
-
 StatusOr<size_t> ulysses_workspace_bytes(const SchemeContext& context, int rank) {
   const AttentionProblem& p = context.problem;
   SEQPAR_ASSIGN_OR_RETURN(const std::vector<HeadSlice> slices,
                           split_heads(p.heads_q, p.heads_kv, context.layout.ranks()));
-  SEQPAR_ASSIGN_OR_RETURN(const size_t exchange,
-                          HeadExchange::workspace_bytes_for(p, slices, tokens_of(context.layout),
-                                                            rank, BackwardCarry::kDelta,
-                                                            context.backward));
-  WorkspaceArena arena;
-  UlyssesBuffers buffers;
-  buffers.add_to(arena, context, slices[static_cast<size_t>(rank)], rank);
-  return exchange + arena.bytes();
+  SEQPAR_ASSIGN_OR_RETURN(const size_t exchange, HeadExchange::workspace_bytes_for(
+                                                     p, slices, tokens_of(context.layout), rank,
+                                                     BackwardCarry::kDelta, context.backward));
+  return exchange + arena_bytes<UlyssesBuffers>(context, slices[static_cast<size_t>(rank)], rank);
 }
 
 // The all-to-alls are blocking, so each is a step of its own around the one block per rank.
@@ -215,21 +196,16 @@ void ulysses_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out
 
 }  // namespace
 
-const SchemeDescriptor& ulysses_scheme() {
-  static const SchemeDescriptor d{
-      "ulysses",
-      "contiguous runs in and out, heads split over the ranks inside (Hq >= P): two "
-      "all-to-alls a pass, flat in P; best on fast all-to-all links",
-      [](const PlanConfig& c, int ranks) {
-        return Layout::make(LayoutKind::kContiguous, c.problem.seq, ranks);
-      },
-      &validate_ulysses,
-      [](int ranks) { return std::vector<int>{ranks}; },
-      false,
-      &create_ulysses,
-      &ulysses_workspace_bytes,
-      &ulysses_schedule};
-  return d;
-}
+extern constinit const SchemeDescriptor kUlyssesScheme{
+    "ulysses",
+    "contiguous runs in and out, heads split over the ranks inside (Hq >= P): two all-to-alls a "
+    "pass, flat in P; best on fast all-to-all links",
+    &layout_of_kind<LayoutKind::kContiguous>,
+    &validate_ulysses,
+    [](int ranks) { return std::vector<int>{ranks}; },
+    false,
+    &make_prepared<UlyssesScheme, Scheme, SchemeContext>,
+    &ulysses_workspace_bytes,
+    &ulysses_schedule};
 
 }  // namespace seqpar

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 
 #include "comm/threads/threads_communicator.hpp"
@@ -43,6 +44,21 @@ ModelInputs cpu_inputs(int nodes, int ranks_per_node, AttentionProblem p) {
 AttentionProblem problem(int64_t seq, int64_t hq, int64_t hkv, int64_t d, MaskKind mask,
                          DType dtype = DType::kF32) {
   return AttentionProblem{1, seq, hq, hkv, d, mask, dtype, 0.0f};
+}
+
+// The largest of `bytes_of(comm)` over `ranks` threads (each rank makes its plan).
+size_t largest_over_ranks(int ranks,
+                          const std::function<StatusOr<size_t>(Communicator&)>& bytes_of) {
+  std::mutex mutex;
+  size_t most = 0;
+  const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
+    SEQPAR_ASSIGN_OR_RETURN(const size_t bytes, bytes_of(comm));
+    std::lock_guard<std::mutex> lock(mutex);
+    most = std::max(most, bytes);
+    return Status::ok();
+  });
+  EXPECT_TRUE(status.is_ok()) << status.to_string();
+  return most;
 }
 
 // The busiest rank's bytes per layer by the oracles, for a training or prefill candidate.
@@ -94,8 +110,8 @@ TEST(CostModelBytes, DecodersSendWhatTheOraclesSay) {
       const oracle::Shape shape{in.problem, 6, 1, 3};
       int64_t most = 0;
       for (int r = 0; r < 6; ++r) {
-        most = std::max(
-            most, oracle::decode_step(cost.candidate.decoder, shape, 2, seq, r).bytes_sent);
+        most = std::max(most,
+                        oracle::decode_step(cost.candidate.decoder, shape, 2, seq, r).bytes_sent);
       }
       EXPECT_EQ(cost.bytes_sent_per_rank, most) << cost.candidate.name() << " S=" << seq;
     }
@@ -165,8 +181,8 @@ TEST(CostModelMemory, WorkspaceEqualsWhatThePlanAllocates) {
     Phase phase;
     bool backward;
   };
-  for (const auto& [ranks, seq] : {std::pair{4, int64_t{2048}}, std::pair{5, int64_t{2000}},
-                                    std::pair{4, int64_t{1030}}}) {
+  for (const auto& [ranks, seq] :
+       {std::pair{4, int64_t{2048}}, std::pair{5, int64_t{2000}}, std::pair{4, int64_t{1030}}}) {
     const AttentionProblem p = problem(seq, 8, 2, 64, MaskKind::kCausal);
     for (const Candidate& candidate : enumerate_candidates(cpu_inputs(1, ranks, p))) {
       double training_model = 0, training_plan = 0;
@@ -179,15 +195,10 @@ TEST(CostModelMemory, WorkspaceEqualsWhatThePlanAllocates) {
         if (!cost.feasible) break;  // a grid or layout this problem does not allow
         const PlanConfig config = plan_config_for(in, candidate);
         ASSERT_EQ(config.backward, step.backward);
-        std::mutex mutex;
-        size_t most = 0;
-        const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
+        const size_t most = largest_over_ranks(ranks, [&](Communicator& comm) -> StatusOr<size_t> {
           SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(config, comm));
-          std::lock_guard<std::mutex> lock(mutex);
-          most = std::max(most, plan->workspace_bytes());
-          return Status::ok();
+          return plan->workspace_bytes();
         });
-        ASSERT_TRUE(status.is_ok()) << status.to_string();
         const double model = static_cast<double>(cost.workspace_bytes_per_rank);
         const double plan = static_cast<double>(most);
         const std::string what = str_cat(candidate.name(), " P=", ranks, " S=", seq, " ",
@@ -215,15 +226,10 @@ TEST(CostModelMemory, DecodeWorkspaceEqualsWhatTheDecodePlanAllocates) {
     for (const CandidateCost& cost : evaluate_candidates(in)) {
       ASSERT_TRUE(cost.feasible) << cost.excluded_reason;
       const DecodeConfig config = decode_config_for(in, cost.candidate);
-      std::mutex mutex;
-      size_t most = 0;
-      const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
+      const size_t most = largest_over_ranks(ranks, [&](Communicator& comm) -> StatusOr<size_t> {
         SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<DecodePlan> plan, DecodePlan::create(config, comm));
-        std::lock_guard<std::mutex> lock(mutex);
-        most = std::max(most, plan->workspace_bytes());
-        return Status::ok();
+        return plan->workspace_bytes();
       });
-      ASSERT_TRUE(status.is_ok()) << status.to_string();
       EXPECT_EQ(cost.workspace_bytes_per_rank, static_cast<int64_t>(most))
           << cost.candidate.name() << " P=" << ranks;
       EXPECT_GT(cost.memory_bytes_per_rank, cost.workspace_bytes_per_rank);  // + the cache

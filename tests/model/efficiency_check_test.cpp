@@ -164,7 +164,8 @@ TEST(EfficiencyCheck, HostMeasurementOfLightSeq) {
   topology.nodes = 4;
   topology.ranks_per_node = 1;
   topology.inter.bandwidth_bytes_per_s = 1e6;
-  const auto slow = compare_efficiency(back.value(), flat_rate(1e10), KernelTiles{64, 64}, &topology);
+  const auto slow =
+      compare_efficiency(back.value(), flat_rate(1e10), KernelTiles{64, 64}, &topology);
   ASSERT_TRUE(slow.is_ok()) << slow.status().to_string();
   EXPECT_LT(slow.value()[0].predicted, 0.5 * ring.predicted);
   EXPECT_LT(slow.value()[1].predicted, 0.5 * lightseq.predicted);

@@ -18,7 +18,8 @@ TEST(LinkKinds, NamesRoundTripAndUnknownIsRejected) {
 }
 
 TEST(LinkKinds, DocumentedDefaults) {
-  // ANCHORS.md: NVLink 4 ~370 GB/s NCCL bus bandwidth, 10-15 us; NDR 46-49 GB/s, 40-50 us.
+  // docs/reference_figures.md: NVLink 4 ~370 GB/s NCCL bus bandwidth, 10-15 us; NDR 46-49 GB/s,
+  // 40-50 us.
   EXPECT_DOUBLE_EQ(default_link(LinkKind::kNvlink).bandwidth_bytes_per_s, 370e9);
   EXPECT_GE(default_link(LinkKind::kNvlink).latency_s, 10e-6);
   EXPECT_LE(default_link(LinkKind::kNvlink).latency_s, 15e-6);

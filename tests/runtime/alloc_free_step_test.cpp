@@ -10,8 +10,8 @@
 
 #include "comm/threads/threads_communicator.hpp"
 #include "harness/test_data.hpp"
-#include "runtime/plan.hpp"
 #include "runtime/decode_plan.hpp"
+#include "runtime/plan.hpp"
 
 namespace {
 thread_local bool t_counting = false;
@@ -101,7 +101,8 @@ TEST_P(AllocationFreeDecode, AppendAndStepAllocateNothingOnceWarm) {
   std::vector<int64_t> allocations(static_cast<size_t>(ranks), -1);
   const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
     DecodeConfig config;
-    config.problem = AttentionProblem{1, 4 * ranks, 8, 2, 16, MaskKind::kCausal, DType::kBF16, 0.25f};
+    config.problem =
+        AttentionProblem{1, 4 * ranks, 8, 2, 16, MaskKind::kCausal, DType::kBF16, 0.25f};
     config.q_len = kNew;
     config.capacity = 4 * ranks + (kWarmupSteps + kCountedSteps) * kNew;
     config.decoder = decoder;

@@ -24,7 +24,8 @@ PlanConfig config_for(SchemeKind scheme, bool backward) {
   config.ulysses_degree = scheme == SchemeKind::kHybrid ? 2 : 0;  // 2 x 2
   config.problem = AttentionProblem{1, kRanks * 32, 8, 2, 32, MaskKind::kCausal, DType::kF32, 0.0f};
   // Contiguous layouts get S % P != 0 (shards differ by a token; tree pads its gathers).
-  if (plan_layout(config, kRanks).value().kind() == LayoutKind::kContiguous) config.problem.seq += 1;
+  if (plan_layout(config, kRanks).value().kind() == LayoutKind::kContiguous)
+    config.problem.seq += 1;
   config.backward = backward;
   return config;
 }

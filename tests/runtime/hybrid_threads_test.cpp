@@ -13,8 +13,8 @@
 #include "comm/threads/threads_communicator.hpp"
 #include "hybrid_cases.hpp"
 #include "runtime/hybrid_grid.hpp"
-#include "runtime/scheme_registry.hpp"
 #include "runtime/plan.hpp"
+#include "runtime/scheme_registry.hpp"
 
 namespace seqpar {
 namespace {
@@ -92,35 +92,29 @@ TEST(HybridPlacement, GroupsAreConsecutiveRanksAndRingsJoinEqualPlaces) {
 TEST(HybridCommFormula, MatchesHandCount) {
   const AttentionProblem p{1, 32, 6, 2, 8, MaskKind::kCausal, DType::kF32, 0.0f};
   const int64_t head = 128, stat = 4 * 4, kv = 512;
-  const oracle::Shape grid{p, 8, 4};
-  const auto fwd = testing::schedule_comm(SchemeKind::kHybrid, grid, Pass::kForward);
-  const auto bwd = testing::schedule_comm(SchemeKind::kHybrid, grid, Pass::kBackward);
-  ASSERT_EQ(fwd.size(), 8u);
-  // The schedule and the oracle, each against the hand count.
-  for (const bool from_schedule : {true, false}) {
-    SCOPED_TRACE(from_schedule ? "schedule" : "oracle");
-    auto f = [&](int r) { return from_schedule ? fwd[static_cast<size_t>(r)] : oracle::forward(SchemeKind::kHybrid, grid, r); };
-    auto b = [&](int r) { return from_schedule ? bwd[static_cast<size_t>(r)] : oracle::backward(SchemeKind::kHybrid, grid, r); };
-    // Rank 0 (u = 0: 2 q heads): Q of the other 4 heads, K and V of the other 3 slices; O + LSE
-    // of its 2 heads to 3 places; one ring exchange of K and V.
-    EXPECT_EQ(f(0)[CommOp::kAllToAll], 2);
-    EXPECT_EQ(f(0)[CommOp::kExchange], 1);
-    EXPECT_EQ(f(0).bytes_sent, 4 * head + 2 * 3 * head + 3 * 2 * (head + stat) + 2 * kv);
-    // Rank 5 (u = 1: 1 q head).
-    EXPECT_EQ(f(5).bytes_sent, 5 * head + 2 * 3 * head + 3 * (head + stat) + 2 * kv);
-    // Backward, rank 0: Q, dO, O of 4 heads, K, V of 3 slices, LSE of 4 heads; dQ (2 heads) and
-    // dK, dV (1 head each) to 3 places; the ring's K,V shift and dK,dV share.
-    EXPECT_EQ(b(0)[CommOp::kAllToAll], 2);
-    EXPECT_EQ(b(0)[CommOp::kExchange], 2);
-    EXPECT_EQ(b(0).bytes_sent,
-              3 * 4 * head + 2 * 3 * head + 4 * stat + 3 * (2 + 2) * head + 2 * 2 * kv);
-  }
+  testing::for_schedule_and_oracle(
+      SchemeKind::kHybrid, {p, 8, 4}, [&](const auto& f, const auto& b) {
+        // Rank 0 (u = 0: 2 q heads): Q of the other 4 heads, K and V of the other 3 slices; O + LSE
+        // of its 2 heads to 3 places; one ring exchange of K and V.
+        EXPECT_EQ(f(0)[CommOp::kAllToAll], 2);
+        EXPECT_EQ(f(0)[CommOp::kExchange], 1);
+        EXPECT_EQ(f(0).bytes_sent, 4 * head + 2 * 3 * head + 3 * 2 * (head + stat) + 2 * kv);
+        EXPECT_EQ(f(5).bytes_sent, 5 * head + 2 * 3 * head + 3 * (head + stat) + 2 * kv);  // u = 1
+        // Backward, rank 0: Q, dO, O of 4 heads, K, V of 3 slices, LSE of 4 heads; dQ (2 heads) and
+        // dK, dV (1 head each) to 3 places; the ring's K,V shift and dK,dV share.
+        EXPECT_EQ(b(0)[CommOp::kAllToAll], 2);
+        EXPECT_EQ(b(0)[CommOp::kExchange], 2);
+        EXPECT_EQ(b(0).bytes_sent,
+                  3 * 4 * head + 2 * 3 * head + 4 * stat + 3 * (2 + 2) * head + 2 * 2 * kv);
+      });
   // U = 1 is a zigzag ring over P groups (plus two local-copy all-to-alls); R = 1 sends only the
   // group's all-to-alls.
   const oracle::Shape zigzag_grid{p, 4, 1}, ulysses_grid{p, 4, 4};
   EXPECT_EQ(testing::schedule_comm(SchemeKind::kHybrid, zigzag_grid, Pass::kForward)[2].bytes_sent,
             oracle::forward(SchemeKind::kZigzag, zigzag_grid, 2).bytes_sent);
-  EXPECT_EQ(testing::schedule_comm(SchemeKind::kHybrid, ulysses_grid, Pass::kForward)[1][CommOp::kExchange], 0);
+  EXPECT_EQ(testing::schedule_comm(SchemeKind::kHybrid, ulysses_grid,
+                                   Pass::kForward)[1][CommOp::kExchange],
+            0);
 }
 
 TEST(HybridGrid, ChoosesTheWidestGroupInsideANodeThatTheHeadsAllow) {

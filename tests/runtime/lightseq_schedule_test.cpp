@@ -79,8 +79,10 @@ TEST(LightSeqCommFormula, MatchesHandCount) {
   const int64_t backward_bytes[] = {2 * 2 * kv + q, 2 * 2 * kv + 1 * 2 * kv,
                                     1 * 2 * kv + 2 * 2 * kv, 2 * 2 * kv + (2 * q + 2 * lse)};
   const oracle::Shape four{p, 4}, one{p, 1};
-  const std::vector<CommVolume> fwd = testing::schedule_comm(SchemeKind::kLightSeq, four, Pass::kForward);
-  const std::vector<CommVolume> bwd = testing::schedule_comm(SchemeKind::kLightSeq, four, Pass::kBackward);
+  const std::vector<CommVolume> fwd =
+      testing::schedule_comm(SchemeKind::kLightSeq, four, Pass::kForward);
+  const std::vector<CommVolume> bwd =
+      testing::schedule_comm(SchemeKind::kLightSeq, four, Pass::kBackward);
   for (int r = 0; r < 4; ++r) {
     SCOPED_TRACE(r);
     const size_t at = static_cast<size_t>(r);
@@ -94,7 +96,8 @@ TEST(LightSeqCommFormula, MatchesHandCount) {
     }
   }
   EXPECT_EQ(testing::schedule_comm(SchemeKind::kLightSeq, one, Pass::kForward)[0].bytes_sent, 0);
-  EXPECT_EQ(testing::schedule_comm(SchemeKind::kLightSeq, one, Pass::kBackward)[0][CommOp::kExchange], 0);
+  EXPECT_EQ(
+      testing::schedule_comm(SchemeKind::kLightSeq, one, Pass::kBackward)[0][CommOp::kExchange], 0);
   EXPECT_EQ(oracle::forward(SchemeKind::kLightSeq, one, 0).bytes_sent, 0);
 }
 

@@ -8,9 +8,9 @@
 
 #include "checked_step.hpp"
 #include "comm/threads/threads_communicator.hpp"
+#include "comm_oracles.hpp"
 #include "harness/test_data.hpp"
 #include "harness/training_step.hpp"
-#include "comm_oracles.hpp"
 #include "runtime/plan.hpp"
 #include "scheme_cases.hpp"
 
@@ -59,16 +59,9 @@ TEST(RingCommFormula, MatchesHandCount) {
 
 // Runs Plan::create on `ranks` threads with a per-rank config; returns every rank's status.
 std::vector<Status> create_plans(int ranks, const std::function<PlanConfig(int)>& config_of) {
-  std::vector<Status> statuses(static_cast<size_t>(ranks));
-  std::mutex mutex;
-  (void)run_threads(ranks, [&](Communicator& comm) -> Status {
-    comm.set_timeout(std::chrono::seconds(20));
-    Status s = Plan::create(config_of(comm.rank()), comm).status();
-    std::lock_guard<std::mutex> lock(mutex);
-    statuses[static_cast<size_t>(comm.rank())] = s;
-    return Status::ok();  // every rank reports; none aborts the others
+  return testing::statuses_on_threads(ranks, [&](Communicator& comm) {
+    return Plan::create(config_of(comm.rank()), comm).status();
   });
-  return statuses;
 }
 
 PlanConfig good_config() {

@@ -21,9 +21,9 @@ struct ProblemCase {
 };
 
 std::vector<ProblemCase> problems() {
-  return {{96, 8, 2, 16, 1, DType::kBF16},  {97, 8, 8, 8, 2, DType::kF32},
-          {120, 6, 2, 32, 1, DType::kF16},  {1000, 12, 3, 64, 1, DType::kBF16},
-          {48, 16, 1, 8, 1, DType::kF32},   {4099, 4, 4, 128, 1, DType::kBF16}};
+  return {{96, 8, 2, 16, 1, DType::kBF16}, {97, 8, 8, 8, 2, DType::kF32},
+          {120, 6, 2, 32, 1, DType::kF16}, {1000, 12, 3, 64, 1, DType::kBF16},
+          {48, 16, 1, 8, 1, DType::kF32},  {4099, 4, 4, 128, 1, DType::kBF16}};
 }
 
 // One scheme, every shape and rank count the plan accepts: the schedule equals the oracle.
@@ -32,20 +32,21 @@ void expect_schedules_match_oracles(SchemeKind scheme, MaskKind mask) {
   for (const ProblemCase& c : problems()) {
     for (const int ranks : {1, 2, 3, 4, 6, 8, 12, 16}) {
       const SchemeDescriptor& d = scheme_descriptor(scheme);
-      for (const int ulysses : d.takes_ulysses_degree ? d.candidate_degrees(ranks) : std::vector<int>{1}) {
+      for (const int ulysses :
+           d.takes_ulysses_degree ? d.candidate_degrees(ranks) : std::vector<int>{1}) {
         for (const int per_node : {0, 2, 4}) {
           if (per_node > 0 && (ranks % per_node != 0 || per_node >= ranks)) continue;
-          const AttentionProblem p{c.batch, c.seq, c.heads_q, c.heads_kv, c.head_dim,
-                                   mask,    c.dtype, 0.0f};
+          const AttentionProblem p{c.batch,    c.seq, c.heads_q, c.heads_kv,
+                                   c.head_dim, mask,  c.dtype,   0.0f};
           const oracle::Shape shape{p, ranks, ulysses, per_node};
           const std::vector<CommVolume> fwd = testing::schedule_comm(scheme, shape, Pass::kForward);
           if (fwd.empty()) continue;  // a shape this scheme refuses
           const std::vector<CommVolume> bwd =
               testing::schedule_comm(scheme, shape, Pass::kBackward);
           for (int r = 0; r < ranks; ++r) {
-            SCOPED_TRACE(str_cat(scheme_name(scheme), " S=", c.seq, " Hq=", c.heads_q, " Hkv=",
-                                 c.heads_kv, " P=", ranks, " U=", ulysses, " R/node=", per_node,
-                                 " rank ", r));
+            SCOPED_TRACE(str_cat(scheme_name(scheme), " S=", c.seq, " Hq=", c.heads_q,
+                                 " Hkv=", c.heads_kv, " P=", ranks, " U=", ulysses,
+                                 " R/node=", per_node, " rank ", r));
             EXPECT_EQ(fwd[static_cast<size_t>(r)], oracle::forward(scheme, shape, r));
             EXPECT_EQ(bwd[static_cast<size_t>(r)], oracle::backward(scheme, shape, r));
           }
@@ -81,8 +82,8 @@ TEST(DecoderScheduleMatchesOracle, EveryRankEveryCacheLength) {
       for (const int per_node : {0, 2, 3}) {
         if (per_node > 0 && (ranks % per_node != 0 || per_node >= ranks)) continue;
         DecodeConfig config;
-        config.problem = AttentionProblem{2, 10 * ranks + 3, 8, 2, 16, MaskKind::kCausal,
-                                          DType::kBF16, 0.0f};
+        config.problem =
+            AttentionProblem{2, 10 * ranks + 3, 8, 2, 16, MaskKind::kCausal, DType::kBF16, 0.0f};
         config.q_len = 3;
         config.capacity = config.problem.seq + 5 * config.q_len;
         config.decoder = decoder;
@@ -91,8 +92,10 @@ TEST(DecoderScheduleMatchesOracle, EveryRankEveryCacheLength) {
         const DecodeConfig resolved = DecodePlan::resolved(config);
         const AttentionProblem& p = resolved.problem;
         const DecodeContext context{
-            resolved, {p.batch, p.heads_kv, p.head_dim, p.dtype, p.seq, resolved.capacity},
-            nullptr, ranks};
+            resolved,
+            {p.batch, p.heads_kv, p.head_dim, p.dtype, p.seq, resolved.capacity},
+            nullptr,
+            ranks};
         const oracle::Shape shape{p, ranks, 1, per_node};
         for (int64_t length = p.seq + config.q_len; length <= resolved.capacity;
              length += config.q_len) {

@@ -1,8 +1,13 @@
 // The ring-family test cases (see scheme_cases.hpp).
 #include "scheme_cases.hpp"
 
-#include <functional>
+#include <gtest/gtest.h>
 
+#include <chrono>
+#include <functional>
+#include <mutex>
+
+#include "comm/threads/threads_communicator.hpp"
 #include "runtime/plan.hpp"
 #include "runtime/scheme_registry.hpp"
 
@@ -61,9 +66,45 @@ std::vector<CommVolume> schedule_comm(SchemeKind scheme, const oracle::Shape& sh
   config.ulysses_degree = scheme_descriptor(scheme).takes_ulysses_degree ? shape.ulysses : 0;
   config.ranks_per_node = shape.ranks_per_node;
   if (!validate_problem(config, shape.ranks).is_ok()) return {};
-  const SchemeContext context{shape.problem, scheme, plan_layout(config, shape.ranks).value(),
-                              nullptr,       Device::kHost, nullptr, shape.ranks_per_node, true};
+  const SchemeContext context{shape.problem,
+                              scheme,
+                              plan_layout(config, shape.ranks).value(),
+                              nullptr,
+                              Device::kHost,
+                              nullptr,
+                              shape.ranks_per_node,
+                              true};
   return scheme_comm(context, pass);
+}
+
+void for_schedule_and_oracle(
+    SchemeKind scheme, const oracle::Shape& shape,
+    const std::function<void(const RankVolume& forward, const RankVolume& backward)>& check) {
+  const std::vector<CommVolume> fwd = schedule_comm(scheme, shape, Pass::kForward);
+  const std::vector<CommVolume> bwd = schedule_comm(scheme, shape, Pass::kBackward);
+  ASSERT_EQ(fwd.size(), static_cast<size_t>(shape.ranks)) << "the plan refuses the shape";
+  {
+    SCOPED_TRACE("schedule");
+    check([&](int r) { return fwd[static_cast<size_t>(r)]; },
+          [&](int r) { return bwd[static_cast<size_t>(r)]; });
+  }
+  SCOPED_TRACE("oracle");
+  check([&](int r) { return oracle::forward(scheme, shape, r); },
+        [&](int r) { return oracle::backward(scheme, shape, r); });
+}
+
+std::vector<Status> statuses_on_threads(int ranks,
+                                        const std::function<Status(Communicator&)>& body) {
+  std::vector<Status> statuses(static_cast<size_t>(ranks));
+  std::mutex mutex;
+  (void)run_threads(ranks, [&](Communicator& comm) -> Status {
+    comm.set_timeout(std::chrono::seconds(20));
+    Status s = body(comm);
+    std::lock_guard<std::mutex> lock(mutex);
+    statuses[static_cast<size_t>(comm.rank())] = s;
+    return Status::ok();  // every rank reports; none aborts the others
+  });
+  return statuses;
 }
 
 }  // namespace seqpar::testing

@@ -1,6 +1,7 @@
 #pragma once
 // Problem cases shared by the threads and mpirun tests of the ring family: every scheme, causal
 // and full, GQA ratios, odd chunk sizes (tiles straddle zigzag chunks), fp32 and bf16.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,5 +34,18 @@ StepConfig options_for(const SchemeCase& c, int ranks);
 // U, tree's ranks per node): what Plan::expected_forward_comm() / expected_backward_comm() say,
 // without a communicator. Empty when the plan would refuse the shape.
 std::vector<CommVolume> schedule_comm(SchemeKind scheme, const oracle::Shape& shape, Pass pass);
+
+// Rank r's forward / backward volume, from the schedule or from the oracle.
+using RankVolume = std::function<CommVolume(int rank)>;
+// Calls check(forward, backward) twice, traced: once with `scheme`'s schedule for `shape`, once
+// with its closed-form oracle; a hand count asserted inside holds both to itself.
+void for_schedule_and_oracle(
+    SchemeKind scheme, const oracle::Shape& shape,
+    const std::function<void(const RankVolume& forward, const RankVolume& backward)>& check);
+
+// Runs `body` on `ranks` threads (a 20 s communication timeout) and returns every rank's status;
+// no rank aborts the others, so each reports what it saw.
+std::vector<Status> statuses_on_threads(int ranks,
+                                        const std::function<Status(Communicator&)>& body);
 
 }  // namespace seqpar::testing

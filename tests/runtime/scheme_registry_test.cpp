@@ -3,6 +3,8 @@
 // threads backend (forward and backward against the fp64 reference, every rank's traffic equal to
 // its schedule) at P = 1..4. A scheme added without its oracle, or with a broken descriptor,
 // fails here (docs/architecture.md, "Adding a scheme").
+#include "runtime/scheme_registry.hpp"
+
 #include <gtest/gtest.h>
 
 #include <set>
@@ -11,7 +13,6 @@
 #include "checked_step.hpp"
 #include "comm_oracles.hpp"
 #include "runtime/plan.hpp"
-#include "runtime/scheme_registry.hpp"
 #include "scheme_cases.hpp"
 
 namespace seqpar {
@@ -75,7 +76,8 @@ INSTANTIATE_TEST_SUITE_P(
     Registry, EveryRegisteredScheme,
     ::testing::Combine(::testing::ValuesIn(all_schemes()), ::testing::Values(1, 2, 3, 4)),
     [](const ::testing::TestParamInfo<std::tuple<SchemeKind, int>>& param_info) {
-      return str_cat(scheme_name(std::get<0>(param_info.param)), "_P", std::get<1>(param_info.param));
+      return str_cat(scheme_name(std::get<0>(param_info.param)), "_P",
+                     std::get<1>(param_info.param));
     });
 
 }  // namespace

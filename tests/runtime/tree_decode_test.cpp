@@ -4,17 +4,17 @@
 // node), the plan's agreement and validation, and the KV cache's ownership rule.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
 
 #include "comm/threads/threads_communicator.hpp"
-#include "harness/decode_step.hpp"
 #include "comm_oracles.hpp"
+#include "harness/decode_step.hpp"
 #include "runtime/decode_plan.hpp"
 #include "runtime/kv_cache.hpp"
+#include "scheme_cases.hpp"
 
 namespace seqpar {
 namespace {
@@ -26,9 +26,9 @@ struct DecodeCase {
   int ranks_per_node;
   int64_t extra_tokens = 0;  // S = P * tokens_per_rank + extra_tokens: a prompt with S % P != 0
   std::string name() const {
-    return str_cat(decoder_name(decoder), "_h", heads_q, "kv", heads_kv, "_d", head_dim, "_n", q_len,
-                   "_b", batch, "_t", tokens_per_rank, "_", dtype_name(dtype), "_R", ranks_per_node,
-                   extra_tokens > 0 ? str_cat("_x", extra_tokens) : "");
+    return str_cat(decoder_name(decoder), "_h", heads_q, "kv", heads_kv, "_d", head_dim, "_n",
+                   q_len, "_b", batch, "_t", tokens_per_rank, "_", dtype_name(dtype), "_R",
+                   ranks_per_node, extra_tokens > 0 ? str_cat("_x", extra_tokens) : "");
   }
 };
 
@@ -115,8 +115,9 @@ TEST(TreeDecodeFormula, MatchesHandCount) {
   config.problem = AttentionProblem{1, 16, 8, 2, 16, MaskKind::kCausal, DType::kF32, 0.0f};
   config.q_len = 2;
   config.decoder = DecoderKind::kTree;
-  for (const CommVolume& v : {plan_step_comm(config, 4, 2)[1],
-                              oracle::decode_step(DecoderKind::kTree, {config.problem, 4}, 2, 18, 1)}) {
+  for (const CommVolume& v :
+       {plan_step_comm(config, 4, 2)[1],
+        oracle::decode_step(DecoderKind::kTree, {config.problem, 4}, 2, 18, 1)}) {
     EXPECT_EQ(v[CommOp::kAllReduce], 2);
     EXPECT_EQ(v.bytes_sent, 16 * 4 + (256 + 16) * 4);
   }
@@ -136,62 +137,38 @@ TEST(RingDecodeFormula, MatchesHandCount) {
   const int64_t tokens_forwarded[kRanks] = {5 + 4 + 5, 5 + 5 + 4, 5 + 5 + 5, 4 + 5 + 5};
   for (int r = 0; r < kRanks; ++r) {
     EXPECT_EQ(planned[static_cast<size_t>(r)].bytes_sent, tokens_forwarded[r] * 128);
-    EXPECT_EQ(oracle::decode_step(DecoderKind::kRing, {config.problem, kRanks}, 1, 19, r).bytes_sent,
-              tokens_forwarded[r] * 128);
+    EXPECT_EQ(
+        oracle::decode_step(DecoderKind::kRing, {config.problem, kRanks}, 1, 19, r).bytes_sent,
+        tokens_forwarded[r] * 128);
   }
 }
 
 // DecodePlan::create is collective like Plan::create: ranks that disagree fail at once with the
 // field named, and a config the plan refuses fails on every rank with the rule.
 TEST(DecodePlanRejects, DisagreementAndBadConfigsOnEveryRank) {
-  constexpr int kRanks = 3;
-  auto statuses_of = [&](const std::function<DecodeConfig(int)>& config_of) {
-    std::vector<Status> statuses(kRanks);
-    std::mutex mutex;
-    (void)run_threads(kRanks, [&](Communicator& comm) -> Status {
-      comm.set_timeout(std::chrono::seconds(20));
-      Status s = DecodePlan::create(config_of(comm.rank()), comm).status();
-      std::lock_guard<std::mutex> lock(mutex);
-      statuses[static_cast<size_t>(comm.rank())] = s;
-      return Status::ok();
-    });
-    return statuses;
-  };
   DecodeConfig good;
   good.problem = AttentionProblem{1, 30, 4, 2, 16, MaskKind::kCausal, DType::kF32, 0.0f};
   const struct {
-    std::function<DecodeConfig(int)> config_of;
+    std::function<void(DecodeConfig&, int rank)> change;
     StatusCode code;
     const char* words;
   } cases[] = {
-      {[&](int rank) {
-         DecodeConfig c = good;
-         if (rank == 2) c.q_len = 2;
-         return c;
-       },
-       StatusCode::kMismatch, "q_len is 1 on rank 0 but 2 on rank 2"},
-      {[&](int) {
-         DecodeConfig c = good;
-         c.problem.seq = 2;
-         return c;
-       },
-       StatusCode::kInvalidArgument, "prompt of 2 tokens is shorter than the 3 ranks"},
-      {[&](int) {
-         DecodeConfig c = good;
-         c.capacity = 30;
-         return c;
-       },
-       StatusCode::kInvalidArgument, "does not hold the prompt"},
-      {[&](int) {
-         DecodeConfig c = good;
-         c.problem.heads_kv = 3;
-         return c;
-       },
-       StatusCode::kInvalidArgument, "multiple of kv-heads"},
+      {[](DecodeConfig& c, int rank) { c.q_len = rank == 2 ? 2 : 1; }, StatusCode::kMismatch,
+       "q_len is 1 on rank 0 but 2 on rank 2"},
+      {[](DecodeConfig& c, int) { c.problem.seq = 2; }, StatusCode::kInvalidArgument,
+       "prompt of 2 tokens is shorter than the 3 ranks"},
+      {[](DecodeConfig& c, int) { c.capacity = 30; }, StatusCode::kInvalidArgument,
+       "does not hold the prompt"},
+      {[](DecodeConfig& c, int) { c.problem.heads_kv = 3; }, StatusCode::kInvalidArgument,
+       "multiple of kv-heads"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.words);
-    const std::vector<Status> statuses = statuses_of(c.config_of);
+    const std::vector<Status> statuses = testing::statuses_on_threads(3, [&](Communicator& comm) {
+      DecodeConfig config = good;
+      c.change(config, comm.rank());
+      return DecodePlan::create(config, comm).status();
+    });
     for (size_t r = 0; r < statuses.size(); ++r) {
       EXPECT_EQ(statuses[r].code(), c.code) << "rank " << r << ": " << statuses[r].to_string();
       EXPECT_NE(statuses[r].message().find(c.words), std::string::npos) << statuses[r].message();

@@ -48,26 +48,18 @@ TEST(UlyssesCommFormula, MatchesHandCountForUnevenSplit) {
   const int64_t head = 128;    // (4 tokens, 1 head, D = 8) fp32
   const int64_t stat = 4 * 4;  // (1 head, 4 tokens) fp32 LSE or delta
   const oracle::Shape four{p, 4}, one{p, 1};
-  const auto fwd = testing::schedule_comm(SchemeKind::kUlysses, four, Pass::kForward);
-  const auto bwd = testing::schedule_comm(SchemeKind::kUlysses, four, Pass::kBackward);
-  ASSERT_EQ(fwd.size(), 4u);
-  // The schedule and the oracle, each against the hand count.
-  for (const bool from_schedule : {true, false}) {
-    SCOPED_TRACE(from_schedule ? "schedule" : "oracle");
-    auto f = [&](int r) { return from_schedule ? fwd[static_cast<size_t>(r)] : oracle::forward(SchemeKind::kUlysses, four, r); };
-    auto b = [&](int r) { return from_schedule ? bwd[static_cast<size_t>(r)] : oracle::backward(SchemeKind::kUlysses, four, r); };
+  testing::for_schedule_and_oracle(SchemeKind::kUlysses, four, [&](const auto& f, const auto& b) {
     // Rank 0 (2 q heads): sends the other 4 q heads and the other ranks' 3 kv slices, K and V;
     // returns O + LSE of its 2 heads to 3 ranks.
     EXPECT_EQ(f(0)[CommOp::kAllToAll], 2);
     EXPECT_EQ(f(0).bytes_sent, 4 * head + 2 * 3 * head + 3 * 2 * (head + stat));
-    // Rank 1 (1 q head).
-    EXPECT_EQ(f(1).bytes_sent, 5 * head + 2 * 3 * head + 3 * (head + stat));
+    EXPECT_EQ(f(1).bytes_sent, 5 * head + 2 * 3 * head + 3 * (head + stat));  // 1 q head
     // Backward, rank 0: Q and dO of 4 heads, K and V of 3 slices, LSE and delta of 4 heads; then
     // dQ (2 heads), dK and dV (1 head each) to 3 ranks.
     EXPECT_EQ(b(0)[CommOp::kAllToAll], 2);
     EXPECT_EQ(b(0).bytes_sent, 2 * 4 * head + 2 * 3 * head + 2 * 4 * stat + 3 * (2 + 2) * head);
     EXPECT_EQ(b(1).bytes_sent, 2 * 5 * head + 2 * 3 * head + 2 * 5 * stat + 3 * (1 + 2) * head);
-  }
+  });
   // One rank sends nothing.
   EXPECT_EQ(testing::schedule_comm(SchemeKind::kUlysses, one, Pass::kForward)[0].bytes_sent, 0);
   EXPECT_EQ(oracle::forward(SchemeKind::kUlysses, one, 0).bytes_sent, 0);

@@ -2,10 +2,12 @@
 #include "comm_oracles.hpp"
 
 #include <algorithm>
+#include <string_view>
 
 #include "partition/head_split.hpp"
 #include "partition/layout.hpp"
 #include "runtime/lightseq_schedule.hpp"
+#include "runtime/scheme_kind.hpp"
 
 namespace seqpar::oracle {
 namespace {
@@ -110,8 +112,8 @@ bool head_terms(const AttentionProblem& p, int group_size, int place, int64_t to
   StatusOr<std::vector<HeadSlice>> slices = split_heads(p.heads_q, p.heads_kv, group_size);
   if (!slices.is_ok()) return false;
   const HeadSlice& mine = slices.value()[static_cast<size_t>(place)];
-  *terms = {mine.q_count, mine.kv_count, std::max<int64_t>(p.heads_kv, group_size), tokens,
-            group_tokens, p.head_dim * e_of(p)};
+  *terms = {mine.q_count, mine.kv_count, std::max<int64_t>(p.heads_kv, group_size),
+            tokens,       group_tokens,  p.head_dim * e_of(p)};
   return true;
 }
 
@@ -122,11 +124,11 @@ CommVolume heads_forward(const AttentionProblem& p, const HeadTerms& h) {
 }
 
 CommVolume heads_backward(const AttentionProblem& p, const HeadTerms& h, bool carries_out) {
-  const int64_t in =
-      carries_out ? h.tokens * h.row * (3 * (p.heads_q - h.q) + 2 * (h.kv_all - h.kv)) +
-                        h.tokens * 4 * (p.heads_q - h.q)
-                  : h.tokens * h.row * (2 * (p.heads_q - h.q) + 2 * (h.kv_all - h.kv)) +
-                        h.tokens * 8 * (p.heads_q - h.q);
+  const int64_t in = carries_out
+                         ? h.tokens * h.row * (3 * (p.heads_q - h.q) + 2 * (h.kv_all - h.kv)) +
+                               h.tokens * 4 * (p.heads_q - h.q)
+                         : h.tokens * h.row * (2 * (p.heads_q - h.q) + 2 * (h.kv_all - h.kv)) +
+                               h.tokens * 8 * (p.heads_q - h.q);
   const int64_t out = (h.group_tokens - h.tokens) * h.row * (h.q + 2 * h.kv);
   return volume(CommOp::kAllToAll, 2, in + out);
 }
@@ -197,56 +199,51 @@ CommVolume tree_backward(const AttentionProblem& p, int ranks) {
   return v;
 }
 
-}  // namespace
+// The oracle of each scheme, by its registered name. A scheme missing here has no oracle.
+struct SchemeOracle {
+  const char* scheme;
+  CommVolume (*forward)(const Shape& shape, int rank);
+  CommVolume (*backward)(const Shape& shape, int rank);
+};
 
-bool has_oracle(SchemeKind scheme) {
-  switch (scheme) {
-    case SchemeKind::kRing:
-    case SchemeKind::kStriped:
-    case SchemeKind::kZigzag:
-    case SchemeKind::kLightSeq:
-    case SchemeKind::kUlysses:
-    case SchemeKind::kHybrid:
-    case SchemeKind::kTree:
-      return true;
+constexpr SchemeOracle kOracles[] = {
+    {"ring", [](const Shape& s, int r) { return ring_forward(s.problem, s.ranks, r); },
+     [](const Shape& s, int r) { return ring_backward(s.problem, s.ranks, r); }},
+    {"striped", [](const Shape& s, int r) { return ring_forward(s.problem, s.ranks, r); },
+     [](const Shape& s, int r) { return ring_backward(s.problem, s.ranks, r); }},
+    {"zigzag", [](const Shape& s, int r) { return ring_forward(s.problem, s.ranks, r); },
+     [](const Shape& s, int r) { return ring_backward(s.problem, s.ranks, r); }},
+    {"lightseq", [](const Shape& s, int r) { return lightseq_forward(s.problem, s.ranks, r); },
+     [](const Shape& s, int r) { return lightseq_backward(s.problem, s.ranks, r); }},
+    {"ulysses", [](const Shape& s, int r) { return ulysses_pass(s.problem, s.ranks, r, false); },
+     [](const Shape& s, int r) { return ulysses_pass(s.problem, s.ranks, r, true); }},
+    {"hybrid",
+     [](const Shape& s, int r) { return hybrid_pass(s.problem, s.ranks, s.ulysses, r, false); },
+     [](const Shape& s, int r) { return hybrid_pass(s.problem, s.ranks, s.ulysses, r, true); }},
+    // Every rank of the tree sends the same; its backward is flat.
+    {"tree", [](const Shape& s, int) { return tree_forward(s.problem, s.ranks, s.ranks_per_node); },
+     [](const Shape& s, int) { return tree_backward(s.problem, s.ranks); }},
+};
+
+const SchemeOracle* oracle_of(SchemeKind scheme) {
+  for (const SchemeOracle& o : kOracles) {
+    if (std::string_view(o.scheme) == scheme_name(scheme)) return &o;
   }
-  return false;
+  return nullptr;
 }
 
+}  // namespace
+
+bool has_oracle(SchemeKind scheme) { return oracle_of(scheme) != nullptr; }
+
 CommVolume forward(SchemeKind scheme, const Shape& s, int rank) {
-  switch (scheme) {
-    case SchemeKind::kRing:
-    case SchemeKind::kStriped:
-    case SchemeKind::kZigzag:
-      return ring_forward(s.problem, s.ranks, rank);
-    case SchemeKind::kLightSeq:
-      return lightseq_forward(s.problem, s.ranks, rank);
-    case SchemeKind::kUlysses:
-      return ulysses_pass(s.problem, s.ranks, rank, false);
-    case SchemeKind::kHybrid:
-      return hybrid_pass(s.problem, s.ranks, s.ulysses, rank, false);
-    case SchemeKind::kTree:
-      return tree_forward(s.problem, s.ranks, s.ranks_per_node);
-  }
-  return {};
+  const SchemeOracle* o = oracle_of(scheme);
+  return o != nullptr ? o->forward(s, rank) : CommVolume{};
 }
 
 CommVolume backward(SchemeKind scheme, const Shape& s, int rank) {
-  switch (scheme) {
-    case SchemeKind::kRing:
-    case SchemeKind::kStriped:
-    case SchemeKind::kZigzag:
-      return ring_backward(s.problem, s.ranks, rank);
-    case SchemeKind::kLightSeq:
-      return lightseq_backward(s.problem, s.ranks, rank);
-    case SchemeKind::kUlysses:
-      return ulysses_pass(s.problem, s.ranks, rank, true);
-    case SchemeKind::kHybrid:
-      return hybrid_pass(s.problem, s.ranks, s.ulysses, rank, true);
-    case SchemeKind::kTree:
-      return tree_backward(s.problem, s.ranks);  // flat
-  }
-  return {};
+  const SchemeOracle* o = oracle_of(scheme);
+  return o != nullptr ? o->backward(s, rank) : CommVolume{};
 }
 
 // Tree: the combine of B n rows, independent of the cache. Ring: P-1 hops, at hop h the block of

@@ -28,7 +28,7 @@ CommVolume backward(SchemeKind scheme, const Shape& shape, int rank);
 
 // What `rank` sends in one decoding step of q_len new tokens over a cache of `cache_length`
 // tokens (a prompt of problem.seq tokens, appended round-robin).
-CommVolume decode_step(DecoderKind decoder, const Shape& shape, int64_t q_len,
-                       int64_t cache_length, int rank);
+CommVolume decode_step(DecoderKind decoder, const Shape& shape, int64_t q_len, int64_t cache_length,
+                       int rank);
 
 }  // namespace seqpar::oracle
