@@ -5,9 +5,12 @@
 // the one stated in its scheme's header comment; the byte conventions are the communicators'
 // (comm/communicator.hpp).
 //
-// A scheme registered without an oracle here fails the registry test (tests/runtime/
-// scheme_registry_test.cpp): adding a scheme means writing its formula down twice, once as a
-// schedule and once here.
+// One file per scheme under tests/support/oracles/ defines its oracle, named after its
+// descriptor in runtime/schemes.def (kZigzagScheme -> kZigzagSchemeOracle): the table of
+// oracles is made from that list, so a scheme registered without an oracle does not link into
+// the tests (docs/architecture.md, "Adding a scheme").
+#include <cstdint>
+
 #include "runtime/problem.hpp"
 #include "runtime/schedule.hpp"
 #include "runtime/scheme_kind.hpp"
@@ -21,13 +24,21 @@ struct Shape {
   int ranks_per_node = 0;  // tree's hierarchy (0: flat)
 };
 
-// What `rank` sends in one forward / backward; false when no oracle covers `scheme`.
+// What `rank` sends in one forward / backward of a scheme.
+struct SchemeOracle {
+  CommVolume (*forward)(const Shape& shape, int rank);
+  CommVolume (*backward)(const Shape& shape, int rank);
+};
+
+// What `rank` sends in one decoding step of q_len new tokens over a cache of `cache_length`
+// tokens (a prompt of problem.seq tokens, then token t >= S on rank t mod P).
+struct DecoderOracle {
+  CommVolume (*step)(const Shape& shape, int64_t q_len, int64_t cache_length, int rank);
+};
+
 bool has_oracle(SchemeKind scheme);
 CommVolume forward(SchemeKind scheme, const Shape& shape, int rank);
 CommVolume backward(SchemeKind scheme, const Shape& shape, int rank);
-
-// What `rank` sends in one decoding step of q_len new tokens over a cache of `cache_length`
-// tokens (a prompt of problem.seq tokens, appended round-robin).
 CommVolume decode_step(DecoderKind decoder, const Shape& shape, int64_t q_len, int64_t cache_length,
                        int rank);
 
