@@ -8,8 +8,10 @@
 //   plan.value()->backward({q, k, v, out, lse, dout, dq, dk, dv});
 //
 // Tensors are each rank's shard in the plan's layout (plan->layout()); see runtime/problem.hpp.
-// A C ABI with opaque handles (seqpar.h) comes with the public API issue, as a thin layer over
-// this. This header includes no device code.
+// Decoding: seqpar::DecodePlan (runtime/decode_plan.hpp). This header still re-exports internal
+// headers; a narrow public API and a C ABI (seqpar.h) over it are open work. It includes no
+// device code.
 #include "comm/communicator.hpp"
 #include "comm/threads/threads_communicator.hpp"
+#include "runtime/decode_plan.hpp"
 #include "runtime/plan.hpp"
