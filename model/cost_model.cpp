@@ -71,13 +71,14 @@ int64_t shard_bytes(const AttentionProblem& p, int64_t tokens, bool backward) {
   return inputs + (backward ? static_cast<int64_t>(2 * s.q_bytes + 2 * s.kv_bytes) : 0);
 }
 
-// A pass's time and per-rank volumes, from `schedule` called with a fresh evaluator.
+// A pass's time and per-rank volumes, from `describe` called with a fresh evaluator; `work`
+// holds the tile counts the candidate's passes share.
 template <class Describe>
-PhaseTime cost_of(const ModelInputs& in, const KernelTiles& tiles, bool backward,
+PhaseTime cost_of(const ModelInputs& in, TileWork& work, bool backward,
                   std::vector<CommVolume>& volumes, Describe describe) {
   const AttentionProblem& p = in.problem;
-  ScheduleCost cost(in.topology, ComputeModel{&in.rate, p.batch, p.head_dim}, tiles, p.mask,
-                    backward, in.topology.ranks());
+  ScheduleCost cost(in.topology, ComputeModel{&in.rate, p.batch, p.head_dim}, work, backward,
+                    in.topology.ranks());
   describe(cost);
   const PhaseTime time = cost.time();
   for (size_t r = 0; r < volumes.size(); ++r) volumes[r] += cost.volumes()[r];
@@ -95,12 +96,13 @@ Status evaluate_scheme(const ModelInputs& in, const Candidate& candidate, const 
       in.problem, candidate.scheme,      layout,         nullptr, device_of(in.topology),
       nullptr,    config.ranks_per_node, config.backward};
   std::vector<CommVolume> volumes(static_cast<size_t>(ranks));
-  cost.forward = cost_of(in, tiles, false, volumes,
+  TileWork work(tiles, in.problem.mask);
+  cost.forward = cost_of(in, work, false, volumes,
                          [&](ScheduleSink& out) { scheme.schedule(context, Pass::kForward, out); });
   cost.forward_backward = cost.forward;
   if (config.backward) {
     cost.forward_backward =
-        cost.forward + cost_of(in, tiles, true, volumes, [&](ScheduleSink& out) {
+        cost.forward + cost_of(in, work, true, volumes, [&](ScheduleSink& out) {
           scheme.schedule(context, Pass::kBackward, out);
         });
   }
@@ -124,7 +126,8 @@ Status evaluate_decoder(const ModelInputs& in, const Candidate& candidate, const
       config, {p.batch, p.heads_kv, p.head_dim, p.dtype, p.seq, config.capacity}, nullptr, ranks};
   const DecoderDescriptor& decoder = decoder_descriptor(candidate.decoder);
   std::vector<CommVolume> volumes(static_cast<size_t>(ranks));
-  cost.forward = cost_of(in, tiles, false, volumes,
+  TileWork work(tiles, in.problem.mask);  // decoding's blocks are dense: it stays empty
+  cost.forward = cost_of(in, work, false, volumes,
                          [&](ScheduleSink& out) { decoder.schedule(context, p.seq, out); });
   cost.forward_backward = cost.forward;
   // The cache at capacity, and the step's rows: q and out in storage, lse in fp32.

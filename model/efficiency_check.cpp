@@ -508,10 +508,11 @@ StatusOr<std::vector<EfficiencyRow>> compare_efficiency(const EfficiencyInput& i
     // The scheme's own schedule, costed with the model's rate (predicted) and with the measured
     // compute of each step that computes (fed); its transfers on `links` in both.
     double predicted = 0, fed = 0;
+    TileWork work(tiles, p.mask);
     for (const Pass pass : {Pass::kForward, Pass::kBackward}) {
       const bool is_backward = pass == Pass::kBackward;
       if (is_backward && !backward) continue;
-      ScheduleCost cost(links, compute, tiles, p.mask, is_backward, ranks);
+      ScheduleCost cost(links, compute, work, is_backward, ranks);
       scheme_descriptor(t.scheme).schedule(context, pass, cost);
       predicted += cost.time().seconds;
       const std::vector<std::vector<double>>& measured =

@@ -67,12 +67,30 @@ double TiledLayout::work(MaskKind mask, int q_rank, int k_rank) const {
   return kept_work(mask, q[qi], k[ki]);
 }
 
-ScheduleCost::ScheduleCost(const Topology& topology, const ComputeModel& compute,
-                           const KernelTiles& tiles, MaskKind mask, bool backward, int ranks)
+double TileWork::work(const Layout& layout, int64_t group, int q_shard, int k_shard) {
+  auto same = [&](const Entry& e) {
+    return e.group == group && e.layout.kind() == layout.kind() && e.layout.seq() == layout.seq() &&
+           e.layout.ranks() == layout.ranks() &&
+           e.layout.ulysses_degree() == layout.ulysses_degree();
+  };
+  auto it = std::find_if(entries_.begin(), entries_.end(), same);
+  if (it == entries_.end()) {
+    const size_t pairs = static_cast<size_t>(layout.ranks()) * static_cast<size_t>(layout.ranks());
+    entries_.push_back(
+        {layout, group, TiledLayout::of(layout, tiles_, group), std::vector<double>(pairs, -1.0)});
+    it = entries_.end() - 1;
+  }
+  double& memo = it->memo[static_cast<size_t>(q_shard) * static_cast<size_t>(layout.ranks()) +
+                          static_cast<size_t>(k_shard)];
+  if (memo < 0) memo = it->tiled.work(mask_, q_shard, k_shard);
+  return memo;
+}
+
+ScheduleCost::ScheduleCost(const Topology& topology, const ComputeModel& compute, TileWork& work,
+                           bool backward, int ranks)
     : topology_(topology),
       compute_model_(compute),
-      tiles_(tiles),
-      mask_(mask),
+      work_(work),
       backward_(backward),
       volumes_(ranks),
       compute_seconds_(static_cast<size_t>(ranks), 0.0),
@@ -83,16 +101,6 @@ ScheduleCost::ScheduleCost(const Topology& topology, const ComputeModel& compute
 int ScheduleCost::add_layout(const Layout& layout) {
   layouts_.push_back(layout);
   return volumes_.add_layout(layout);
-}
-
-const TiledLayout& ScheduleCost::tiled(int layout, int64_t group) {
-  const auto key = std::make_pair(layout, group);
-  auto it = tiled_.find(key);
-  if (it == tiled_.end()) {
-    it = tiled_.emplace(key, TiledLayout::of(layouts_[static_cast<size_t>(layout)], tiles_, group))
-             .first;
-  }
-  return it->second;
 }
 
 void ScheduleCost::touch(int rank) {
@@ -141,8 +149,7 @@ void ScheduleCost::compute(int rank, const BlockWork& block) {
     work = static_cast<double>(block.q_tokens) * static_cast<double>(block.k_tokens);
   } else {
     const Layout& layout = layouts_[static_cast<size_t>(block.layout)];
-    work = tiled(block.layout, block.heads_q / block.heads_kv)
-               .work(mask_, block.q_shard, block.k_shard);
+    work = work_.work(layout, block.heads_q / block.heads_kv, block.q_shard, block.k_shard);
     seq_q = layout.local_seq(block.q_shard);
     seq_k = layout.local_seq(block.k_shard);
   }

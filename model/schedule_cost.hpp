@@ -11,8 +11,6 @@
 //               crosses), plus its collectives, one after another
 // A layout's blocks are cut into the kernel's tiles once per (layout, GQA group).
 #include <cstdint>
-#include <map>
-#include <utility>
 #include <vector>
 
 #include "model/calibration.hpp"
@@ -81,12 +79,34 @@ struct TiledLayout {
   double work(MaskKind mask, int q_rank, int k_rank) const;
 };
 
+// The kept-tile work of layouts' block pairs, each pair counted once and kept for the other
+// passes of the same candidate (a forward and a backward walk the same blocks).
+class TileWork {
+ public:
+  TileWork(const KernelTiles& tiles, MaskKind mask) : tiles_(tiles), mask_(mask) {}
+  // kept_work of shard q_shard's queries against shard k_shard's keys of `layout`, for a GQA
+  // group of `group` query heads per kv head.
+  double work(const Layout& layout, int64_t group, int q_shard, int k_shard);
+
+ private:
+  struct Entry {
+    Layout layout;
+    int64_t group;
+    TiledLayout tiled;
+    std::vector<double> memo;  // (P, P): the work, or -1 until counted
+  };
+  KernelTiles tiles_;
+  MaskKind mask_;
+  std::vector<Entry> entries_;  // one per (layout, group) seen: a scheme has one or two
+};
+
 // One pass of a schedule on a topology: its predicted time and each rank's calls and bytes.
 class ScheduleCost final : public ScheduleSink {
  public:
   // `backward`: the pass runs backward kernels (2.5x the forward FLOPs, the backward rate).
-  ScheduleCost(const Topology& topology, const ComputeModel& compute, const KernelTiles& tiles,
-               MaskKind mask, bool backward, int ranks);
+  // `work`: the tile counts, shared with the candidate's other passes.
+  ScheduleCost(const Topology& topology, const ComputeModel& compute, TileWork& work, bool backward,
+               int ranks);
 
   // The time of the steps so far (the last one finished).
   PhaseTime time();
@@ -113,16 +133,13 @@ class ScheduleCost final : public ScheduleSink {
  private:
   void finish_step();
   void touch(int rank);
-  const TiledLayout& tiled(int layout, int64_t group);
 
   const Topology& topology_;
   ComputeModel compute_model_;
-  KernelTiles tiles_;
-  MaskKind mask_;
+  TileWork& work_;
   bool backward_;
   CommVolumeSink volumes_;
   std::vector<Layout> layouts_;
-  std::map<std::pair<int, int64_t>, TiledLayout> tiled_;  // (layout, GQA group) -> tiles
   // The current step, per rank: block-kernel seconds, link load, collective seconds.
   bool in_step_ = false;
   StepOverlap overlap_ = StepOverlap::kSerial;

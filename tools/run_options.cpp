@@ -45,10 +45,8 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
   std::string backend = launched_by_mpirun() ? "mpi" : "threads";
   std::string scheme = "auto", mask = "causal", dtype = "bf16", phase = "train";
   const std::string scheme_help =
-      str_cat("auto | ", scheme_names_text(),
-              " (auto: the cost model's cheapest for the topology and problem; see --explain). "
-              "Under --phase decode: auto | ",
-              decoder_names_text());
+      str_cat("auto (the cost model's cheapest for the topology and problem; see --explain), or ",
+              scheme_names_text(), "; under --phase decode: auto, ", decoder_names_text());
 
   po::options_description desc(
       "seqpar-run: one attention training step across ranks.\n"
