@@ -9,7 +9,7 @@
 
 namespace seqpar {
 
-constexpr EnumNames<MaskKind, 2> kMaskNames{{"full", "causal"}};
+constexpr auto kMaskNames = enum_names<MaskKind>("full", "causal");
 
 const char* mask_name(MaskKind mask) { return kMaskNames.name(mask); }
 

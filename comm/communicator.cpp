@@ -35,9 +35,10 @@ bool ranges_overlap(const void* a, size_t a_bytes, const void* b, size_t b_bytes
 }  // namespace
 
 const char* comm_op_name(CommOp op) {
-  static constexpr EnumNames<CommOp, static_cast<size_t>(CommOp::kCount)> kNames{
-      {"exchange", "all_to_all", "all_gather", "reduce_scatter", "all_reduce", "broadcast",
-       "barrier"}};
+  static constexpr auto kNames =
+      enum_names<CommOp>("exchange", "all_to_all", "all_gather", "reduce_scatter", "all_reduce",
+                         "broadcast", "barrier");
+  static_assert(kNames.names.size() == static_cast<size_t>(CommOp::kCount));
   return kNames.name(op);
 }
 

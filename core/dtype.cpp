@@ -23,7 +23,7 @@ size_t dtype_size(DType dtype) {
   return 0;
 }
 
-constexpr EnumNames<DType, 6> kDTypeNames{{"fp32", "bf16", "fp16", "fp64", "i32", "i64"}};
+constexpr auto kDTypeNames = enum_names<DType>("fp32", "bf16", "fp16", "fp64", "i32", "i64");
 
 const char* dtype_name(DType dtype) { return kDTypeNames.name(dtype); }
 

@@ -2,9 +2,9 @@
 // EnumNames: the names of an enum's values, in enumerator order (the enumerators are 0, 1, ...),
 // and the one parser of each name back to its value. A name function and its parser read the
 // same table, so every tool that parses a --mask, --dtype, --phase, ... agrees with what the
-// reports print.
+// reports print. A value past the table's end prints as "?".
 //
-//   constexpr EnumNames<MaskKind, 2> kMaskNames{{"full", "causal"}};
+//   constexpr auto kMaskNames = enum_names<MaskKind>("full", "causal");
 //   const char* mask_name(MaskKind mask) { return kMaskNames.name(mask); }
 //   StatusOr<MaskKind> parse_mask(std::string_view name) { return kMaskNames.parse(name, "mask"); }
 #include <array>
@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/listing.hpp"
 #include "core/status.hpp"
 
 namespace seqpar {
@@ -36,12 +37,7 @@ struct EnumNames {
 
   // "a, b or c".
   std::string listed() const {
-    std::string text;
-    for (size_t at = 0; at < N; ++at) {
-      if (at > 0) text += at + 1 == N ? " or " : ", ";
-      text += names[at];
-    }
-    return text;
+    return listing(names, [](const char* name) { return name; });
   }
 
   // The value named `text`, or kInvalidArgument: "unknown <what> 'x' (expected a, b or c)".
@@ -51,5 +47,15 @@ struct EnumNames {
                        str_cat("unknown ", what, " '", text, "' (expected ", listed(), ")"));
   }
 };
+
+// The table of `names`, its size counted, checked at compile time: a null name does not compile.
+template <class Enum, class... Names>
+consteval EnumNames<Enum, sizeof...(Names)> enum_names(Names... names) {
+  EnumNames<Enum, sizeof...(Names)> table{{names...}};
+  for (const char* name : table.names) {
+    if (name == nullptr) throw "enum_names: a name is null";
+  }
+  return table;
+}
 
 }  // namespace seqpar

@@ -15,7 +15,7 @@ namespace {
 
 thread_local int t_rank = -1;
 
-constexpr EnumNames<LogLevel, 4> kLevelNames{{"debug", "info", "warn", "error"}};
+constexpr auto kLevelNames = enum_names<LogLevel>("debug", "info", "warn", "error");
 
 // SEQPAR_LOG: debug, info, warn (the default) or error.
 LogLevel level_from_env() {

@@ -6,9 +6,9 @@
 
 namespace seqpar {
 
-constexpr EnumNames<StatusCode, 11> kStatusCodeNames{
-    {"ok", "invalid_argument", "mismatch_between_ranks", "unsupported", "out_of_memory", "timeout",
-     "comm_error", "aborted", "cuda_error", "numeric_error", "internal"}};
+constexpr auto kStatusCodeNames = enum_names<StatusCode>(
+    "ok", "invalid_argument", "mismatch_between_ranks", "unsupported", "out_of_memory", "timeout",
+    "comm_error", "aborted", "cuda_error", "numeric_error", "internal");
 
 const char* status_code_name(StatusCode code) { return kStatusCodeNames.name(code); }
 

@@ -1,9 +1,13 @@
 // TensorView helpers.
 #include "core/tensor.hpp"
 
+#include "core/enum_names.hpp"
+
 namespace seqpar {
 
-const char* device_name(Device device) { return device == Device::kCuda ? "cuda" : "host"; }
+constexpr auto kDeviceNames = enum_names<Device>("host", "cuda");
+
+const char* device_name(Device device) { return kDeviceNames.name(device); }
 
 TensorView TensorView::contiguous(void* data, DType dtype, std::initializer_list<int64_t> shape,
                                   Device device) {

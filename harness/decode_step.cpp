@@ -169,7 +169,8 @@ StatusOr<StepReport> run_decode_step(const StepConfig& options, Communicator& co
     if (it >= options.warmup) {
       step_ms[static_cast<size_t>(it - options.warmup)] =
           std::chrono::duration<double, std::milli>(stop - start).count();
-      expected += plan->expected_step_comm();
+      SEQPAR_ASSIGN_OR_RETURN(const CommVolume step, plan->expected_step_comm());
+      expected += step;
     }
   }
   // This rank's counters (barriers left out), its decoder's subgroups' included, against its

@@ -136,15 +136,13 @@ ComputeRate default_h100_rate(int64_t head_dim) {
     rate.backward_flops_per_s = {198e12, 291e12};
     rate.source =
         "default H100 (docs/reference_figures.md: FlashAttention-2, bf16, d64, full mask; "
-        "published, not "
-        "measured here)";
+        "published, not measured here)";
   } else {
     rate.forward_flops_per_s = {309e12, 370e12};
     rate.backward_flops_per_s = {214e12, 322e12};
     rate.source =
         "default H100 (docs/reference_figures.md: FlashAttention-2, bf16, d128, full mask; "
-        "published, not "
-        "measured here)";
+        "published, not measured here)";
   }
   return rate;
 }

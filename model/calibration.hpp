@@ -20,8 +20,8 @@ class Communicator;
 // block tokens) between measured points, clamped at the ends.
 struct ComputeRate {
   std::string device;  // what it was measured on or taken for
-  std::string
-      source;  // "measured <date>", "cache FILE", "default H100 (docs/reference_figures.md)"
+  // "measured <date>", "cache FILE", "default H100 (docs/reference_figures.md)"
+  std::string source;
   std::vector<int64_t> block_tokens;         // ascending
   std::vector<double> forward_flops_per_s;   // same length
   std::vector<double> backward_flops_per_s;  // same length

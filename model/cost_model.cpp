@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/enum_names.hpp"
 #include "model/candidates.hpp"
 #include "model/schedule_cost.hpp"
 #include "runtime/decode_plan.hpp"
@@ -13,13 +14,9 @@
 
 namespace seqpar {
 
-const char* placement_name(Placement placement) {
-  switch (placement) {
-    case Placement::kConsecutive:
-      return "consecutive";
-  }
-  return "?";
-}
+constexpr auto kPlacementNames = enum_names<Placement>("consecutive");
+
+const char* placement_name(Placement placement) { return kPlacementNames.name(placement); }
 
 const char* Candidate::scheme_label() const {
   return decode ? decoder_name(decoder) : scheme_name(scheme);
@@ -44,9 +41,10 @@ namespace {
 
 double useful_flops(const ModelInputs& in) {
   const AttentionProblem& p = in.problem;
-  if (in.phase == Phase::kDecode) {
-    return 4.0 * static_cast<double>(p.batch * p.heads_q * in.q_len * p.head_dim) *
-           static_cast<double>(p.seq);
+  if (in.phase == Phase::kDecode) {  // the first step: row i sees the prompt and i + 1 new keys
+    const double keys = static_cast<double>(in.q_len) * static_cast<double>(p.seq) +
+                        static_cast<double>(in.q_len * (in.q_len + 1) / 2);
+    return 4.0 * static_cast<double>(p.batch * p.heads_q * p.head_dim) * keys;
   }
   const double forward = attention_forward_flops(p);
   return in.phase == Phase::kTrain && in.backward ? 3.5 * forward : forward;
@@ -74,12 +72,12 @@ int64_t shard_bytes(const AttentionProblem& p, int64_t tokens, bool backward) {
 // A pass's time and per-rank volumes, from `describe` called with a fresh evaluator; `work`
 // holds the tile counts the candidate's passes share.
 template <class Describe>
-PhaseTime cost_of(const ModelInputs& in, TileWork& work, bool backward,
-                  std::vector<CommVolume>& volumes, Describe describe) {
+StatusOr<PhaseTime> cost_of(const ModelInputs& in, TileWork& work, bool backward,
+                            std::vector<CommVolume>& volumes, Describe describe) {
   const AttentionProblem& p = in.problem;
   ScheduleCost cost(in.topology, ComputeModel{&in.rate, p.batch, p.head_dim}, work, backward,
                     in.topology.ranks());
-  describe(cost);
+  SEQPAR_RETURN_IF_ERROR(describe(cost));
   const PhaseTime time = cost.time();
   for (size_t r = 0; r < volumes.size(); ++r) volumes[r] += cost.volumes()[r];
   return time;
@@ -97,14 +95,16 @@ Status evaluate_scheme(const ModelInputs& in, const Candidate& candidate, const 
       nullptr,    config.ranks_per_node, config.backward};
   std::vector<CommVolume> volumes(static_cast<size_t>(ranks));
   TileWork work(tiles, in.problem.mask);
-  cost.forward = cost_of(in, work, false, volumes,
-                         [&](ScheduleSink& out) { scheme.schedule(context, Pass::kForward, out); });
+  SEQPAR_ASSIGN_OR_RETURN(cost.forward, cost_of(in, work, false, volumes, [&](ScheduleSink& out) {
+                            return scheme.schedule(context, Pass::kForward, out);
+                          }));
   cost.forward_backward = cost.forward;
   if (config.backward) {
-    cost.forward_backward =
-        cost.forward + cost_of(in, work, true, volumes, [&](ScheduleSink& out) {
-          scheme.schedule(context, Pass::kBackward, out);
-        });
+    SEQPAR_ASSIGN_OR_RETURN(const PhaseTime backward,
+                            cost_of(in, work, true, volumes, [&](ScheduleSink& out) {
+                              return scheme.schedule(context, Pass::kBackward, out);
+                            }));
+    cost.forward_backward = cost.forward + backward;
   }
   for (int r = 0; r < ranks; ++r) {
     cost.bytes_sent_per_rank =
@@ -116,19 +116,20 @@ Status evaluate_scheme(const ModelInputs& in, const Candidate& candidate, const 
   return Status::ok();
 }
 
-// Decode: one step of the decoder over the prompt's cache, and its plan's memory.
+// Decode: the first step of the decoder (the prompt's cache and q_len new tokens), and its
+// plan's memory.
 Status evaluate_decoder(const ModelInputs& in, const Candidate& candidate, const KernelTiles& tiles,
                         CandidateCost& cost, MemoryUse& memory) {
   const DecodeConfig config = DecodePlan::resolved(decode_config_for(in, candidate));
   const AttentionProblem& p = config.problem;
   const int ranks = in.topology.ranks();
-  const DecodeContext context{
-      config, {p.batch, p.heads_kv, p.head_dim, p.dtype, p.seq, config.capacity}, nullptr, ranks};
+  const DecodeContext context = DecodeContext::of(config, ranks, nullptr);
   const DecoderDescriptor& decoder = decoder_descriptor(candidate.decoder);
   std::vector<CommVolume> volumes(static_cast<size_t>(ranks));
   TileWork work(tiles, in.problem.mask);  // decoding's blocks are dense: it stays empty
-  cost.forward = cost_of(in, work, false, volumes,
-                         [&](ScheduleSink& out) { decoder.schedule(context, p.seq, out); });
+  SEQPAR_ASSIGN_OR_RETURN(cost.forward, cost_of(in, work, false, volumes, [&](ScheduleSink& out) {
+                            return decoder.schedule(context, p.seq + config.q_len, out);
+                          }));
   cost.forward_backward = cost.forward;
   // The cache at capacity, and the step's rows: q and out in storage, lse in fp32.
   const ShardSizes rows = ShardSizes::of(p, config.q_len);

@@ -86,7 +86,7 @@ struct PhaseTime {
   double seconds = 0;          // predicted wall time
   double compute_seconds = 0;  // sum over steps of the slowest rank's compute
   double comm_seconds = 0;     // sum over steps of the slowest rank's communication
-  int steps = 0;               // steps of the schedule (a collective counts as one)
+  int steps = 0;               // the schedule's steps (ScheduleSink::step calls)
 };
 
 struct CandidateCost {

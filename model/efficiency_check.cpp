@@ -196,7 +196,6 @@ namespace {
 // Collects a schedule's compute: per step with any compute, each rank's blocks.
 class BlockCollector final : public ScheduleSink {
  public:
-  explicit BlockCollector(int ranks) : ranks_(ranks) {}
   struct Block {
     BlockWork work;
     int rank = 0;
@@ -212,15 +211,15 @@ class BlockCollector final : public ScheduleSink {
   }
   void exchange(int, std::span<const Send>) override {}
   void all_to_all(int, RankGroup, std::span<const Send>) override {}
-  void collective(int, CommOp, RankGroup, int64_t) override {}
+  void collective(int, Collective, RankGroup, int64_t) override {}
 
  private:
-  int ranks_;
   int layouts_ = 0;
   bool fresh_ = true;
 };
 
-// The scheme's context for the model check: the problem as a forward-only plan of `ranks`.
+// The scheme's context for the model check: the problem as a plan of `ranks` (training when
+// `backward`, else forward-only).
 StatusOr<SchemeContext> check_context(SchemeKind scheme, const AttentionProblem& p, int ranks,
                                       bool backward) {
   PlanConfig config;
@@ -249,8 +248,8 @@ StatusOr<std::vector<std::vector<StepBlock>>> scheme_step_blocks(SchemeKind sche
                                                                  int ranks) {
   SEQPAR_REQUIRE(ranks >= 1, StatusCode::kInvalidArgument, "ranks must be >= 1 (got ", ranks, ")");
   SEQPAR_ASSIGN_OR_RETURN(const SchemeContext context, check_context(scheme, p, ranks, false));
-  BlockCollector collected(ranks);
-  scheme_descriptor(scheme).schedule(context, Pass::kForward, collected);
+  BlockCollector collected;
+  SEQPAR_RETURN_IF_ERROR(scheme_descriptor(scheme).schedule(context, Pass::kForward, collected));
   std::vector<std::vector<StepBlock>> steps;
   for (const std::vector<BlockCollector::Block>& step : collected.steps) {
     std::vector<StepBlock> row(static_cast<size_t>(ranks));
@@ -513,7 +512,7 @@ StatusOr<std::vector<EfficiencyRow>> compare_efficiency(const EfficiencyInput& i
       const bool is_backward = pass == Pass::kBackward;
       if (is_backward && !backward) continue;
       ScheduleCost cost(links, compute, work, is_backward, ranks);
-      scheme_descriptor(t.scheme).schedule(context, pass, cost);
+      SEQPAR_RETURN_IF_ERROR(scheme_descriptor(t.scheme).schedule(context, pass, cost));
       predicted += cost.time().seconds;
       const std::vector<std::vector<double>>& measured =
           is_backward ? t.backward_seconds : t.forward_seconds;

@@ -56,7 +56,8 @@ struct EfficiencyInput {
 
 // One rank's block at one step: its queries are shard q_block's tokens, its keys and values
 // shard kv_block's, in the scheme's layout (-1: idle this step). accumulate: merged into the
-// running output, as the runtime does (every step after a rank's first own pair).
+// running output, as the runtime does (every step after a rank's first own pair); the GPU
+// benchmark runs such blocks as merges, the host timer times the block alone.
 struct StepBlock {
   int q_block = -1;
   int kv_block = -1;
@@ -66,8 +67,8 @@ struct StepBlock {
 
 // (steps, P) blocks of `scheme`'s forward schedule for `problem` on `ranks` ranks: ring, striped,
 // zigzag P steps; lightseq P/2 + 1 steps (causal only, as its plan requires). A problem the plan
-// refuses, or a scheme whose steps are not one block per rank of its own shards on all heads
-// (ulysses, hybrid, tree), is refused.
+// refuses, or a schedule whose steps are not at most one block per rank of its own shards on all
+// heads (ulysses, hybrid and tree on more than one rank), is refused.
 StatusOr<std::vector<std::vector<StepBlock>>> scheme_step_blocks(SchemeKind scheme,
                                                                  const AttentionProblem& problem,
                                                                  int ranks);

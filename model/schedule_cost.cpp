@@ -177,18 +177,32 @@ void ScheduleCost::all_to_all(int rank, RankGroup group, std::span<const Send> s
   load_[static_cast<size_t>(rank)] += call;
 }
 
-void ScheduleCost::collective(int rank, CommOp op, RankGroup group, int64_t bytes) {
-  volumes_.collective(rank, op, group, bytes);
+namespace {
+
+double collective_seconds(const Topology& topology, Collective kind, RankGroup group,
+                          double bytes) {
+  switch (kind) {
+    case Collective::kAllGather:
+      return ring_all_gather_seconds(topology, group, bytes);
+    case Collective::kReduceScatter:
+      return ring_reduce_scatter_seconds(topology, group, bytes);
+    case Collective::kAllReduce:
+      break;
+  }
+  return all_reduce_seconds(topology, group, bytes);
+}
+
+}  // namespace
+
+void ScheduleCost::collective(int rank, Collective kind, RankGroup group, int64_t bytes) {
+  volumes_.collective(rank, kind, group, bytes);
   touch(rank);
   LastCollective& last = last_collective_;
-  const bool same = last.op == op && last.bytes == bytes && last.group.first == group.first &&
+  const bool same = last.kind == kind && last.bytes == bytes && last.group.first == group.first &&
                     last.group.count == group.count && last.group.stride == group.stride;
   if (!same) {
     const double b = static_cast<double>(bytes);
-    last = {op, group, bytes,
-            op == CommOp::kAllReduce       ? all_reduce_seconds(topology_, group, b)
-            : op == CommOp::kReduceScatter ? ring_reduce_scatter_seconds(topology_, group, b)
-                                           : ring_all_gather_seconds(topology_, group, b)};
+    last = {kind, group, bytes, collective_seconds(topology_, kind, group, b)};
   }
   collective_seconds_[static_cast<size_t>(rank)] += last.seconds;
 }

@@ -128,7 +128,7 @@ class ScheduleCost final : public ScheduleSink {
   void compute(int rank, const BlockWork& block) override;
   void exchange(int rank, std::span<const Send> sends) override;
   void all_to_all(int rank, RankGroup group, std::span<const Send> sends) override;
-  void collective(int rank, CommOp op, RankGroup group, int64_t bytes) override;
+  void collective(int rank, Collective kind, RankGroup group, int64_t bytes) override;
 
  private:
   void finish_step();
@@ -153,9 +153,9 @@ class ScheduleCost final : public ScheduleSink {
   bool step_computes_ = false;
   // The last collective costed: the members of a group all ask for the same one.
   struct LastCollective {
-    CommOp op = CommOp::kCount;
+    Collective kind = Collective::kAllGather;
     RankGroup group;
-    int64_t bytes = -1;
+    int64_t bytes = -1;  // none yet
     double seconds = 0;
   } last_collective_;
 };

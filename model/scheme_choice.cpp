@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 #include "runtime/scheme_registry.hpp"
 
@@ -83,6 +84,11 @@ StatusOr<SchemeChoice> choose_scheme(const ModelInputs& inputs) {
 }
 
 void apply_choice(const CandidateCost& chosen, PlanConfig& config) {
+  if (chosen.candidate.decode) {  // a caller's bug: a decoder belongs in a DecodeConfig
+    std::fprintf(stderr, "seqpar: apply_choice: %s is a decoding candidate, not a scheme\n",
+                 chosen.candidate.scheme_label());
+    std::abort();
+  }
   config.scheme = chosen.candidate.scheme;
   config.ulysses_degree = scheme_descriptor(chosen.candidate.scheme).takes_ulysses_degree
                               ? chosen.candidate.ulysses_degree

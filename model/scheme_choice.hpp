@@ -24,7 +24,8 @@ int cheapest_feasible(const std::vector<CandidateCost>& candidates);
 // none is feasible.
 StatusOr<SchemeChoice> choose_scheme(const ModelInputs& inputs);
 
-// The PlanConfig fields of a training or prefill choice: scheme and hybrid's U.
+// The PlanConfig fields of a training or prefill choice: scheme and hybrid's U. A decoding
+// choice (candidate.decode) names a DecodeConfig's decoder instead: passing one aborts.
 void apply_choice(const CandidateCost& chosen, PlanConfig& config);
 
 // Human table: the inputs (topology, rate, problem), then one line per candidate, the chosen

@@ -13,8 +13,8 @@ namespace seqpar {
 
 namespace {
 
-constexpr EnumNames<LinkKind, 7> kLinkKindNames{
-    {"nvlink", "pcie", "ib400", "ib200", "eth100", "host", "custom"}};
+constexpr auto kLinkKindNames =
+    enum_names<LinkKind>("nvlink", "pcie", "ib400", "ib200", "eth100", "host", "custom");
 constexpr int kMaxNodes = 1 << 20;
 constexpr int kMaxGpusPerNode = 1 << 20;
 
@@ -48,8 +48,8 @@ StatusOr<LinkKind> parse_link_kind(std::string_view name) {
 LinkSpec default_link(LinkKind kind) {
   // Sources and assumptions: docs/topology.md, "Default link figures".
   switch (kind) {
-    case LinkKind::kNvlink:  // docs/reference_figures.md: NCCL ring bus bandwidth ~370 GB/s, 10-15
-                             // us
+    // docs/reference_figures.md: NCCL ring bus bandwidth ~370 GB/s, 10-15 us
+    case LinkKind::kNvlink:
       return {kind, 370e9, 12.5e-6};
     case LinkKind::kPcie:  // assumption: Gen5 x16 64 GB/s at NVLink's NCCL efficiency (370/450)
       return {kind, 52.6e9, 12.5e-6};

@@ -30,8 +30,8 @@ int64_t group_position(const HybridCoords& h, int group, int64_t i) {
 
 }  // namespace
 
-constexpr EnumNames<LayoutKind, 4> kLayoutNames{
-    {"contiguous", "striped", "zigzag", "hybrid_zigzag"}};
+constexpr auto kLayoutNames =
+    enum_names<LayoutKind>("contiguous", "striped", "zigzag", "hybrid_zigzag");
 
 const char* layout_name(LayoutKind kind) { return kLayoutNames.name(kind); }
 

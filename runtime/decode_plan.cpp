@@ -2,6 +2,7 @@
 #include "runtime/decode_plan.hpp"
 
 #include <cmath>
+#include <utility>
 
 #include "core/log.hpp"
 #include "runtime/agreement.hpp"
@@ -33,12 +34,14 @@ DecodeConfig DecodePlan::resolved(const DecodeConfig& requested) {
     p.softmax_scale = 1.0f / std::sqrt(static_cast<float>(p.head_dim));
   }
   if (config.capacity == 0) config.capacity = p.seq + config.q_len;
+  p.mask = MaskKind::kCausal;  // what the decoders run, whatever the caller set
   return config;
 }
 
 Status DecodePlan::validate(const DecodeConfig& requested, int ranks) {
   const DecodeConfig config = resolved(requested);
   const AttentionProblem& p = config.problem;
+  SEQPAR_RETURN_IF_ERROR(check_registered(config.decoder));
   SEQPAR_RETURN_IF_ERROR(validate_attention_problem(p));
   SEQPAR_REQUIRE(config.q_len >= 1, StatusCode::kInvalidArgument,
                  "a decoding step needs at least one new token (q_len ", config.q_len, ")");
@@ -51,7 +54,8 @@ Status DecodePlan::validate(const DecodeConfig& requested, int ranks) {
   SEQPAR_RETURN_IF_ERROR(validate_ranks_per_node(config.ranks_per_node, ranks));
   SEQPAR_REQUIRE(config.device == Device::kHost, StatusCode::kUnsupported, "decoding on ",
                  device_name(config.device), " memory is not supported yet");
-  return Status::ok();
+  const DecoderDescriptor& decoder = decoder_descriptor(config.decoder);
+  return decoder.validate ? decoder.validate(config, ranks) : Status::ok();
 }
 
 StatusOr<std::unique_ptr<DecodePlan>> DecodePlan::create(const DecodeConfig& requested,
@@ -63,11 +67,7 @@ StatusOr<std::unique_ptr<DecodePlan>> DecodePlan::create(const DecodeConfig& req
   SEQPAR_REQUIRE(!comm.device_memory(), StatusCode::kInvalidArgument, "the ", comm.backend_name(),
                  " backend moves device memory but decoding runs on the host");
 
-  const AttentionProblem& p = config.problem;
-  DecodeContext context{config,
-                        {p.batch, p.heads_kv, p.head_dim, p.dtype, p.seq, config.capacity},
-                        &comm,
-                        comm.size()};
+  DecodeContext context = DecodeContext::of(config, comm.size(), &comm);
   StatusOr<std::unique_ptr<KvCache>> cache =
       KvCache::create(context.cache, comm.rank(), comm.size());
   SEQPAR_RETURN_IF_ERROR(agree_across_ranks(cache.status(), comm, "create their KV cache"));
@@ -78,20 +78,31 @@ StatusOr<std::unique_ptr<DecodePlan>> DecodePlan::create(const DecodeConfig& req
 }
 
 Status DecodePlan::append(const void* k_new, const void* v_new, int64_t n) {
-  return cache_->append(k_new, v_new, n);
+  SEQPAR_RETURN_IF_ERROR(cache_->append(k_new, v_new, n));
+  appended_ += n;
+  return Status::ok();
 }
 
 Status DecodePlan::step(const void* q, void* out, float* lse) {
+  const int64_t appended = std::exchange(appended_, 0);
   Status status = q && out && lse ? Status::ok()
                                   : SEQPAR_FAIL(StatusCode::kInvalidArgument,
                                                 "a decoding step needs q, out and lse");
+  // The step's queries are the cache's last q_len tokens: the ones appended since the last step.
+  if (status.is_ok() && appended != context_.config.q_len) {
+    status = SEQPAR_FAIL(StatusCode::kInvalidArgument,
+                         "a decoding step attends the q_len = ", context_.config.q_len,
+                         " tokens appended since the last step, but ", appended, " were appended");
+  }
   if (status.is_ok()) status = decoder_->step(q, *cache_, out, lse);
   if (!status.is_ok() && status.code() != StatusCode::kAborted) context_.comm->abort(status);
   return status;
 }
 
-CommVolume DecodePlan::expected_step_comm() const {
-  return decoder_comm(context_, cache_->length())[static_cast<size_t>(context_.comm->rank())];
+StatusOr<CommVolume> DecodePlan::expected_step_comm() const {
+  SEQPAR_ASSIGN_OR_RETURN(const std::vector<CommVolume> volumes,
+                          decoder_comm(context_, cache_->length()));
+  return volumes[static_cast<size_t>(context_.comm->rank())];
 }
 
 CommStats DecodePlan::comm_stats() const {

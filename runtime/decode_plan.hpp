@@ -31,9 +31,11 @@ class DecodePlan {
                                                       Communicator& comm);
   // The rules a decode config must meet on `ranks` ranks (no communication): the attention
   // problem's, a prompt of at least one token per rank, q_len >= 1, a capacity that holds the
-  // prompt and one step, ranks per node dividing the ranks, host memory.
+  // prompt and one step, ranks per node dividing the ranks, host memory, a registered decoder
+  // and its own rules (DecoderDescriptor::validate).
   static Status validate(const DecodeConfig& config, int ranks);
-  // `config` with its defaults resolved (softmax scale, capacity), as a plan holds it.
+  // `config` with its defaults resolved (softmax scale, capacity, the causal mask), as a plan
+  // holds it.
   static DecodeConfig resolved(const DecodeConfig& config);
 
   const DecodeConfig& config() const { return context_.config; }  // resolved
@@ -46,12 +48,13 @@ class DecodePlan {
   Status append(const void* k_new, const void* v_new, int64_t n);
   // One decoding step for the last q_len tokens of the cache: q (B, q_len, Hq, D), replicated;
   // out (B, q_len, Hq, D) and lse (B, Hq, q_len) fp32, the same on every rank. Collective.
+  // Exactly q_len tokens must have been appended since the previous step (kInvalidArgument).
   Status step(const void* q, void* out, float* lse);
 
   size_t workspace_bytes() const { return decoder_->workspace_bytes(); }  // besides the cache
   // What this rank's communicators count in one step at the cache's current length: the
   // decoder's schedule, summed.
-  CommVolume expected_step_comm() const;
+  StatusOr<CommVolume> expected_step_comm() const;
   // This rank's counters: the caller's communicator plus the decoder's subgroups.
   CommStats comm_stats() const;
   void reset_comm_stats();
@@ -63,6 +66,7 @@ class DecodePlan {
   DecodeContext context_;
   std::unique_ptr<KvCache> cache_;
   std::unique_ptr<Decoder> decoder_;
+  int64_t appended_ = 0;  // tokens appended since the last step
 };
 
 }  // namespace seqpar

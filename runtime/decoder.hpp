@@ -19,6 +19,25 @@ struct DecodeContext {
   KvCacheShape cache;            // the cache's shape, from config
   Communicator* comm = nullptr;  // the caller's (null for schedule and workspace queries)
   int ranks = 1;
+
+  // The context of `resolved` (DecodePlan::resolved) on `ranks` ranks: its cache holds the
+  // prompt of problem.seq tokens and room for config.capacity.
+  static DecodeContext of(const DecodeConfig& resolved, int ranks, Communicator* comm) {
+    const AttentionProblem& p = resolved.problem;
+    return {resolved,
+            {p.batch, p.heads_kv, p.head_dim, p.dtype, p.seq, resolved.capacity},
+            comm,
+            ranks};
+  }
+
+  // A step's cache length runs from the prompt plus one step's q_len tokens to the capacity.
+  Status check_step_length(int64_t cache_length) const {
+    SEQPAR_REQUIRE(cache_length >= cache.prompt + config.q_len && cache_length <= cache.capacity,
+                   StatusCode::kInvalidArgument, "a decoding step's cache length (", cache_length,
+                   ") must lie between the prompt and one step (", cache.prompt + config.q_len,
+                   ") and the capacity (", cache.capacity, ")");
+    return Status::ok();
+  }
 };
 
 class Decoder {

@@ -72,6 +72,24 @@ StatusOr<HeadExchangeSplits> HeadExchangeSplits::of(const AttentionProblem& p,
   return s;
 }
 
+void HeadExchangeSplits::schedule_step(std::span<const HeadExchangeSplits> splits,
+                                       std::span<const RankGroup> groups,
+                                       AllToAllSplit HeadExchangeSplits::*stage,
+                                       ScheduleSink& out) {
+  out.step(StepOverlap::kSerial);
+  std::vector<Send> sends;
+  for (size_t r = 0; r < splits.size(); ++r) {
+    const RankGroup& group = groups[r];
+    const AllToAllSplit& split = splits[r].*stage;
+    sends.clear();
+    for (int u = 0; u < group.count; ++u) {
+      if (group.at(u) != static_cast<int>(r))
+        sends.push_back({group.at(u), static_cast<int64_t>(split.send_bytes[u])});
+    }
+    out.all_to_all(static_cast<int>(r), group, sends);
+  }
+}
+
 StatusOr<size_t> HeadExchange::workspace_bytes_for(const AttentionProblem& p,
                                                    std::span<const HeadSlice> slices,
                                                    std::span<const int64_t> tokens, int me,

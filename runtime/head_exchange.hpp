@@ -20,6 +20,7 @@
 #include "partition/head_split.hpp"
 #include "runtime/head_all_to_all.hpp"
 #include "runtime/problem.hpp"
+#include "runtime/schedule.hpp"
 #include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
@@ -38,6 +39,12 @@ struct HeadExchangeSplits {
   static StatusOr<HeadExchangeSplits> of(const AttentionProblem& p, std::span<const int64_t> tokens,
                                          std::span<const HeadSlice> slices, int me,
                                          BackwardCarry carry);
+
+  // One all-to-all of `stage` as a schedule step (blocking): every rank r sends its pieces of
+  // splits[r].*stage to the other members of groups[r], member u getting piece u.
+  static void schedule_step(std::span<const HeadExchangeSplits> splits,
+                            std::span<const RankGroup> groups,
+                            AllToAllSplit HeadExchangeSplits::*stage, ScheduleSink& out);
 };
 
 class HeadExchange {
@@ -59,7 +66,6 @@ class HeadExchange {
                                               BackwardCarry carry, bool backward);
 
   const HeadSlice& mine() const { return mine_; }
-  int64_t heads_seq() const { return heads_seq_; }  // S_h
   size_t workspace_bytes() const { return workspace_.bytes(); }
 
   // Q, K, V of our tokens -> q_heads(), k_heads(), v_heads().

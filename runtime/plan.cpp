@@ -62,6 +62,7 @@ Status validate_attention_problem(const AttentionProblem& p) {
 }
 
 StatusOr<Layout> plan_layout(const PlanConfig& config, int ranks) {
+  SEQPAR_RETURN_IF_ERROR(check_registered(config.scheme));
   return scheme_descriptor(config.scheme).layout(config, ranks);
 }
 
@@ -75,6 +76,7 @@ Status validate_ranks_per_node(int ranks_per_node, int ranks) {
 Status validate_problem(const PlanConfig& config, int ranks) {
   SEQPAR_RETURN_IF_ERROR(validate_attention_problem(config.problem));
   SEQPAR_RETURN_IF_ERROR(validate_ranks_per_node(config.ranks_per_node, ranks));
+  SEQPAR_RETURN_IF_ERROR(check_registered(config.scheme));
   const SchemeDescriptor& scheme = scheme_descriptor(config.scheme);
   SEQPAR_RETURN_IF_ERROR(scheme.layout(config, ranks).status());
   return scheme.validate ? scheme.validate(config, ranks) : Status::ok();
@@ -101,28 +103,21 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Commun
                  " memory is not supported yet: the communicators do not move device memory yet");
 
   const SchemeDescriptor& descriptor = scheme_descriptor(config.scheme);
-  SchemeContext context{config.problem,
-                        config.scheme,
-                        descriptor.layout(config, comm.size()).value(),
-                        &comm,
-                        config.device,
-                        config.stream,
-                        config.ranks_per_node,
-                        config.backward};
+  SEQPAR_ASSIGN_OR_RETURN(Layout layout, descriptor.layout(config, comm.size()));
+  SchemeContext context{config.problem, config.scheme, std::move(layout),     &comm,
+                        config.device,  config.stream, config.ranks_per_node, config.backward};
+  // The schedules depend on the agreed config alone: every rank gets the same verdict.
+  const auto mine = static_cast<size_t>(comm.rank());
+  SEQPAR_ASSIGN_OR_RETURN(const std::vector<CommVolume> forward,
+                          scheme_comm(context, Pass::kForward));
+  SEQPAR_ASSIGN_OR_RETURN(const std::vector<CommVolume> backward,
+                          scheme_comm(context, Pass::kBackward));
   StatusOr<std::unique_ptr<Scheme>> scheme = descriptor.create(context);
   SEQPAR_RETURN_IF_ERROR(
       agree_across_ranks(scheme.status(), comm, "create their plan"));  // e.g. out of memory
   const bool check_finite = config.check_finite && config.device == Device::kHost;
-  return std::unique_ptr<Plan>(
-      new Plan(std::move(context), std::move(scheme).value(), check_finite));
-}
-
-CommVolume Plan::expected_forward_comm() const {
-  return scheme_comm(context_, Pass::kForward)[static_cast<size_t>(context_.comm->rank())];
-}
-
-CommVolume Plan::expected_backward_comm() const {
-  return scheme_comm(context_, Pass::kBackward)[static_cast<size_t>(context_.comm->rank())];
+  return std::unique_ptr<Plan>(new Plan(std::move(context), std::move(scheme).value(), check_finite,
+                                        forward[mine], backward[mine]));
 }
 
 CommStats Plan::comm_stats() const { return stats_with(*context_.comm, scheme_->subgroups()); }

@@ -30,9 +30,9 @@ class Plan {
   size_t workspace_bytes() const { return scheme_->workspace_bytes(); }
   Communicator& comm() const { return *context_.comm; }
   // What this rank's communicators count in one forward / backward: its scheme's schedule
-  // (runtime/schedule.hpp), summed.
-  CommVolume expected_forward_comm() const;
-  CommVolume expected_backward_comm() const;
+  // (runtime/schedule.hpp), summed when the plan was made.
+  const CommVolume& expected_forward_comm() const { return forward_comm_; }
+  const CommVolume& expected_backward_comm() const { return backward_comm_; }
   // This rank's counters: the plan's communicator plus the subgroups its scheme split off it
   // (Scheme::subgroups), summed per op kind; what the formulas above predict.
   CommStats comm_stats() const;
@@ -53,11 +53,18 @@ class Plan {
   // (an overflow of a 16-bit storage dtype).
   Status check_inputs(const void* q, const void* k, const void* v, const void* dout) const;
   Status check_gradients(const BackwardArgs& args) const;
-  Plan(SchemeContext context, std::unique_ptr<Scheme> scheme, bool check_finite)
-      : context_(std::move(context)), scheme_(std::move(scheme)), check_finite_(check_finite) {}
+  Plan(SchemeContext context, std::unique_ptr<Scheme> scheme, bool check_finite,
+       CommVolume forward_comm, CommVolume backward_comm)
+      : context_(std::move(context)),
+        scheme_(std::move(scheme)),
+        check_finite_(check_finite),
+        forward_comm_(forward_comm),
+        backward_comm_(backward_comm) {}
   SchemeContext context_;
   std::unique_ptr<Scheme> scheme_;
   bool check_finite_ = true;  // PlanConfig::check_finite, on a host plan
+  CommVolume forward_comm_;   // this rank's share of the scheme's schedule, per pass
+  CommVolume backward_comm_;
 };
 
 // The rules every problem must meet: positive sizes, Hq % Hkv == 0, a supported head dim and

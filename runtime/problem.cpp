@@ -12,7 +12,7 @@ double attention_forward_flops(const AttentionProblem& p) {
   return p.mask == MaskKind::kCausal ? full / 2.0 : full;
 }
 
-constexpr EnumNames<Phase, 3> kPhaseNames{{"train", "prefill", "decode"}};
+constexpr auto kPhaseNames = enum_names<Phase>("train", "prefill", "decode");
 
 const char* phase_name(Phase phase) { return kPhaseNames.name(phase); }
 

@@ -47,15 +47,16 @@ struct PlanConfig {
 };
 
 // What a step is for. train: forward (+ backward); prefill: the forward over a prompt (a
-// forward-only plan); decode: new tokens against a KV cache (a DecodePlan).
+// forward-only plan); decode: new tokens against a KV cache (a DecodePlan). The runtime does not
+// read it: it is the phase the model (model/) and the harness (harness/) are asked about.
 enum class Phase : int { kTrain = 0, kPrefill, kDecode };
 const char* phase_name(Phase phase);  // "train", "prefill", "decode"
 StatusOr<Phase> parse_phase(std::string_view name);
 
 // What a DecodePlan is made for (runtime/decode_plan.hpp): a KV cache of a prompt of
 // problem.seq tokens (S >= P) sharded over the ranks, and steps of q_len new tokens, replicated
-// on every rank, that attend to every cached token (problem.mask is not used: the new rows come
-// last, so causal and full keep the same keys).
+// on every rank, that attend to every earlier cached token and causally among themselves
+// (problem.mask is not used: DecodePlan::resolved sets it to causal).
 struct DecodeConfig {
   AttentionProblem problem;  // seq: the prompt's tokens
   int64_t q_len = 1;         // n: new tokens per step

@@ -28,7 +28,8 @@ void CommVolumeSink::all_to_all(int rank, RankGroup, std::span<const Send> sends
   add(rank, CommOp::kAllToAll, bytes);
 }
 
-void CommVolumeSink::collective(int rank, CommOp op, RankGroup group, int64_t bytes) {
+void CommVolumeSink::collective(int rank, Collective kind, RankGroup group, int64_t bytes) {
+  const CommOp op = comm_op_of(kind);
   add(rank, op, collective_bytes_sent(op, group.count, bytes));
 }
 

@@ -54,8 +54,9 @@ struct Send {
 
 // One block-kernel call: the queries of shard q_shard against the keys of shard k_shard of a
 // layout the schedule declared (ScheduleSink::add_layout), on heads_q query and heads_kv kv
-// heads; or, with layout kDense, q_tokens queries against k_tokens keys that the mask keeps
-// entirely (decoding's new rows against a cache shard).
+// heads; or, with layout kDense, q_tokens queries against k_tokens keys, every pair counted
+// (decoding's new rows against a cache shard: with q_len > 1 the new rows are causal among
+// themselves, which skips at most q_len * (q_len - 1) / 2 of the pairs).
 struct BlockWork {
   static constexpr int kDense = -1;
   int layout = kDense;
@@ -66,6 +67,21 @@ struct BlockWork {
   int64_t q_tokens = 0;  // dense blocks only
   int64_t k_tokens = 0;
 };
+
+// The collectives a schedule describes, each the CommOp its communicator counts it as
+// (broadcasts and barriers are never part of a step).
+enum class Collective : int { kAllGather, kReduceScatter, kAllReduce };
+constexpr CommOp comm_op_of(Collective collective) {
+  switch (collective) {
+    case Collective::kAllGather:
+      return CommOp::kAllGather;
+    case Collective::kReduceScatter:
+      return CommOp::kReduceScatter;
+    case Collective::kAllReduce:
+      break;
+  }
+  return CommOp::kAllReduce;
+}
 
 // Receives a schedule. Schemes call it; the comm volumes, the cost model and the model check
 // implement it.
@@ -84,7 +100,7 @@ class ScheduleSink {
   virtual void all_to_all(int rank, RankGroup group, std::span<const Send> sends) = 0;
   // One all_gather, reduce_scatter or all_reduce of `rank` on `group`, `bytes` as the
   // Communicator takes it (collective_bytes_sent in comm/communicator.hpp).
-  virtual void collective(int rank, CommOp op, RankGroup group, int64_t bytes) = 0;
+  virtual void collective(int rank, Collective kind, RankGroup group, int64_t bytes) = 0;
 };
 
 // Calls per op kind and bytes sent by one rank, as its communicators count them (barriers are
@@ -110,7 +126,7 @@ class CommVolumeSink final : public ScheduleSink {
   void compute(int, const BlockWork&) override {}
   void exchange(int rank, std::span<const Send> sends) override;
   void all_to_all(int rank, RankGroup group, std::span<const Send> sends) override;
-  void collective(int rank, CommOp op, RankGroup group, int64_t bytes) override;
+  void collective(int rank, Collective kind, RankGroup group, int64_t bytes) override;
 
  private:
   void add(int rank, CommOp op, int64_t bytes);

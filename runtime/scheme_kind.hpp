@@ -19,13 +19,20 @@ enum class DecoderKind : int {
 #include "runtime/schemes.def"
 };
 
-const char* scheme_name(SchemeKind scheme);  // "ring", "striped", "zigzag", ...
+const char* scheme_name(SchemeKind scheme);  // "ring", "striped", "zigzag", ...; "?" if unknown
 StatusOr<SchemeKind> parse_scheme(std::string_view name);
 std::span<const SchemeKind> all_schemes();  // in registration order
 
 const char* decoder_name(DecoderKind decoder);  // "tree", "ring"
 StatusOr<DecoderKind> parse_decoder(std::string_view name);
 std::span<const DecoderKind> all_decoders();
+
+// Whether a value names a registered scheme or decoder (an int cast to the enum may not), and
+// kInvalidArgument naming the value when it does not.
+bool is_registered(SchemeKind scheme);
+bool is_registered(DecoderKind decoder);
+Status check_registered(SchemeKind scheme);
+Status check_registered(DecoderKind decoder);
 
 // "ring, striped, ... or tree": every registered name, for messages and help texts.
 std::string scheme_names_text();

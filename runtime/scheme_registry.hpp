@@ -32,17 +32,20 @@ struct SchemeDescriptor {
   StatusOr<std::unique_ptr<Scheme>> (*create)(const SchemeContext& context);
   // What create() allocates for `rank` (context.comm may be null): Scheme::workspace_bytes().
   StatusOr<size_t> (*workspace_bytes)(const SchemeContext& context, int rank);
-  // Its steps in `pass` for every rank (context.comm may be null).
-  void (*schedule)(const SchemeContext& context, Pass pass, ScheduleSink& out);
+  // Its steps in `pass` for every rank (context.comm may be null). Fails, and describes nothing
+  // usable, on a context validate_problem refuses.
+  Status (*schedule)(const SchemeContext& context, Pass pass, ScheduleSink& out);
 };
 
 struct DecoderDescriptor {
   const char* name;  // --scheme under --phase decode
   const char* summary;
+  // The decoder's rules beyond DecodePlan::validate's (null: none); no communication.
+  Status (*validate)(const DecodeConfig& config, int ranks);
   StatusOr<std::unique_ptr<Decoder>> (*create)(const DecodeContext& context);
   StatusOr<size_t> (*workspace_bytes)(const DecodeContext& context, int rank);
   // One decoding step over a cache of `cache_length` tokens (the new ones included).
-  void (*schedule)(const DecodeContext& context, int64_t cache_length, ScheduleSink& out);
+  Status (*schedule)(const DecodeContext& context, int64_t cache_length, ScheduleSink& out);
 };
 
 // Parts several descriptors share.
@@ -50,14 +53,15 @@ template <LayoutKind kind>
 StatusOr<Layout> layout_of_kind(const PlanConfig& config, int ranks) {
   return Layout::make(kind, config.problem.seq, ranks);
 }
-std::vector<int> sequence_only(int ranks);  // {1}: no head-sharded groups
+std::vector<int> no_ulysses_degrees(int ranks);  // {1}: no head-sharded groups
 
+// The descriptor of a registered value (is_registered); an unregistered one aborts, naming it.
 const SchemeDescriptor& scheme_descriptor(SchemeKind scheme);
 const DecoderDescriptor& decoder_descriptor(DecoderKind decoder);
 
 // Each rank's calls and bytes in `pass` of the scheme of `context` (its schedule, summed).
-std::vector<CommVolume> scheme_comm(const SchemeContext& context, Pass pass);
+StatusOr<std::vector<CommVolume>> scheme_comm(const SchemeContext& context, Pass pass);
 // Each rank's calls and bytes in one decoding step over `cache_length` tokens.
-std::vector<CommVolume> decoder_comm(const DecodeContext& context, int64_t cache_length);
+StatusOr<std::vector<CommVolume>> decoder_comm(const DecodeContext& context, int64_t cache_length);
 
 }  // namespace seqpar

@@ -18,26 +18,20 @@ bool is_hierarchical(int ranks, int ranks_per_node) {
 // Values per buffer once padded to a multiple of the node size (hierarchical; else as is).
 int64_t padded_count(int64_t count, int node) { return (count + node - 1) / node * node; }
 
-// The arena: max (B, H, S) fp32, packed numerator then denominator fp32, both padded, and this
-// rank's node-reduced slice of the packed buffer (hierarchical only).
-struct CombineRegions {
-  size_t max_bytes = 0, packed_bytes = 0, slice_bytes = 0;
-  CombineRegions(const CombineShape& shape, int ranks, int ranks_per_node) {
-    const bool tiered = is_hierarchical(ranks, ranks_per_node);
-    const int node = tiered ? ranks_per_node : 1;
-    max_bytes = static_cast<size_t>(padded_count(shape.lse_elems(), node)) * sizeof(float);
-    packed_bytes = static_cast<size_t>(padded_count(shape.out_elems() + shape.lse_elems(), node)) *
-                   sizeof(float);
-    slice_bytes = tiered ? packed_bytes / static_cast<size_t>(node) : 0;
-  }
-};
-
 }  // namespace
 
+void TreeCombine::Buffers::add_to(WorkspaceArena& arena, const CombineShape& shape, int ranks,
+                                  int ranks_per_node) {
+  const bool tiered = is_hierarchical(ranks, ranks_per_node);
+  const int node = tiered ? ranks_per_node : 1;
+  const int64_t packed_count = padded_count(shape.out_elems() + shape.lse_elems(), node);
+  arena.add(max, static_cast<size_t>(padded_count(shape.lse_elems(), node)) * sizeof(float));
+  arena.add(packed, static_cast<size_t>(packed_count) * sizeof(float));
+  arena.add(slice, tiered ? static_cast<size_t>(packed_count / node) * sizeof(float) : 0);
+}
+
 size_t TreeCombine::workspace_bytes_for(const CombineShape& shape, int ranks, int ranks_per_node) {
-  const CombineRegions sizes(shape, ranks, ranks_per_node);
-  return WorkspaceArena::align_up(sizes.max_bytes) + WorkspaceArena::align_up(sizes.packed_bytes) +
-         WorkspaceArena::align_up(sizes.slice_bytes);
+  return arena_bytes<Buffers>(shape, ranks, ranks_per_node);
 }
 
 void TreeCombine::schedule(const CombineShape& shape, int ranks, int ranks_per_node,
@@ -47,16 +41,16 @@ void TreeCombine::schedule(const CombineShape& shape, int ranks, int ranks_per_n
     out.step(StepOverlap::kSerial);
     for (int r = 0; r < ranks; ++r) {
       if (!tiered) {
-        out.collective(r, CommOp::kAllReduce, RankGroup::all(ranks), count * 4);
+        out.collective(r, Collective::kAllReduce, RankGroup::all(ranks), count * 4);
         continue;
       }
       const int node = ranks_per_node;
       const int64_t slice_bytes = padded_count(count, node) / node * 4;
       const RankGroup node_group{r / node * node, node, 1};
       const RankGroup cross_group{r % node, ranks / node, node};
-      out.collective(r, CommOp::kReduceScatter, node_group, slice_bytes);
-      out.collective(r, CommOp::kAllReduce, cross_group, slice_bytes);
-      out.collective(r, CommOp::kAllGather, node_group, slice_bytes);
+      out.collective(r, Collective::kReduceScatter, node_group, slice_bytes);
+      out.collective(r, Collective::kAllReduce, cross_group, slice_bytes);
+      out.collective(r, Collective::kAllGather, node_group, slice_bytes);
     }
   }
 }
@@ -75,11 +69,8 @@ StatusOr<std::unique_ptr<TreeCombine>> TreeCombine::create(Communicator& comm, i
     c->subgroups_[0] = c->node_.get();
     c->subgroups_[1] = c->cross_.get();
   }
-  const CombineRegions sizes(shape, comm.size(), ranks_per_node);
   WorkspaceArena arena;
-  arena.add(c->max_, sizes.max_bytes);
-  arena.add(c->packed_, sizes.packed_bytes);
-  arena.add(c->slice_, sizes.slice_bytes);
+  c->buf_.add_to(arena, shape, comm.size(), ranks_per_node);
   SEQPAR_RETURN_IF_ERROR(arena.allocate(c->workspace_, target.device));
   // The padding is reduced but never read.
   SEQPAR_RETURN_IF_ERROR(buffer_ops::zero(c->workspace_.data(), c->workspace_.bytes(), target));
@@ -94,34 +85,34 @@ size_t TreeCombine::padded(int64_t count) const {
 Status TreeCombine::all_reduce(float* data, int64_t count, ReduceOp op) {
   if (!node_) return comm_.all_reduce(data, data, static_cast<size_t>(count), DType::kF32, op);
   const size_t slice = padded(count) / static_cast<size_t>(node_->size());
-  SEQPAR_RETURN_IF_ERROR(node_->reduce_scatter(data, slice_, slice, DType::kF32, op));
-  SEQPAR_RETURN_IF_ERROR(cross_->all_reduce(slice_, slice_, slice, DType::kF32, op));
-  return node_->all_gather(slice_, data, slice * sizeof(float));
+  SEQPAR_RETURN_IF_ERROR(node_->reduce_scatter(data, buf_.slice, slice, DType::kF32, op));
+  SEQPAR_RETURN_IF_ERROR(cross_->all_reduce(buf_.slice, buf_.slice, slice, DType::kF32, op));
+  return node_->all_gather(buf_.slice, data, slice * sizeof(float));
 }
 
 Status TreeCombine::combine(float* out, float* lse, int64_t keep_begin, int64_t keep_end) {
   const int64_t S = shape_.seq, H = shape_.heads, D = shape_.head_dim;
   const int64_t lse_elems = shape_.lse_elems(), out_elems = shape_.out_elems();
-  // max_ (B, H, S) = max over ranks of lse
+  // max (B, H, S) = max over ranks of lse
   SEQPAR_RETURN_IF_ERROR(
-      buffer_ops::copy(max_, lse, static_cast<size_t>(lse_elems) * sizeof(float), target_));
-  SEQPAR_RETURN_IF_ERROR(all_reduce(max_, lse_elems, ReduceOp::kMax));
+      buffer_ops::copy(buf_.max, lse, static_cast<size_t>(lse_elems) * sizeof(float), target_));
+  SEQPAR_RETURN_IF_ERROR(all_reduce(buf_.max, lse_elems, ReduceOp::kMax));
 
-  // packed_ = [num (B, S, H, D) = out * w | den (B, H, S) = w], w = exp(lse - max) (0 if masked)
-  float* num = packed_;
-  float* den = packed_ + out_elems;
+  // packed = [num (B, S, H, D) = out * w | den (B, H, S) = w], w = exp(lse - max) (0 if masked)
+  float* num = buf_.packed;
+  float* den = buf_.packed + out_elems;
   for (int64_t b = 0; b < shape_.batch; ++b) {
     for (int64_t s = 0; s < S; ++s) {
       for (int64_t h = 0; h < H; ++h) {
         const int64_t stat = (b * H + h) * S + s;
         const int64_t row = ((b * S + s) * H + h) * D;
-        const float w = lse[stat] == kNegInf ? 0.0f : std::exp(lse[stat] - max_[stat]);
+        const float w = lse[stat] == kNegInf ? 0.0f : std::exp(lse[stat] - buf_.max[stat]);
         den[stat] = w;
         for (int64_t d = 0; d < D; ++d) num[row + d] = out[row + d] * w;
       }
     }
   }
-  SEQPAR_RETURN_IF_ERROR(all_reduce(packed_, out_elems + lse_elems, ReduceOp::kSum));
+  SEQPAR_RETURN_IF_ERROR(all_reduce(buf_.packed, out_elems + lse_elems, ReduceOp::kSum));
 
   for (int64_t b = keep_begin; b < keep_end; ++b) {
     for (int64_t s = 0; s < S; ++s) {
@@ -131,7 +122,7 @@ Status TreeCombine::combine(float* out, float* lse, int64_t keep_begin, int64_t 
         const float total = den[stat];  // > 0 unless every rank masked the row
         const float inv = total > 0.0f ? 1.0f / total : 0.0f;
         for (int64_t d = 0; d < D; ++d) out[row + d] = num[row + d] * inv;
-        lse[stat] = total > 0.0f ? max_[stat] + std::log(total) : kNegInf;
+        lse[stat] = total > 0.0f ? buf_.max[stat] + std::log(total) : kNegInf;
       }
     }
   }

@@ -47,7 +47,6 @@ class TreeCombine {
   // all-reduce, each a step (flat, or node reduce-scatter + cross all-reduce + node all-gather).
   static void schedule(const CombineShape& shape, int ranks, int ranks_per_node, ScheduleSink& out);
 
-  bool hierarchical() const { return node_ != nullptr; }
   // The node and cross communicators (empty when flat), for the plan's accounting.
   std::span<Communicator* const> subgroups() const {
     return node_ ? std::span<Communicator* const>(subgroups_) : std::span<Communicator* const>();
@@ -67,9 +66,13 @@ class TreeCombine {
   std::unique_ptr<Communicator> cross_;  // one rank per node, same local rank (hierarchical only)
   Communicator* subgroups_[2] = {nullptr, nullptr};  // node_, cross_
   WorkspaceBuffer workspace_;                        // on target_.device
-  float* max_ = nullptr;     // (B, H, S) fp32 (+ padding): max over ranks of lse
-  float* packed_ = nullptr;  // (B, S, H, D) numerator then (B, H, S) denominator, fp32 (+ padding)
-  float* slice_ = nullptr;   // 1/R of the larger padded buffer: this rank's node-reduced slice
+  // The workspace's regions, each padded to a multiple of the node size when hierarchical.
+  struct Buffers {
+    float* max = nullptr;     // (B, H, S) fp32: max over ranks of lse
+    float* packed = nullptr;  // (B, S, H, D) numerator then (B, H, S) denominator, fp32
+    float* slice = nullptr;   // 1/R of `packed`: this rank's node-reduced slice (hierarchical)
+    void add_to(WorkspaceArena& arena, const CombineShape& shape, int ranks, int ranks_per_node);
+  } buf_;
 };
 
 }  // namespace seqpar

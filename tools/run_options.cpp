@@ -29,7 +29,7 @@ int launcher_world_size() {
 
 }  // namespace
 
-constexpr EnumNames<BackendKind, 3> kBackendNames{{"threads", "mpi", "nccl"}};
+constexpr auto kBackendNames = enum_names<BackendKind>("threads", "mpi", "nccl");
 
 const char* backend_name(BackendKind backend) { return kBackendNames.name(backend); }
 
@@ -70,9 +70,8 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
       "backward", po::bool_switch(&o.backward), "run backward too (a training step)")(
       "phase", po::value(&phase)->default_value(phase),
       "train | prefill | decode (prefill: the forward alone; decode: --q-len new tokens "
-      "against a KV cache of --seq tokens; --scheme tree, or ring for the ring-decode "
-      "baseline)")("q-len", po::value(&o.q_len)->default_value(o.q_len),
-                   "new query tokens per decode step")(
+      "against a KV cache of --seq tokens, --scheme naming the decoder)")(
+      "q-len", po::value(&o.q_len)->default_value(o.q_len), "new query tokens per decode step")(
       "iters", po::value(&o.iters)->default_value(o.iters), "timed steps")(
       "warmup", po::value(&o.warmup)->default_value(o.warmup), "untimed steps first")(
       "seed", po::value(&o.seed)->default_value(o.seed), "seed of the inputs")(

@@ -2,12 +2,12 @@
 // family and LightSeq (model/efficiency_check.hpp). --device cpu (default): every virtual
 // rank's every step of ring and zigzag timed sequentially on one core with the CPU kernel,
 // against the model fed this host's rate. --device cuda: the GPU virtual-rank benchmark
-// (model/efficiency_cuda.hpp): P virtual ranks of ring, striped, zigzag and lightseq on the one
-// GPU, bf16, against the model fed the rate of the same run (kept-tile FLOP/s of the shard-sized
-// and whole-sequence blocks). With --input FILE it takes saved per-step times instead (the
-// file's own rate when it has one). --write FILE saves the measured times in the same JSON.
-// Exit status: 0 done, 1 failed, 2 bad arguments, 3 --device cuda without a visible GPU (or a
-// build without CUDA).
+// (model/efficiency_cuda.hpp): P virtual ranks of every scheme it can time (ring, striped,
+// zigzag, and lightseq under the causal mask) on the one GPU, bf16, against the model fed the rate
+// of the same run (kept-tile FLOP/s of the shard-sized and whole-sequence blocks). With --input
+// FILE it takes saved per-step times instead (the file's own rate when it has one). --write FILE
+// saves the measured times in the same JSON. Exit status: 0 done, 1 failed, 2 bad arguments, 3
+// --device cuda without a visible GPU (or a build without CUDA).
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <fstream>
@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "model/efficiency_check.hpp"
+#include "runtime/scheme_kind.hpp"
 #ifdef SEQPAR_HAVE_CUDA
 #include "core/device_buffer.hpp"
 #include "model/efficiency_cuda.hpp"
@@ -46,8 +47,10 @@ int run(int argc, char** argv) {
       "per block: cpu the best of this many, cuda the median")(
       "warmup", po::value(&warmup)->default_value(warmup), "cuda: untimed rounds first")(
       "schemes", po::value(&schemes),
-      "ring, striped, zigzag, lightseq (comma list; default cpu ring,zigzag, cuda all four)")(
-      "input", po::value(&input), "per-step times to compare (JSON; skips measuring)")(
+      "comma list of schemes whose steps give each rank at most one block of its own shards "
+      "(ring, striped, zigzag, lightseq); default cpu ring,zigzag, cuda every such scheme that "
+      "takes the problem")("input", po::value(&input),
+                           "per-step times to compare (JSON; skips measuring)")(
       "write", po::value(&write), "save the measured per-step times (JSON)")(
       "rate-file", po::value(&rate_file),
       "compute rate (default: the rate measured with the steps (--device cuda, or an input file "
@@ -85,7 +88,6 @@ int run(int argc, char** argv) {
     }
     p.dtype = parsed.value();
   }
-  if (schemes.empty()) schemes = cuda ? "ring,striped,zigzag,lightseq" : "ring,zigzag";
   StatusOr<EfficiencyInput> measured = Status::ok();
   if (!input.empty()) {
     std::ifstream file(input);
@@ -98,6 +100,12 @@ int run(int argc, char** argv) {
     measured = parse_efficiency_input(text.str());
   } else {
     std::vector<SchemeKind> kinds;
+    if (schemes.empty() && !cuda) kinds = {SchemeKind::kRing, SchemeKind::kZigzag};
+    if (schemes.empty() && cuda) {
+      for (const SchemeKind scheme : all_schemes()) {
+        if (scheme_step_blocks(scheme, p, ranks).is_ok()) kinds.push_back(scheme);
+      }
+    }
     std::stringstream list(schemes);
     for (std::string name; std::getline(list, name, ',');) {
       StatusOr<SchemeKind> kind = parse_scheme(name);

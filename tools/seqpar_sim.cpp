@@ -16,6 +16,7 @@
 #include "model/calibration.hpp"
 #include "model/cost_model.hpp"
 #include "model/topology.hpp"
+#include "runtime/scheme_registry.hpp"
 #include "tools/sim_plot.hpp"
 #include "tools/sim_table.hpp"
 
@@ -168,7 +169,9 @@ void add_problem_panels(const std::string& problem, const std::vector<SimRow>& r
       "Efficiency, " + problem, "GPUs (log2 scale)", "efficiency = (1-GPU time / P) / time", {}, 0};
   for (const SimRow& r : rows) {
     if (r.problem != problem) continue;
-    const std::string name = r.scheme == "hybrid" ? "hybrid (best U x R)" : r.scheme;
+    const StatusOr<SchemeKind> scheme = parse_scheme(r.scheme);
+    const bool grid = scheme.is_ok() && scheme_descriptor(scheme.value()).takes_ulysses_degree;
+    const std::string name = grid ? r.scheme + " (best U x R)" : r.scheme;
     const bool shown = r.feasible && r.seconds > 0;
     PlotSeries* a = series_named(tflops.series, name);
     a->x.push_back(r.gpus);

@@ -11,6 +11,7 @@
 
 #include "attention/cuda/kernel_params.hpp"
 #include "core/cuda_check.hpp"
+#include "core/listing.hpp"
 
 namespace seqpar {
 
@@ -65,10 +66,8 @@ Status cuda_kernels_support(DType dtype, int64_t head_dim) {
                  "the CUDA kernels take bf16 or fp16 q/k/v (got ", dtype_name(dtype),
                  "); fp32 storage runs on host targets");
   const std::span<const int64_t> dims = cuda_supported_head_dims();
-  std::string listed;
-  for (size_t i = 0; i < dims.size(); ++i) {
-    listed += str_cat(i == 0 ? "" : i + 1 == dims.size() ? " and " : ", ", dims[i]);
-  }
+  const std::string listed = listing(
+      dims, [](int64_t dim) { return dim; }, " and ");
   SEQPAR_REQUIRE(std::find(dims.begin(), dims.end(), head_dim) != dims.end(),
                  StatusCode::kUnsupported, "the CUDA kernels support head_dim ", listed, " (got ",
                  head_dim, ")");

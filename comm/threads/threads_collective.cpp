@@ -186,7 +186,7 @@ void ThreadsCollectiveOp::join_split(CollectiveSlot& s) {
   }
 }
 
-void ThreadsCollectiveOp::release(CollectiveSlot& s) {
+void ThreadsCollectiveOp::release_slot(CollectiveSlot& s) {
   released_ = true;
   s.released += 1;
   if (s.released == group_->size()) group_->close_slot(seq_);
@@ -217,7 +217,7 @@ void ThreadsCollectiveOp::progress(std::unique_lock<std::mutex>& lock) {
   if (s.posted < p || phase_ < phases) return;
   if (phases > 0 && s.phase_done[static_cast<size_t>(phases - 1)] < p) return;
   if (kind_ == CollectiveKind::kSplit) join_split(s);
-  release(s);
+  release_slot(s);
   finish(Status::ok());
 }
 
@@ -231,7 +231,7 @@ void ThreadsCollectiveOp::abandon(std::unique_lock<std::mutex>& lock, const Stat
   domain().changed.notify_all();
   // Peers reading our buffers right now finish before we hand them back to the caller.
   domain().changed.wait(lock, [&] { return s.active_copies == 0; });
-  release(s);
+  release_slot(s);
 }
 
 bool ThreadsCollectiveOp::recycle() {

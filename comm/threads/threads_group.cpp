@@ -39,9 +39,8 @@ void Channel::grow() {
 }
 
 const char* collective_kind_name(CollectiveKind kind) {
-  static constexpr EnumNames<CollectiveKind, 7> kNames{{"all_to_all", "all_gather",
-                                                        "reduce_scatter", "all_reduce", "broadcast",
-                                                        "barrier", "split"}};
+  static constexpr auto kNames = enum_names<CollectiveKind>(
+      "all_to_all", "all_gather", "reduce_scatter", "all_reduce", "broadcast", "barrier", "split");
   return kNames.name(kind);
 }
 

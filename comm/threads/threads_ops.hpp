@@ -128,7 +128,7 @@ class ThreadsCollectiveOp final : public ThreadsOp {
   Status run_phase(const CollectiveSlot& slot, int phase);  // without the lock
   Status check_matches(const CollectiveSlot& slot, const CollectiveArgs& args) const;
   void join_split(CollectiveSlot& slot);
-  void release(CollectiveSlot& slot);
+  void release_slot(CollectiveSlot& slot);  // this rank leaves the slot
 
   uint64_t seq_ = 0;
   CollectiveKind kind_ = CollectiveKind::kBarrier;

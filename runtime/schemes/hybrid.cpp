@@ -42,20 +42,16 @@ HybridGrid grid_of(const Layout& layout) {
 }
 
 // The ring's context: rank u's head slice over the whole sequence, zigzag over the R groups.
-SchemeContext ring_context(const SchemeContext& context, const HeadSlice& slice,
-                           Communicator* ring) {
+StatusOr<SchemeContext> ring_context(const SchemeContext& context, const HeadSlice& slice,
+                                     Communicator* ring) {
   AttentionProblem sliced = context.problem;
   sliced.heads_q = slice.q_count;
   sliced.heads_kv = slice.kv_count;
-  const int rings = grid_of(context.layout).rings;
-  return {sliced,
-          SchemeKind::kZigzag,
-          Layout::make(LayoutKind::kZigzag, context.problem.seq, rings).value(),
-          ring,
-          context.device,
-          context.stream,
-          0,
-          context.backward};
+  SEQPAR_ASSIGN_OR_RETURN(Layout layout, Layout::make(LayoutKind::kZigzag, context.problem.seq,
+                                                      grid_of(context.layout).rings));
+  return SchemeContext{sliced, SchemeKind::kZigzag, std::move(layout),
+                       ring,   context.device,      context.stream,
+                       0,      context.backward};
 }
 
 // The ring's gradients on this rank's heads (backward only), beside the exchange's and the
@@ -120,8 +116,9 @@ Status HybridScheme::prepare() {
       HeadExchange::create(p, *group_comm_, std::move(slices),
                            group_tokens(ctx_.layout, grid_, ctx_.comm->rank()), BackwardCarry::kOut,
                            {ctx_.device, ctx_.stream}, ctx_.backward));
-  SEQPAR_ASSIGN_OR_RETURN(
-      ring_, create_ring_engine(ring_context(ctx_, exchange_->mine(), ring_comm_.get())));
+  SEQPAR_ASSIGN_OR_RETURN(const SchemeContext ring,
+                          ring_context(ctx_, exchange_->mine(), ring_comm_.get()));
+  SEQPAR_ASSIGN_OR_RETURN(ring_, create_ring_engine(ring));
   WorkspaceArena arena;
   buf_.add_to(arena, ctx_, exchange_->mine());
   return arena.allocate(workspace_, ctx_.device);
@@ -183,64 +180,59 @@ StatusOr<size_t> hybrid_workspace_bytes(const SchemeContext& context, int rank) 
                           HeadExchange::workspace_bytes_for(
                               p, slices, group_tokens(context.layout, grid, rank),
                               grid.place_of(rank), BackwardCarry::kOut, context.backward));
-  SEQPAR_ASSIGN_OR_RETURN(
-      const size_t ring,
-      ring_engine_workspace_bytes(ring_context(context, mine, nullptr), grid.group_of(rank)));
+  SEQPAR_ASSIGN_OR_RETURN(const SchemeContext ring_of_mine, ring_context(context, mine, nullptr));
+  SEQPAR_ASSIGN_OR_RETURN(const size_t ring,
+                          ring_engine_workspace_bytes(ring_of_mine, grid.group_of(rank)));
   return arena_bytes<HybridBuffers>(context, mine) + exchange + ring;
 }
 
 // A group all-to-all, the U rings side by side (one per place u, across the groups, on u's
 // heads), and a group all-to-all back.
-void hybrid_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out) {
+Status hybrid_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out) {
   const AttentionProblem& p = context.problem;
   const HybridGrid grid = grid_of(context.layout);
   const int ranks = context.layout.ranks();
-  StatusOr<std::vector<HeadSlice>> slices = split_heads(p.heads_q, p.heads_kv, grid.ulysses);
-  if (!slices.is_ok()) return;             // hybrid_grid refuses such a plan
+  SEQPAR_ASSIGN_OR_RETURN(const std::vector<HeadSlice> slices,
+                          split_heads(p.heads_q, p.heads_kv, grid.ulysses));
+  SEQPAR_ASSIGN_OR_RETURN(const Layout ring_layout,
+                          Layout::make(LayoutKind::kZigzag, p.seq, grid.rings));
   std::vector<HeadExchangeSplits> splits;  // (P): each rank's, in its group
+  std::vector<RankGroup> groups;           // (P): each rank's group of U consecutive ranks
   for (int r = 0; r < ranks; ++r) {
-    splits.push_back(HeadExchangeSplits::of(p, group_tokens(context.layout, grid, r),
-                                            slices.value(), grid.place_of(r), BackwardCarry::kOut)
-                         .value());
+    SEQPAR_ASSIGN_OR_RETURN(HeadExchangeSplits split,
+                            HeadExchangeSplits::of(p, group_tokens(context.layout, grid, r), slices,
+                                                   grid.place_of(r), BackwardCarry::kOut));
+    splits.push_back(std::move(split));
+    groups.push_back({grid.rank_at(grid.group_of(r), 0), grid.ulysses, 1});
   }
   const bool backward = pass == Pass::kBackward;
-  std::vector<Send> sends;
   auto all_to_all = [&](AllToAllSplit HeadExchangeSplits::*stage) {
-    out.step(StepOverlap::kSerial);
-    for (int r = 0; r < ranks; ++r) {
-      const RankGroup group{grid.rank_at(grid.group_of(r), 0), grid.ulysses, 1};
-      const AllToAllSplit& split = splits[static_cast<size_t>(r)].*stage;
-      sends.clear();
-      for (int u = 0; u < grid.ulysses; ++u) {
-        if (u != grid.place_of(r))
-          sends.push_back({group.at(u), static_cast<int64_t>(split.send_bytes[u])});
-      }
-      out.all_to_all(r, group, sends);
-    }
+    HeadExchangeSplits::schedule_step(splits, groups, stage, out);
   };
   all_to_all(backward ? &HeadExchangeSplits::backward_in : &HeadExchangeSplits::forward_in);
-  const Layout ring_layout = ring_context(context, slices.value()[0], nullptr).layout;
   std::vector<RingLane> lanes;
   for (int u = 0; u < grid.ulysses; ++u) {
-    const HeadSlice& s = slices.value()[static_cast<size_t>(u)];
+    const HeadSlice& s = slices[static_cast<size_t>(u)];
     lanes.push_back({{u, grid.rings, grid.ulysses}, s.q_count, s.kv_count});
   }
   ring_engine_schedule(p, ring_layout, out.add_layout(ring_layout), lanes, pass, out);
   all_to_all(backward ? &HeadExchangeSplits::backward_out : &HeadExchangeSplits::forward_out);
+  return Status::ok();
 }
 
 }  // namespace
 
 extern constinit const SchemeDescriptor kHybridScheme{
-    "hybrid",
-    "U x R grid: Ulysses in groups of U consecutive ranks (Hq >= U), a zigzag ring across the R "
-    "groups (S % 2R == 0); all-to-alls on NVLink, only the ring crosses nodes",
-    &hybrid_layout,
-    nullptr,
-    &every_divisor,
-    true,
-    &make_prepared<HybridScheme, Scheme, SchemeContext>,
-    &hybrid_workspace_bytes,
-    &hybrid_schedule};
+    .name = "hybrid",
+    .summary =
+        "U x R grid: Ulysses in groups of U consecutive ranks (Hq >= U), a zigzag ring across "
+        "the R groups (S % 2R == 0); all-to-alls on NVLink, only the ring crosses nodes",
+    .layout = &hybrid_layout,
+    .validate = nullptr,
+    .candidate_degrees = &every_divisor,
+    .takes_ulysses_degree = true,
+    .create = &make_prepared<HybridScheme, Scheme, SchemeContext>,
+    .workspace_bytes = &hybrid_workspace_bytes,
+    .schedule = &hybrid_schedule};
 
 }  // namespace seqpar

@@ -1,5 +1,5 @@
 // LightSeq's load-balanced DistAttn (Li et al. 2023) for the causal mask on the contiguous
-// layout: the pairing of runtime/lightseq_schedule.hpp, P/2 + 1 steps of about (P + 1) / 2 block
+// layout: the pairing of runtime/lightseq_pairing.hpp, P/2 + 1 steps of about (P + 1) / 2 block
 // pairs per rank instead of ring's r + 1 on rank r.
 //
 // Forward, step t: a rank computes its pair while the next step's inputs (K/V from their owner,
@@ -22,7 +22,7 @@
 
 #include "attention/dispatch.hpp"
 #include "runtime/buffer_ops.hpp"
-#include "runtime/lightseq_schedule.hpp"
+#include "runtime/lightseq_pairing.hpp"
 #include "runtime/scheme_registry.hpp"
 #include "runtime/workspace_arena.hpp"
 
@@ -77,7 +77,7 @@ struct LightSeqBuffers {
 class LightSeqScheme final : public SchemeBase {
  public:
   explicit LightSeqScheme(const SchemeContext& context)
-      : SchemeBase(context), schedule_(lightseq_schedule(context.layout.ranks())) {}
+      : SchemeBase(context), pairing_(lightseq_pairing(context.layout.ranks())) {}
   Status prepare() {
     WorkspaceArena arena;
     buf_.add_to(arena, ctx_, rank_);
@@ -97,14 +97,14 @@ class LightSeqScheme final : public SchemeBase {
   Status post_inputs(int step, int slot, const void* q, const void* k, const void* v,
                      const void* dout, const float* lse, bool backward, Request& request);
 
-  LightSeqSchedule schedule_;
+  LightSeqPairing pairing_;
   LightSeqBuffers buf_;
 };
 
 Status LightSeqScheme::post_inputs(int step, int slot, const void* q, const void* k, const void* v,
                                    const void* dout, const float* lse, bool backward,
                                    Request& request) {
-  const LightSeqRankStep& s = schedule_.at(step, rank_);
+  const LightSeqRankStep& s = pairing_.at(step, rank_);
   const size_t lse_bytes = shard_.lse_elems * sizeof(float);
   char* kv_landing = buf_.kv_recv[slot];
   char* q_landing = buf_.q_recv[slot];  // Q, dO, LSE, delta
@@ -145,7 +145,7 @@ Status LightSeqScheme::forward(const ForwardArgs& args) {
   Communicator& comm = *ctx_.comm;
   const AttentionProblem& p = ctx_.problem;
   const BlockShape own = shard_block_shape(ctx_, rank_, rank_);
-  const int steps = static_cast<int>(schedule_.steps.size());
+  const int steps = static_cast<int>(pairing_.steps.size());
   // A partial (O, LSE) in fp32 of `r`'s queries.
   auto partial_bytes = [&](int r) {
     const ShardSizes sizes = sizes_of(r);
@@ -157,7 +157,7 @@ Status LightSeqScheme::forward(const ForwardArgs& args) {
       plan_block_params<BlockForwardParams>(p, buf_.kernel_scratch, comm_progress_hook(*ctx_.comm));
 
   for (int step = 0; step < steps; ++step) {
-    const LightSeqRankStep& s = schedule_.at(step, rank_);
+    const LightSeqRankStep& s = pairing_.at(step, rank_);
     const int slot = step % 2;
     Request next;  // the next step's inputs, in flight while this step computes
     if (step + 1 < steps) {
@@ -210,7 +210,7 @@ Status LightSeqScheme::backward(const BackwardArgs& args) {
   Communicator& comm = *ctx_.comm;
   const AttentionProblem& p = ctx_.problem;
   const BlockShape own = shard_block_shape(ctx_, rank_, rank_);
-  const int steps = static_cast<int>(schedule_.steps.size());
+  const int steps = static_cast<int>(pairing_.steps.size());
 
   // delta (B, Hq, S_local) = rowsum(dO * O), from the final forward output.
   SEQPAR_RETURN_IF_ERROR(run_attention_delta(args.out, args.dout, p.dtype, own.batch, own.seq_q,
@@ -227,7 +227,7 @@ Status LightSeqScheme::backward(const BackwardArgs& args) {
   Request shares;  // the previous step's shares, in flight while this step computes
   const LightSeqRankStep* previous = nullptr;
   for (int step = 0; step < steps; ++step) {
-    const LightSeqRankStep& s = schedule_.at(step, rank_);
+    const LightSeqRankStep& s = pairing_.at(step, rank_);
     const int slot = step % 2;
     Request next;
     if (step + 1 < steps) {
@@ -338,12 +338,12 @@ StatusOr<size_t> lightseq_workspace_bytes(const SchemeContext& context, int rank
 // The step loops above as a schedule: step t computes its pairs while step t + 1's inputs move;
 // a step with helpers is followed by the helpers' results going back (forward); a step's dK, dV
 // and dQ shares are waited in the next step (backward), the last step's after the loop.
-void lightseq_schedule_of(const SchemeContext& context, Pass pass, ScheduleSink& out) {
+Status lightseq_schedule_of(const SchemeContext& context, Pass pass, ScheduleSink& out) {
   const AttentionProblem& p = context.problem;
   const Layout& layout = context.layout;
   const int ranks = layout.ranks();
-  const LightSeqSchedule schedule = lightseq_schedule(ranks);
-  const int steps = static_cast<int>(schedule.steps.size());
+  const LightSeqPairing pairing = lightseq_pairing(ranks);
+  const int steps = static_cast<int>(pairing.steps.size());
   const bool backward = pass == Pass::kBackward;
   const int layout_id = out.add_layout(layout);
   auto sizes = [&](int r) { return ShardSizes::of(p, layout.local_seq(r)); };
@@ -353,7 +353,7 @@ void lightseq_schedule_of(const SchemeContext& context, Pass pass, ScheduleSink&
   // The exchange posting `step`'s inputs (none before step 0, or when the rank moves nothing).
   auto inputs = [&](int step, int r) {
     if (step >= steps) return;
-    const LightSeqRankStep& s = schedule.at(step, r);
+    const LightSeqRankStep& s = pairing.at(step, r);
     if (s.kv_to < 0 && s.kv_from < 0 && s.q_to < 0 && s.q_from < 0) return;
     Send sends[2];
     size_t n = 0;
@@ -366,7 +366,7 @@ void lightseq_schedule_of(const SchemeContext& context, Pass pass, ScheduleSink&
   // of our blocks in.
   auto shares = [&](int step, int r) {
     if (step < 0 || step >= steps) return;
-    const LightSeqRankStep& s = schedule.at(step, r);
+    const LightSeqRankStep& s = pairing.at(step, r);
     if (s.q_from < 0 && s.kv_from < 0 && s.kv_to < 0 && s.q_to < 0) return;
     if (s.q_from >= 0) {
       const Send dq{s.q_from, q_bytes(s.q_from)};
@@ -382,7 +382,7 @@ void lightseq_schedule_of(const SchemeContext& context, Pass pass, ScheduleSink&
     out.step(StepOverlap::kOverlapped);
     bool helpers = false;
     for (int r = 0; r < ranks; ++r) {
-      const LightSeqRankStep& s = schedule.at(step, r);
+      const LightSeqRankStep& s = pairing.at(step, r);
       if (s.computes()) out.compute(r, {layout_id, s.q_block, s.kv_block, p.heads_q, p.heads_kv});
       inputs(step + 1, r);
       if (backward) shares(step - 1, r);
@@ -391,7 +391,7 @@ void lightseq_schedule_of(const SchemeContext& context, Pass pass, ScheduleSink&
     if (backward || !helpers) continue;
     out.step(StepOverlap::kSerial);  // a helper's partial (O, LSE) back to the query owner
     for (int r = 0; r < ranks; ++r) {
-      const LightSeqRankStep& s = schedule.at(step, r);
+      const LightSeqRankStep& s = pairing.at(step, r);
       if (s.q_from >= 0) {
         const Send partial{s.q_from, static_cast<int64_t>(sizes(s.q_from).q_elems * sizeof(float)) +
                                          lse_bytes(s.q_from)};
@@ -401,23 +401,25 @@ void lightseq_schedule_of(const SchemeContext& context, Pass pass, ScheduleSink&
       }
     }
   }
-  if (!backward) return;
+  if (!backward) return Status::ok();
   out.step(StepOverlap::kSerial);  // the last step's shares, waited after the loop
   for (int r = 0; r < ranks; ++r) shares(steps - 1, r);
+  return Status::ok();
 }
 
 }  // namespace
 
 extern constinit const SchemeDescriptor kLightSeqScheme{
-    "lightseq",
-    "contiguous runs (any S >= P), causal only; idle early ranks compute late ranks' pairs: "
-    "P/2 + 1 balanced steps",
-    &layout_of_kind<LayoutKind::kContiguous>,
-    &validate_lightseq,
-    &sequence_only,
-    false,
-    &make_prepared<LightSeqScheme, Scheme, SchemeContext>,
-    &lightseq_workspace_bytes,
-    &lightseq_schedule_of};
+    .name = "lightseq",
+    .summary =
+        "contiguous runs (any S >= P), causal only; idle early ranks compute late ranks' "
+        "pairs: P/2 + 1 balanced steps",
+    .layout = &layout_of_kind<LayoutKind::kContiguous>,
+    .validate = &validate_lightseq,
+    .candidate_degrees = &no_ulysses_degrees,
+    .takes_ulysses_degree = false,
+    .create = &make_prepared<LightSeqScheme, Scheme, SchemeContext>,
+    .workspace_bytes = &lightseq_workspace_bytes,
+    .schedule = &lightseq_schedule_of};
 
 }  // namespace seqpar

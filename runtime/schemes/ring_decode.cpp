@@ -123,7 +123,9 @@ StatusOr<size_t> ring_decoder_workspace_bytes(const DecodeContext& context, int 
 }
 
 // P hops, each computing on the held block while it goes on to the next rank.
-void ring_decoder_schedule(const DecodeContext& context, int64_t cache_length, ScheduleSink& out) {
+Status ring_decoder_schedule(const DecodeContext& context, int64_t cache_length,
+                             ScheduleSink& out) {
+  SEQPAR_RETURN_IF_ERROR(context.check_step_length(cache_length));
   const AttentionProblem& p = context.config.problem;
   const int ranks = context.ranks;
   for (int hop = 0; hop < ranks; ++hop) {
@@ -142,15 +144,19 @@ void ring_decoder_schedule(const DecodeContext& context, int64_t cache_length, S
       }
     }
   }
+  return Status::ok();
 }
 
 }  // namespace
 
 extern constinit const DecoderDescriptor kRingDecoder{
-    "ring",
-    "the baseline: the cache shards rotate round the ring, P-1 hops overlapped with compute; "
-    "bytes grow with the cache length",
-    &make_prepared<RingDecoder, Decoder, DecodeContext>, &ring_decoder_workspace_bytes,
-    &ring_decoder_schedule};
+    .name = "ring",
+    .summary =
+        "the baseline: the cache shards rotate round the ring, P-1 hops overlapped with "
+        "compute; bytes grow with the cache length",
+    .validate = nullptr,
+    .create = &make_prepared<RingDecoder, Decoder, DecodeContext>,
+    .workspace_bytes = &ring_decoder_workspace_bytes,
+    .schedule = &ring_decoder_schedule};
 
 }  // namespace seqpar

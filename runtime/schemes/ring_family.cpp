@@ -211,25 +211,26 @@ Status RingEngine::backward(const BackwardArgs& args) {
 
 // ---- the ring, striped and zigzag schemes: the engine over their layouts ----
 
-void ring_family_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out) {
+Status ring_family_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out) {
   const AttentionProblem& p = context.problem;
   const RingLane lane{RankGroup::all(context.layout.ranks()), p.heads_q, p.heads_kv};
   const int layout_id = out.add_layout(context.layout);
   ring_engine_schedule(p, context.layout, layout_id, {&lane, 1}, pass, out);
+  return Status::ok();
 }
 
 // The ring, striped and zigzag schemes differ only in their layout.
 template <LayoutKind kind>
 constexpr SchemeDescriptor ring_family_descriptor(const char* name, const char* summary) {
-  return {name,
-          summary,
-          &layout_of_kind<kind>,
-          nullptr,
-          &sequence_only,
-          false,
-          &create_ring_engine,
-          &ring_engine_workspace_bytes,
-          &ring_family_schedule};
+  return {.name = name,
+          .summary = summary,
+          .layout = &layout_of_kind<kind>,
+          .validate = nullptr,
+          .candidate_degrees = &no_ulysses_degrees,
+          .takes_ulysses_degree = false,
+          .create = &create_ring_engine,
+          .workspace_bytes = &ring_engine_workspace_bytes,
+          .schedule = &ring_family_schedule};
 }
 
 }  // namespace

@@ -228,7 +228,7 @@ StatusOr<size_t> tree_workspace_bytes(const SchemeContext& context, int rank) {
 
 // Every step is blocking: a gather, every rank's queries against our keys, then the combine
 // (forward) or the dQ reduce-scatter (backward).
-void tree_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out) {
+Status tree_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out) {
   const AttentionProblem& p = context.problem;
   const int ranks = context.layout.ranks();
   const ShardSizes slot = ShardSizes::largest(context);
@@ -236,7 +236,7 @@ void tree_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out) {
   const int layout_id = out.add_layout(context.layout);
   out.step(StepOverlap::kSerial);
   for (int r = 0; r < ranks; ++r) {
-    out.collective(r, CommOp::kAllGather, RankGroup::all(ranks),
+    out.collective(r, Collective::kAllGather, RankGroup::all(ranks),
                    static_cast<int64_t>(backward ? pack_bytes_of(context) : slot.q_bytes));
   }
   out.step(StepOverlap::kSerial);
@@ -245,27 +245,29 @@ void tree_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out) {
   }
   if (!backward) {
     TreeCombine::schedule(combine_shape(context), ranks, context.ranks_per_node, out);
-    return;
+    return Status::ok();
   }
   out.step(StepOverlap::kSerial);
   for (int r = 0; r < ranks; ++r) {
-    out.collective(r, CommOp::kReduceScatter, RankGroup::all(ranks),
+    out.collective(r, Collective::kReduceScatter, RankGroup::all(ranks),
                    static_cast<int64_t>(slot.q_elems * sizeof(float)));
   }
+  return Status::ok();
 }
 
 }  // namespace
 
 extern constinit const SchemeDescriptor kTreeScheme{
-    "tree",
-    "contiguous runs (any S >= P); queries gathered, partials combined by two all-reduces (per "
-    "node when it spans nodes); made for decoding, sends more than a ring in training",
-    &layout_of_kind<LayoutKind::kContiguous>,
-    nullptr,
-    &sequence_only,
-    false,
-    &make_prepared<TreeScheme, Scheme, SchemeContext>,
-    &tree_workspace_bytes,
-    &tree_schedule};
+    .name = "tree",
+    .summary =
+        "contiguous runs (any S >= P); queries gathered, partials combined by two all-reduces "
+        "(per node when it spans nodes); made for decoding, sends more than a ring in training",
+    .layout = &layout_of_kind<LayoutKind::kContiguous>,
+    .validate = nullptr,
+    .candidate_degrees = &no_ulysses_degrees,
+    .takes_ulysses_degree = false,
+    .create = &make_prepared<TreeScheme, Scheme, SchemeContext>,
+    .workspace_bytes = &tree_workspace_bytes,
+    .schedule = &tree_schedule};
 
 }  // namespace seqpar

@@ -101,7 +101,9 @@ StatusOr<size_t> tree_decoder_workspace_bytes(const DecodeContext& context, int 
 }
 
 // Each rank's rows against its shard, then the combine.
-void tree_decoder_schedule(const DecodeContext& context, int64_t cache_length, ScheduleSink& out) {
+Status tree_decoder_schedule(const DecodeContext& context, int64_t cache_length,
+                             ScheduleSink& out) {
+  SEQPAR_RETURN_IF_ERROR(context.check_step_length(cache_length));
   const AttentionProblem& p = context.config.problem;
   out.step(StepOverlap::kSerial);
   for (int r = 0; r < context.ranks; ++r) {
@@ -113,15 +115,19 @@ void tree_decoder_schedule(const DecodeContext& context, int64_t cache_length, S
     out.compute(r, rows);
   }
   TreeCombine::schedule(combine_shape(context), context.ranks, context.config.ranks_per_node, out);
+  return Status::ok();
 }
 
 }  // namespace
 
 extern constinit const DecoderDescriptor kTreeDecoder{
-    "tree",
-    "each rank's partial against its cache shard, merged by two small all-reduces: bytes "
-    "independent of the cache length",
-    &make_prepared<TreeDecoder, Decoder, DecodeContext>, &tree_decoder_workspace_bytes,
-    &tree_decoder_schedule};
+    .name = "tree",
+    .summary =
+        "each rank's partial against its cache shard, merged by two small all-reduces: "
+        "bytes independent of the cache length",
+    .validate = nullptr,
+    .create = &make_prepared<TreeDecoder, Decoder, DecodeContext>,
+    .workspace_bytes = &tree_decoder_workspace_bytes,
+    .schedule = &tree_decoder_schedule};
 
 }  // namespace seqpar

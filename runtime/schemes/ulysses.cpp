@@ -160,52 +160,49 @@ StatusOr<size_t> ulysses_workspace_bytes(const SchemeContext& context, int rank)
 }
 
 // The all-to-alls are blocking, so each is a step of its own around the one block per rank.
-void ulysses_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out) {
+Status ulysses_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out) {
   const AttentionProblem& p = context.problem;
   const int ranks = context.layout.ranks();
-  StatusOr<std::vector<HeadSlice>> slices = split_heads(p.heads_q, p.heads_kv, ranks);
-  if (!slices.is_ok()) return;  // validate_ulysses refuses such a plan
+  SEQPAR_ASSIGN_OR_RETURN(const std::vector<HeadSlice> slices,
+                          split_heads(p.heads_q, p.heads_kv, ranks));
   const std::vector<int64_t> tokens = tokens_of(context.layout);
-  const int whole = out.add_layout(Layout::make(LayoutKind::kContiguous, p.seq, 1).value());
+  SEQPAR_ASSIGN_OR_RETURN(const Layout whole_sequence,
+                          Layout::make(LayoutKind::kContiguous, p.seq, 1));
+  const int whole = out.add_layout(whole_sequence);
   std::vector<HeadExchangeSplits> splits;
   for (int r = 0; r < ranks; ++r) {
-    splits.push_back(
-        HeadExchangeSplits::of(p, tokens, slices.value(), r, BackwardCarry::kDelta).value());
+    SEQPAR_ASSIGN_OR_RETURN(HeadExchangeSplits split,
+                            HeadExchangeSplits::of(p, tokens, slices, r, BackwardCarry::kDelta));
+    splits.push_back(std::move(split));
   }
   const bool backward = pass == Pass::kBackward;
-  std::vector<Send> sends;
+  const std::vector<RankGroup> groups(static_cast<size_t>(ranks), RankGroup::all(ranks));
   auto all_to_all = [&](AllToAllSplit HeadExchangeSplits::*stage) {
-    out.step(StepOverlap::kSerial);
-    for (int r = 0; r < ranks; ++r) {
-      sends.clear();
-      const AllToAllSplit& split = splits[static_cast<size_t>(r)].*stage;
-      for (int peer = 0; peer < ranks; ++peer) {
-        if (peer != r) sends.push_back({peer, static_cast<int64_t>(split.send_bytes[peer])});
-      }
-      out.all_to_all(r, RankGroup::all(ranks), sends);
-    }
+    HeadExchangeSplits::schedule_step(splits, groups, stage, out);
   };
   all_to_all(backward ? &HeadExchangeSplits::backward_in : &HeadExchangeSplits::forward_in);
   out.step(StepOverlap::kSerial);
   for (int r = 0; r < ranks; ++r) {
-    const HeadSlice& mine = slices.value()[static_cast<size_t>(r)];
+    const HeadSlice& mine = slices[static_cast<size_t>(r)];
     out.compute(r, {whole, 0, 0, mine.q_count, mine.kv_count});
   }
   all_to_all(backward ? &HeadExchangeSplits::backward_out : &HeadExchangeSplits::forward_out);
+  return Status::ok();
 }
 
 }  // namespace
 
 extern constinit const SchemeDescriptor kUlyssesScheme{
-    "ulysses",
-    "contiguous runs in and out, heads split over the ranks inside (Hq >= P): two all-to-alls a "
-    "pass, flat in P; best on fast all-to-all links",
-    &layout_of_kind<LayoutKind::kContiguous>,
-    &validate_ulysses,
-    [](int ranks) { return std::vector<int>{ranks}; },
-    false,
-    &make_prepared<UlyssesScheme, Scheme, SchemeContext>,
-    &ulysses_workspace_bytes,
-    &ulysses_schedule};
+    .name = "ulysses",
+    .summary =
+        "contiguous runs in and out, heads split over the ranks inside (Hq >= P): two all-to-alls "
+        "a pass, flat in P; best on fast all-to-all links",
+    .layout = &layout_of_kind<LayoutKind::kContiguous>,
+    .validate = &validate_ulysses,
+    .candidate_degrees = [](int ranks) { return std::vector<int>{ranks}; },
+    .takes_ulysses_degree = false,
+    .create = &make_prepared<UlyssesScheme, Scheme, SchemeContext>,
+    .workspace_bytes = &ulysses_workspace_bytes,
+    .schedule = &ulysses_schedule};
 
 }  // namespace seqpar

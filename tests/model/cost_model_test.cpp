@@ -99,7 +99,8 @@ TEST(CostModelBytes, EveryCandidateSendsWhatTheOraclesSay) {
   }
 }
 
-// Decoding one step over the prompt's cache: tree's combine and the ring's hops, per rank.
+// Decoding's first step (the prompt's cache and q_len = 2 new tokens, as DecodePlan runs it):
+// tree's combine and the ring's hops; the model reports the largest rank's bytes.
 TEST(CostModelBytes, DecodersSendWhatTheOraclesSay) {
   for (const int64_t seq : {int64_t{4096}, int64_t{4099}}) {
     ModelInputs in = cpu_inputs(2, 3, problem(seq, 8, 2, 64, MaskKind::kCausal, DType::kBF16));
@@ -110,8 +111,8 @@ TEST(CostModelBytes, DecodersSendWhatTheOraclesSay) {
       const oracle::Shape shape{in.problem, 6, 1, 3};
       int64_t most = 0;
       for (int r = 0; r < 6; ++r) {
-        most = std::max(most,
-                        oracle::decode_step(cost.candidate.decoder, shape, 2, seq, r).bytes_sent);
+        most = std::max(
+            most, oracle::decode_step(cost.candidate.decoder, shape, 2, seq + 2, r).bytes_sent);
       }
       EXPECT_EQ(cost.bytes_sent_per_rank, most) << cost.candidate.name() << " S=" << seq;
     }

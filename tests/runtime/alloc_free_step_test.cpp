@@ -1,5 +1,6 @@
-// No allocation inside a step: after warm-up steps, forward + backward of every scheme, and a
-// decoding step (KV cache append + tree or ring decode, flat and per node), perform zero C++
+// No allocation inside a step: after warm-up steps, forward + backward of every registered
+// scheme, and a decoding step of every decoder (KV cache append + step, flat and per node),
+// perform zero C++
 // heap allocations on every rank (threads backend), for P up to 8. Global operator new is
 // replaced in this test binary and counted per thread while a rank's steps run.
 #include <gtest/gtest.h>
@@ -12,6 +13,8 @@
 #include "harness/test_data.hpp"
 #include "runtime/decode_plan.hpp"
 #include "runtime/plan.hpp"
+#include "runtime/scheme_registry.hpp"
+#include "scheme_cases.hpp"
 
 namespace {
 thread_local bool t_counting = false;
@@ -39,12 +42,13 @@ constexpr int kCountedSteps = 5;
 class AllocationFreeStep : public ::testing::TestWithParam<std::tuple<SchemeKind, int>> {};
 
 TEST_P(AllocationFreeStep, ForwardAndBackwardAllocateNothingOnceWarm) {
-  const auto [scheme, ranks] = GetParam();
+  const SchemeKind scheme = std::get<0>(GetParam());  // plain names: the lambda captures them
+  const int ranks = std::get<1>(GetParam());
   std::vector<int64_t> allocations(static_cast<size_t>(ranks), -1);
   const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
     PlanConfig config;
     config.scheme = scheme;
-    config.ulysses_degree = scheme == SchemeKind::kHybrid && ranks % 2 == 0 ? 2 : 0;  // 2 x P/2
+    config.ulysses_degree = testing::grid_ulysses_degree(scheme, ranks);  // hybrid: 2 x P/2
     config.problem =
         AttentionProblem{1, 2 * ranks * 16, 8, 2, 16, MaskKind::kCausal, DType::kBF16, 0.0f};
     // Contiguous layouts get S % P != 0 (shards differ by a token): the general case.
@@ -81,22 +85,31 @@ TEST_P(AllocationFreeStep, ForwardAndBackwardAllocateNothingOnceWarm) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    RingFamily, AllocationFreeStep,
-    ::testing::Combine(::testing::Values(SchemeKind::kRing, SchemeKind::kStriped,
-                                         SchemeKind::kZigzag, SchemeKind::kTree,
-                                         SchemeKind::kUlysses, SchemeKind::kLightSeq,
-                                         SchemeKind::kHybrid),
-                       ::testing::Values(1, 2, 3, 4, 6, 8)),
+    EveryScheme, AllocationFreeStep,
+    ::testing::Combine(::testing::ValuesIn(all_schemes()), ::testing::Values(1, 2, 3, 4, 6, 8)),
     [](const ::testing::TestParamInfo<std::tuple<SchemeKind, int>>& param_info) {
       return str_cat(scheme_name(std::get<0>(param_info.param)), "_P",
                      std::get<1>(param_info.param));
     });
 
-// (decoder: tree or ring, ranks, ranks per node: 0 flat), through DecodePlan.
-class AllocationFreeDecode : public ::testing::TestWithParam<std::tuple<DecoderKind, int, int>> {};
+// (decoder, placement), through DecodePlan.
+struct Placement {
+  int ranks;
+  int per_node;  // ranks per node: 0 flat
+};
+using DecodeRanks = std::tuple<DecoderKind, Placement>;
+class AllocationFreeDecode : public ::testing::TestWithParam<DecodeRanks> {};
+
+std::string decode_case_name(const ::testing::TestParamInfo<DecodeRanks>& param_info) {
+  const Placement placement = std::get<1>(param_info.param);
+  return str_cat(decoder_name(std::get<0>(param_info.param)), "_P", placement.ranks, "_R",
+                 placement.per_node);
+}
 
 TEST_P(AllocationFreeDecode, AppendAndStepAllocateNothingOnceWarm) {
-  const auto [decoder, ranks, ranks_per_node] = GetParam();
+  const DecoderKind decoder = std::get<0>(GetParam());
+  const int ranks = std::get<1>(GetParam()).ranks;
+  const int ranks_per_node = std::get<1>(GetParam()).per_node;
   constexpr int64_t kNew = 2;  // tokens per step
   std::vector<int64_t> allocations(static_cast<size_t>(ranks), -1);
   const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
@@ -129,16 +142,12 @@ TEST_P(AllocationFreeDecode, AppendAndStepAllocateNothingOnceWarm) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    TreeAndRing, AllocationFreeDecode,
-    ::testing::Values(std::tuple{DecoderKind::kTree, 1, 0}, std::tuple{DecoderKind::kTree, 3, 0},
-                      std::tuple{DecoderKind::kTree, 8, 0}, std::tuple{DecoderKind::kTree, 8, 4},
-                      std::tuple{DecoderKind::kTree, 6, 2}, std::tuple{DecoderKind::kRing, 1, 0},
-                      std::tuple{DecoderKind::kRing, 3, 0}, std::tuple{DecoderKind::kRing, 8, 0}),
-    [](const ::testing::TestParamInfo<std::tuple<DecoderKind, int, int>>& param_info) {
-      return str_cat(decoder_name(std::get<0>(param_info.param)), "_P",
-                     std::get<1>(param_info.param), "_R", std::get<2>(param_info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(EveryDecoder, AllocationFreeDecode,
+                         ::testing::Combine(::testing::ValuesIn(all_decoders()),
+                                            ::testing::Values(Placement{1, 0}, Placement{3, 0},
+                                                              Placement{8, 0}, Placement{8, 4},
+                                                              Placement{6, 2})),
+                         decode_case_name);
 
 }  // namespace
 }  // namespace seqpar

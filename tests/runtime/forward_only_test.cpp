@@ -12,6 +12,8 @@
 #include "comm/threads/threads_communicator.hpp"
 #include "harness/test_data.hpp"
 #include "runtime/plan.hpp"
+#include "runtime/scheme_registry.hpp"
+#include "scheme_cases.hpp"
 
 namespace seqpar {
 namespace {
@@ -21,7 +23,7 @@ constexpr int kRanks = 4;
 PlanConfig config_for(SchemeKind scheme, bool backward) {
   PlanConfig config;
   config.scheme = scheme;
-  config.ulysses_degree = scheme == SchemeKind::kHybrid ? 2 : 0;  // 2 x 2
+  config.ulysses_degree = testing::grid_ulysses_degree(scheme, kRanks);  // hybrid: 2 x 2
   config.problem = AttentionProblem{1, kRanks * 32, 8, 2, 32, MaskKind::kCausal, DType::kF32, 0.0f};
   // Contiguous layouts get S % P != 0 (shards differ by a token; tree pads its gathers).
   if (plan_layout(config, kRanks).value().kind() == LayoutKind::kContiguous)
@@ -113,11 +115,7 @@ TEST_P(PlanForwardOnly, BackwardFailsOnEveryRankWithTheRule) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryScheme, PlanForwardOnly,
-                         ::testing::Values(SchemeKind::kRing, SchemeKind::kStriped,
-                                           SchemeKind::kZigzag, SchemeKind::kLightSeq,
-                                           SchemeKind::kTree, SchemeKind::kUlysses,
-                                           SchemeKind::kHybrid),
+INSTANTIATE_TEST_SUITE_P(EveryScheme, PlanForwardOnly, ::testing::ValuesIn(all_schemes()),
                          [](const ::testing::TestParamInfo<SchemeKind>& param) {
                            return std::string(scheme_name(param.param));
                          });

@@ -1,13 +1,12 @@
 // LightSeq's schedule (P = 1..16): every causal block pair computed exactly once, per-rank pair
 // counts within one of each other, P/2 + 1 steps, consistent transfers; and its communication
 // formula against a count by hand.
-#include "runtime/lightseq_schedule.hpp"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <vector>
 
+#include "runtime/lightseq_pairing.hpp"
 #include "scheme_cases.hpp"
 
 namespace seqpar {
@@ -16,7 +15,7 @@ namespace {
 TEST(LightSeqSchedule, BalancedAndCompleteForOneToSixteenRanks) {
   for (int ranks = 1; ranks <= 16; ++ranks) {
     SCOPED_TRACE(ranks);
-    const LightSeqSchedule schedule = lightseq_schedule(ranks);
+    const LightSeqPairing schedule = lightseq_pairing(ranks);
     const int steps = static_cast<int>(schedule.steps.size());
     EXPECT_EQ(steps, ranks / 2 + 1);                                         // odd P: (P + 1) / 2
     std::vector<int> times_computed(static_cast<size_t>(ranks * ranks), 0);  // (P, P): (i, j)
@@ -56,7 +55,7 @@ TEST(LightSeqSchedule, BalancedAndCompleteForOneToSixteenRanks) {
 
 TEST(LightSeqSchedule, PairCountsForFourAndFiveRanks) {
   auto counts = [](int ranks) {
-    const LightSeqSchedule schedule = lightseq_schedule(ranks);
+    const LightSeqPairing schedule = lightseq_pairing(ranks);
     std::vector<int> pairs(static_cast<size_t>(ranks), 0);
     for (const auto& step : schedule.steps) {
       for (int r = 0; r < ranks; ++r)

@@ -16,7 +16,7 @@
 #include "comm/threads/threads_communicator.hpp"
 #include "harness/test_data.hpp"
 #include "lightseq_cases.hpp"
-#include "runtime/lightseq_schedule.hpp"
+#include "runtime/lightseq_pairing.hpp"
 #include "runtime/plan.hpp"
 
 namespace seqpar {
@@ -73,7 +73,7 @@ TEST(LightSeqBalance, BlockPairsEachRankComputesAreWithinOne) {
       return Status::ok();
     });
     ASSERT_TRUE(status.is_ok()) << status.to_string();
-    const LightSeqSchedule schedule = lightseq_schedule(ranks);
+    const LightSeqPairing schedule = lightseq_pairing(ranks);
     int64_t least = INT64_MAX, most = 0;
     for (int r = 0; r < ranks; ++r) {
       int64_t scheduled = 0;

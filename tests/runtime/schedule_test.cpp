@@ -90,15 +90,13 @@ TEST(DecoderScheduleMatchesOracle, EveryRankEveryCacheLength) {
         ASSERT_TRUE(DecodePlan::validate(config, ranks).is_ok());
         const DecodeConfig resolved = DecodePlan::resolved(config);
         const AttentionProblem& p = resolved.problem;
-        const DecodeContext context{
-            resolved,
-            {p.batch, p.heads_kv, p.head_dim, p.dtype, p.seq, resolved.capacity},
-            nullptr,
-            ranks};
+        const DecodeContext context = DecodeContext::of(resolved, ranks, nullptr);
         const oracle::Shape shape{p, ranks, 1, per_node};
         for (int64_t length = p.seq + config.q_len; length <= resolved.capacity;
              length += config.q_len) {
-          const std::vector<CommVolume> step = decoder_comm(context, length);
+          const StatusOr<std::vector<CommVolume>> computed = decoder_comm(context, length);
+          ASSERT_TRUE(computed.is_ok()) << computed.status().to_string();
+          const std::vector<CommVolume>& step = computed.value();
           for (int r = 0; r < ranks; ++r) {
             SCOPED_TRACE(str_cat(decoder_name(decoder), " P=", ranks, " R/node=", per_node,
                                  " cache ", length, " rank ", r));
@@ -106,6 +104,9 @@ TEST(DecoderScheduleMatchesOracle, EveryRankEveryCacheLength) {
                       oracle::decode_step(decoder, shape, config.q_len, length, r));
           }
         }
+        // Outside the steps a plan can run: shorter than the prompt and a step, past capacity.
+        EXPECT_FALSE(decoder_comm(context, p.seq).is_ok());
+        EXPECT_FALSE(decoder_comm(context, resolved.capacity + 1).is_ok());
       }
     }
   }

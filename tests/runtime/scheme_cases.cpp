@@ -59,6 +59,15 @@ StepConfig options_for(const SchemeCase& c, int ranks) {
   return o;
 }
 
+int grid_ulysses_degree(SchemeKind scheme, int ranks) {
+  const SchemeDescriptor& descriptor = scheme_descriptor(scheme);
+  if (!descriptor.takes_ulysses_degree) return 0;
+  for (const int u : descriptor.candidate_degrees(ranks)) {
+    if (u > 1 && u < ranks) return u;
+  }
+  return 0;
+}
+
 std::vector<CommVolume> schedule_comm(SchemeKind scheme, const oracle::Shape& shape, Pass pass) {
   PlanConfig config;
   config.problem = shape.problem;
@@ -74,7 +83,10 @@ std::vector<CommVolume> schedule_comm(SchemeKind scheme, const oracle::Shape& sh
                               nullptr,
                               shape.ranks_per_node,
                               true};
-  return scheme_comm(context, pass);
+  StatusOr<std::vector<CommVolume>> volumes = scheme_comm(context, pass);
+  EXPECT_TRUE(volumes.is_ok()) << "a validated shape's schedule failed: "
+                               << volumes.status().to_string();
+  return volumes.is_ok() ? std::move(volumes).value() : std::vector<CommVolume>{};
 }
 
 void for_schedule_and_oracle(

@@ -43,6 +43,11 @@ void for_schedule_and_oracle(
     SchemeKind scheme, const oracle::Shape& shape,
     const std::function<void(const RankVolume& forward, const RankVolume& backward)>& check);
 
+// PlanConfig::ulysses_degree for `scheme` on `ranks` ranks in the tests that run every scheme:
+// for a scheme that takes one (the hybrid), the smallest candidate U with U and P / U both above
+// 1, a true grid, where there is one; else 0 (the scheme's default).
+int grid_ulysses_degree(SchemeKind scheme, int ranks);
+
 // Runs `body` on `ranks` threads (a 20 s communication timeout) and returns every rank's status;
 // no rank aborts the others, so each reports what it saw.
 std::vector<Status> statuses_on_threads(int ranks,

@@ -1,5 +1,6 @@
 // The registry (runtime/schemes.def): every registered scheme and decoder has a complete
-// descriptor, a name that parses back, and a closed-form oracle, and runs a checked step on the
+// descriptor, a name that parses back, a closed-form oracle and a workspace query equal to each
+// rank's allocation, and every scheme runs a checked step on the
 // threads backend (forward and backward against the fp64 reference, every rank's traffic equal to
 // its schedule) at P = 1..4. A scheme added without its oracle, or with a broken descriptor,
 // fails here (docs/architecture.md, "Adding a scheme").
@@ -9,9 +10,12 @@
 
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "checked_step.hpp"
 #include "comm_oracles.hpp"
+#include "runtime/decode_plan.hpp"
 #include "runtime/plan.hpp"
 #include "scheme_cases.hpp"
 
@@ -52,6 +56,114 @@ TEST(SchemeRegistry, EveryDecoderIsComplete) {
     EXPECT_EQ(parse_decoder(d.name).value(), decoder);
   }
   EXPECT_FALSE(parse_decoder("zigzag").is_ok());
+}
+
+// PlanConfig::scheme and DecodeConfig::decoder are public fields, so an embedder may cast any int
+// to them: validation refuses such a value, naming it, and nothing reads past the tables.
+TEST(SchemeRegistry, UnregisteredValuesAreRefused) {
+  const auto scheme = static_cast<SchemeKind>(all_schemes().size());
+  const auto decoder = static_cast<DecoderKind>(all_decoders().size());
+  EXPECT_FALSE(is_registered(scheme));
+  EXPECT_FALSE(is_registered(static_cast<SchemeKind>(-1)));
+  EXPECT_FALSE(is_registered(decoder));
+  EXPECT_STREQ(scheme_name(scheme), "?");
+  EXPECT_STREQ(decoder_name(decoder), "?");
+
+  PlanConfig config;
+  config.scheme = scheme;
+  config.problem = AttentionProblem{1, 64, 4, 2, 16, MaskKind::kCausal, DType::kF32, 0.0f};
+  const Status refused = validate_problem(config, 4);
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find(str_cat("unknown scheme ", all_schemes().size())),
+            std::string::npos)
+      << refused.to_string();
+  EXPECT_FALSE(plan_layout(config, 4).is_ok());
+
+  DecodeConfig decode;
+  decode.decoder = decoder;
+  decode.problem = config.problem;
+  const Status decoder_refused = DecodePlan::validate(decode, 4);
+  EXPECT_EQ(decoder_refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(decoder_refused.message().find("unknown decoder"), std::string::npos)
+      << decoder_refused.to_string();
+}
+
+// The ranks and ranks per node the workspace tests place plans on: flat, and two or three nodes
+// (the tree's combine and decoder split per node; the others ignore the placement).
+constexpr std::pair<int, int> kPlacements[] = {{1, 0}, {4, 0}, {4, 2}, {6, 3}, {6, 2}};
+
+// A descriptor's workspace query is what each rank's plan allocates: every scheme, rank by rank,
+// flat and per node, training and forward-only plans, contiguous shards uneven (S % P != 0).
+TEST(SchemeRegistry, WorkspaceQueryIsWhatEachRankAllocates) {
+  for (const SchemeKind scheme : all_schemes()) {
+    for (const auto& [ranks, per_node] : kPlacements) {
+      for (const bool backward : {true, false}) {
+        SCOPED_TRACE(str_cat(scheme_name(scheme), " P=", ranks, " R/node=", per_node,
+                             backward ? " training" : " forward-only"));
+        PlanConfig config;
+        config.scheme = scheme;
+        config.problem =
+            AttentionProblem{1, 2 * ranks * 12, 6, 2, 16, MaskKind::kCausal, DType::kF32, 0.0f};
+        config.ulysses_degree = testing::grid_ulysses_degree(scheme, ranks);
+        config.ranks_per_node = per_node;
+        config.backward = backward;
+        const StatusOr<Layout> layout = plan_layout(config, ranks);
+        ASSERT_TRUE(layout.is_ok()) << layout.status().to_string();
+        if (layout.value().kind() == LayoutKind::kContiguous) config.problem.seq += 1;
+        if (!validate_problem(config, ranks).is_ok()) continue;  // e.g. Ulysses with Hq < P
+
+        std::vector<size_t> allocated(static_cast<size_t>(ranks));
+        const std::vector<Status> statuses =
+            testing::statuses_on_threads(ranks, [&](Communicator& comm) -> Status {
+              SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(config, comm));
+              allocated[static_cast<size_t>(comm.rank())] = plan->workspace_bytes();
+              return Status::ok();
+            });
+        const SchemeContext context{
+            config.problem, scheme,        plan_layout(config, ranks).value(),
+            nullptr,        Device::kHost, nullptr,
+            per_node,       backward};
+        for (int r = 0; r < ranks; ++r) {
+          ASSERT_TRUE(statuses[static_cast<size_t>(r)].is_ok())
+              << statuses[static_cast<size_t>(r)].to_string();
+          const StatusOr<size_t> queried = scheme_descriptor(scheme).workspace_bytes(context, r);
+          ASSERT_TRUE(queried.is_ok()) << queried.status().to_string();
+          EXPECT_EQ(queried.value(), allocated[static_cast<size_t>(r)]) << "rank " << r;
+        }
+      }
+    }
+  }
+}
+
+// The same for every decoder: the query against each rank's DecodePlan (besides its cache).
+TEST(SchemeRegistry, DecoderWorkspaceQueryIsWhatEachRankAllocates) {
+  for (const DecoderKind decoder : all_decoders()) {
+    for (const auto& [ranks, per_node] : kPlacements) {
+      SCOPED_TRACE(str_cat(decoder_name(decoder), " P=", ranks, " R/node=", per_node));
+      DecodeConfig config;
+      config.decoder = decoder;
+      config.problem =
+          AttentionProblem{2, 5 * ranks + 2, 8, 2, 16, MaskKind::kCausal, DType::kBF16, 0.0f};
+      config.q_len = 3;
+      config.ranks_per_node = per_node;
+      std::vector<size_t> allocated(static_cast<size_t>(ranks));
+      const std::vector<Status> statuses =
+          testing::statuses_on_threads(ranks, [&](Communicator& comm) -> Status {
+            SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<DecodePlan> plan,
+                                    DecodePlan::create(config, comm));
+            allocated[static_cast<size_t>(comm.rank())] = plan->workspace_bytes();
+            return Status::ok();
+          });
+      const DecodeContext context = DecodeContext::of(DecodePlan::resolved(config), ranks, nullptr);
+      for (int r = 0; r < ranks; ++r) {
+        ASSERT_TRUE(statuses[static_cast<size_t>(r)].is_ok())
+            << statuses[static_cast<size_t>(r)].to_string();
+        const StatusOr<size_t> queried = decoder_descriptor(decoder).workspace_bytes(context, r);
+        ASSERT_TRUE(queried.is_ok()) << queried.status().to_string();
+        EXPECT_EQ(queried.value(), allocated[static_cast<size_t>(r)]) << "rank " << r;
+      }
+    }
+  }
 }
 
 class EveryRegisteredScheme : public ::testing::TestWithParam<std::tuple<SchemeKind, int>> {};

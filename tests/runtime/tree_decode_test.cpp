@@ -100,8 +100,9 @@ std::vector<CommVolume> plan_step_comm(const DecodeConfig& config, int ranks, in
     const AttentionProblem& p = config.problem;
     const std::vector<char> rows(static_cast<size_t>(appended * p.heads_kv * p.head_dim) * 4, 0);
     SEQPAR_RETURN_IF_ERROR(plan->append(rows.data(), rows.data(), appended));
+    SEQPAR_ASSIGN_OR_RETURN(const CommVolume step, plan->expected_step_comm());
     std::lock_guard<std::mutex> lock(mutex);
-    volumes[static_cast<size_t>(comm.rank())] = plan->expected_step_comm();
+    volumes[static_cast<size_t>(comm.rank())] = step;
     return Status::ok();
   });
   EXPECT_TRUE(status.is_ok()) << status.to_string();
@@ -172,6 +173,38 @@ TEST(DecodePlanRejects, DisagreementAndBadConfigsOnEveryRank) {
     for (size_t r = 0; r < statuses.size(); ++r) {
       EXPECT_EQ(statuses[r].code(), c.code) << "rank " << r << ": " << statuses[r].to_string();
       EXPECT_NE(statuses[r].message().find(c.words), std::string::npos) << statuses[r].message();
+    }
+  }
+}
+
+// A step's queries are the last q_len tokens, so a step after appending other than q_len tokens
+// is refused on every rank before any communication; a step's expected traffic needs the cache
+// to hold the prompt and one step.
+TEST(DecodePlanRejects, StepAfterAppendingOtherThanQLenTokens) {
+  DecodeConfig config;
+  config.problem = AttentionProblem{1, 30, 4, 2, 16, MaskKind::kCausal, DType::kF32, 0.0f};
+  config.q_len = 2;
+  config.capacity = 40;
+  for (const int64_t appended : {0, 1, 3}) {
+    SCOPED_TRACE(str_cat(appended, " appended"));
+    const std::vector<Status> statuses = testing::statuses_on_threads(3, [&](Communicator& comm) {
+      SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<DecodePlan> plan, DecodePlan::create(config, comm));
+      const AttentionProblem& p = config.problem;
+      const std::vector<float> rows(static_cast<size_t>(3 * p.heads_kv * p.head_dim));
+      const std::vector<float> q(static_cast<size_t>(2 * p.heads_q * p.head_dim));
+      std::vector<float> out(q.size()), lse(static_cast<size_t>(2 * p.heads_q));
+      if (appended == 0) {
+        const StatusOr<CommVolume> early = plan->expected_step_comm();
+        SEQPAR_REQUIRE(!early.is_ok(), StatusCode::kInternal,
+                       "expected_step_comm with no step appended was not refused");
+      }
+      if (appended > 0) SEQPAR_RETURN_IF_ERROR(plan->append(rows.data(), rows.data(), appended));
+      return plan->step(q.data(), out.data(), lse.data());
+    });
+    for (size_t r = 0; r < statuses.size(); ++r) {
+      EXPECT_EQ(statuses[r].code(), StatusCode::kInvalidArgument) << statuses[r].to_string();
+      EXPECT_NE(statuses[r].message().find(str_cat(appended, " were appended")), std::string::npos)
+          << statuses[r].message();
     }
   }
 }

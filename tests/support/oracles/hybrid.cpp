@@ -23,7 +23,7 @@ CommVolume hybrid_pass(const AttentionProblem& p, int ranks, int ulysses, int ra
 
 }  // namespace
 
-extern const SchemeOracle kHybridSchemeOracle{
+extern constinit const SchemeOracle kHybridSchemeOracle{
     [](const Shape& s, int r) { return hybrid_pass(s.problem, s.ranks, s.ulysses, r, false); },
     [](const Shape& s, int r) { return hybrid_pass(s.problem, s.ranks, s.ulysses, r, true); }};
 }  // namespace seqpar::oracle

@@ -2,7 +2,7 @@
 // runtime/schemes/lightseq.cpp's comment states it.
 #include "oracle_parts.hpp"
 #include "partition/layout.hpp"
-#include "runtime/lightseq_schedule.hpp"
+#include "runtime/lightseq_pairing.hpp"
 
 namespace seqpar::oracle {
 namespace {
@@ -19,7 +19,7 @@ ShardBytes shard_bytes(const AttentionProblem& p, int ranks, int rank) {
 }
 
 CommVolume lightseq_forward(const AttentionProblem& p, int ranks, int rank) {
-  const LightSeqSchedule pairs = lightseq_schedule(ranks);
+  const LightSeqPairing pairs = lightseq_pairing(ranks);
   const ShardBytes own = shard_bytes(p, ranks, rank);
   CommVolume v;
   for (int t = 1; t < static_cast<int>(pairs.steps.size()); ++t) {
@@ -40,7 +40,7 @@ CommVolume lightseq_forward(const AttentionProblem& p, int ranks, int rank) {
 }
 
 CommVolume lightseq_backward(const AttentionProblem& p, int ranks, int rank) {
-  const LightSeqSchedule pairs = lightseq_schedule(ranks);
+  const LightSeqPairing pairs = lightseq_pairing(ranks);
   const ShardBytes own = shard_bytes(p, ranks, rank);
   CommVolume v;
   // Every step t >= 1 moves inputs and results for every rank (a rank either sends or receives
@@ -61,7 +61,7 @@ CommVolume lightseq_backward(const AttentionProblem& p, int ranks, int rank) {
 
 }  // namespace
 
-extern const SchemeOracle kLightSeqSchemeOracle{
+extern constinit const SchemeOracle kLightSeqSchemeOracle{
     [](const Shape& s, int r) { return lightseq_forward(s.problem, s.ranks, r); },
     [](const Shape& s, int r) { return lightseq_backward(s.problem, s.ranks, r); }};
 }  // namespace seqpar::oracle

@@ -6,7 +6,7 @@
 
 namespace seqpar::oracle {
 
-extern const DecoderOracle kRingDecoderOracle{
+extern constinit const DecoderOracle kRingDecoderOracle{
     [](const Shape& s, int64_t /*q_len*/, int64_t cache_length, int rank) {
       const AttentionProblem& p = s.problem;
       auto tokens_of = [&](int r) {

@@ -19,11 +19,15 @@ CommVolume ring_backward(const AttentionProblem& p, int ranks, int rank) {
   return v;
 }
 
-}  // namespace
-
-extern const SchemeOracle kRingSchemeOracle{
+// Ring, striped and zigzag send the same: their layouts differ in which tokens, not how many.
+constexpr SchemeOracle kRingFamilyOracle{
     [](const Shape& s, int r) { return ring_forward(s.problem, s.ranks, r); },
     [](const Shape& s, int r) { return ring_backward(s.problem, s.ranks, r); }};
-extern const SchemeOracle kStripedSchemeOracle = kRingSchemeOracle;
-extern const SchemeOracle kZigzagSchemeOracle = kRingSchemeOracle;
+
+}  // namespace
+
+extern constinit const SchemeOracle kRingSchemeOracle = kRingFamilyOracle;
+extern constinit const SchemeOracle kStripedSchemeOracle = kRingFamilyOracle;
+extern constinit const SchemeOracle kZigzagSchemeOracle = kRingFamilyOracle;
+
 }  // namespace seqpar::oracle

@@ -28,7 +28,7 @@ CommVolume tree_backward(const AttentionProblem& p, int ranks) {
 }  // namespace
 
 // Every rank of the tree sends the same; its backward is flat.
-extern const SchemeOracle kTreeSchemeOracle{
+extern constinit const SchemeOracle kTreeSchemeOracle{
     [](const Shape& s, int) { return tree_forward(s.problem, s.ranks, s.ranks_per_node); },
     [](const Shape& s, int) { return tree_backward(s.problem, s.ranks); }};
 

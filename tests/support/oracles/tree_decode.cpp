@@ -4,7 +4,7 @@
 
 namespace seqpar::oracle {
 
-extern const DecoderOracle kTreeDecoderOracle{
+extern constinit const DecoderOracle kTreeDecoderOracle{
     [](const Shape& s, int64_t q_len, int64_t /*cache_length*/, int /*rank*/) {
       const AttentionProblem& p = s.problem;
       return combine(p.batch * q_len * p.heads_q, p.head_dim, s.ranks, s.ranks_per_node);

@@ -14,7 +14,7 @@ CommVolume ulysses_pass(const AttentionProblem& p, int ranks, int rank, bool bac
 
 }  // namespace
 
-extern const SchemeOracle kUlyssesSchemeOracle{
+extern constinit const SchemeOracle kUlyssesSchemeOracle{
     [](const Shape& s, int r) { return ulysses_pass(s.problem, s.ranks, r, false); },
     [](const Shape& s, int r) { return ulysses_pass(s.problem, s.ranks, r, true); }};
 }  // namespace seqpar::oracle

@@ -1,12 +1,12 @@
-// LightSeq's balanced causal pairing (see lightseq_schedule.hpp).
-#include "runtime/lightseq_schedule.hpp"
+// LightSeq's balanced causal pairing (see lightseq_pairing.hpp).
+#include "runtime/lightseq_pairing.hpp"
 
 namespace seqpar {
 namespace {
 
 int lightseq_steps(int ranks) { return ranks / 2 + 1; }
 
-// Rank r's part of step t (the rule of lightseq_schedule.hpp).
+// Rank r's part of step t (the rule of lightseq_pairing.hpp).
 LightSeqRankStep rank_step(int ranks, int t, int r) {
   LightSeqRankStep s;
   const bool helpers = t > 0 && t < ranks - t;  // ring step P - t folds into this one
@@ -27,8 +27,8 @@ LightSeqRankStep rank_step(int ranks, int t, int r) {
 
 }  // namespace
 
-LightSeqSchedule lightseq_schedule(int ranks) {
-  LightSeqSchedule schedule;
+LightSeqPairing lightseq_pairing(int ranks) {
+  LightSeqPairing schedule;
   schedule.ranks = ranks;
   const int steps = lightseq_steps(ranks);
   schedule.steps.resize(static_cast<size_t>(steps));

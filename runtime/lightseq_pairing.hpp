@@ -32,7 +32,7 @@ struct LightSeqRankStep {
   bool computes() const { return q_block >= 0; }
 };
 
-struct LightSeqSchedule {
+struct LightSeqPairing {
   int ranks = 0;
   std::vector<std::vector<LightSeqRankStep>> steps;  // (steps, P)
   const LightSeqRankStep& at(int step, int rank) const {
@@ -40,6 +40,6 @@ struct LightSeqSchedule {
   }
 };
 
-LightSeqSchedule lightseq_schedule(int ranks);
+LightSeqPairing lightseq_pairing(int ranks);
 
 }  // namespace seqpar
