@@ -14,6 +14,10 @@
 
 namespace seqpar {
 
+// A descriptor is initialised positionally, in field order. Beyond name and summary no two
+// fields share a type (and neither a nullptr nor a bool converts to the other), so a field out of
+// place does not compile; a null where a function is required fails
+// SchemeRegistry.EverySchemeIsComplete.
 struct SchemeDescriptor {
   const char* name;     // --scheme, JSON, messages
   const char* summary;  // one line for --help and the docs: layout, rules, when it wins

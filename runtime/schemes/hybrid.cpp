@@ -223,16 +223,15 @@ Status hybrid_schedule(const SchemeContext& context, Pass pass, ScheduleSink& ou
 }  // namespace
 
 extern constinit const SchemeDescriptor kHybridScheme{
-    .name = "hybrid",
-    .summary =
-        "U x R grid: Ulysses in groups of U consecutive ranks (Hq >= U), a zigzag ring across "
-        "the R groups (S % 2R == 0); all-to-alls on NVLink, only the ring crosses nodes",
-    .layout = &hybrid_layout,
-    .validate = nullptr,
-    .candidate_degrees = &every_divisor,
-    .takes_ulysses_degree = true,
-    .create = &make_prepared<HybridScheme, Scheme, SchemeContext>,
-    .workspace_bytes = &hybrid_workspace_bytes,
-    .schedule = &hybrid_schedule};
+    "hybrid",
+    "U x R grid: Ulysses in groups of U consecutive ranks (Hq >= U), a zigzag ring across "
+    "the R groups (S % 2R == 0); all-to-alls on NVLink, only the ring crosses nodes",
+    &hybrid_layout,
+    nullptr,
+    &every_divisor,
+    true,
+    &make_prepared<HybridScheme, Scheme, SchemeContext>,
+    &hybrid_workspace_bytes,
+    &hybrid_schedule};
 
 }  // namespace seqpar

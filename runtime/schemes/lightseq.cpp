@@ -410,16 +410,15 @@ Status lightseq_schedule_of(const SchemeContext& context, Pass pass, ScheduleSin
 }  // namespace
 
 extern constinit const SchemeDescriptor kLightSeqScheme{
-    .name = "lightseq",
-    .summary =
-        "contiguous runs (any S >= P), causal only; idle early ranks compute late ranks' "
-        "pairs: P/2 + 1 balanced steps",
-    .layout = &layout_of_kind<LayoutKind::kContiguous>,
-    .validate = &validate_lightseq,
-    .candidate_degrees = &no_ulysses_degrees,
-    .takes_ulysses_degree = false,
-    .create = &make_prepared<LightSeqScheme, Scheme, SchemeContext>,
-    .workspace_bytes = &lightseq_workspace_bytes,
-    .schedule = &lightseq_schedule_of};
+    "lightseq",
+    "contiguous runs (any S >= P), causal only; idle early ranks compute late ranks' "
+    "pairs: P/2 + 1 balanced steps",
+    &layout_of_kind<LayoutKind::kContiguous>,
+    &validate_lightseq,
+    &no_ulysses_degrees,
+    false,
+    &make_prepared<LightSeqScheme, Scheme, SchemeContext>,
+    &lightseq_workspace_bytes,
+    &lightseq_schedule_of};
 
 }  // namespace seqpar

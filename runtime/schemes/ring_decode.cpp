@@ -150,13 +150,12 @@ Status ring_decoder_schedule(const DecodeContext& context, int64_t cache_length,
 }  // namespace
 
 extern constinit const DecoderDescriptor kRingDecoder{
-    .name = "ring",
-    .summary =
-        "the baseline: the cache shards rotate round the ring, P-1 hops overlapped with "
-        "compute; bytes grow with the cache length",
-    .validate = nullptr,
-    .create = &make_prepared<RingDecoder, Decoder, DecodeContext>,
-    .workspace_bytes = &ring_decoder_workspace_bytes,
-    .schedule = &ring_decoder_schedule};
+    "ring",
+    "the baseline: the cache shards rotate round the ring, P-1 hops overlapped with "
+    "compute; bytes grow with the cache length",
+    nullptr,
+    &make_prepared<RingDecoder, Decoder, DecodeContext>,
+    &ring_decoder_workspace_bytes,
+    &ring_decoder_schedule};
 
 }  // namespace seqpar

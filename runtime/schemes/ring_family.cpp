@@ -222,15 +222,15 @@ Status ring_family_schedule(const SchemeContext& context, Pass pass, ScheduleSin
 // The ring, striped and zigzag schemes differ only in their layout.
 template <LayoutKind kind>
 constexpr SchemeDescriptor ring_family_descriptor(const char* name, const char* summary) {
-  return {.name = name,
-          .summary = summary,
-          .layout = &layout_of_kind<kind>,
-          .validate = nullptr,
-          .candidate_degrees = &no_ulysses_degrees,
-          .takes_ulysses_degree = false,
-          .create = &create_ring_engine,
-          .workspace_bytes = &ring_engine_workspace_bytes,
-          .schedule = &ring_family_schedule};
+  return {name,
+          summary,
+          &layout_of_kind<kind>,
+          nullptr,
+          &no_ulysses_degrees,
+          false,
+          &create_ring_engine,
+          &ring_engine_workspace_bytes,
+          &ring_family_schedule};
 }
 
 }  // namespace

@@ -258,16 +258,15 @@ Status tree_schedule(const SchemeContext& context, Pass pass, ScheduleSink& out)
 }  // namespace
 
 extern constinit const SchemeDescriptor kTreeScheme{
-    .name = "tree",
-    .summary =
-        "contiguous runs (any S >= P); queries gathered, partials combined by two all-reduces "
-        "(per node when it spans nodes); made for decoding, sends more than a ring in training",
-    .layout = &layout_of_kind<LayoutKind::kContiguous>,
-    .validate = nullptr,
-    .candidate_degrees = &no_ulysses_degrees,
-    .takes_ulysses_degree = false,
-    .create = &make_prepared<TreeScheme, Scheme, SchemeContext>,
-    .workspace_bytes = &tree_workspace_bytes,
-    .schedule = &tree_schedule};
+    "tree",
+    "contiguous runs (any S >= P); queries gathered, partials combined by two all-reduces "
+    "(per node when it spans nodes); made for decoding, sends more than a ring in training",
+    &layout_of_kind<LayoutKind::kContiguous>,
+    nullptr,
+    &no_ulysses_degrees,
+    false,
+    &make_prepared<TreeScheme, Scheme, SchemeContext>,
+    &tree_workspace_bytes,
+    &tree_schedule};
 
 }  // namespace seqpar

@@ -121,13 +121,12 @@ Status tree_decoder_schedule(const DecodeContext& context, int64_t cache_length,
 }  // namespace
 
 extern constinit const DecoderDescriptor kTreeDecoder{
-    .name = "tree",
-    .summary =
-        "each rank's partial against its cache shard, merged by two small all-reduces: "
-        "bytes independent of the cache length",
-    .validate = nullptr,
-    .create = &make_prepared<TreeDecoder, Decoder, DecodeContext>,
-    .workspace_bytes = &tree_decoder_workspace_bytes,
-    .schedule = &tree_decoder_schedule};
+    "tree",
+    "each rank's partial against its cache shard, merged by two small all-reduces: "
+    "bytes independent of the cache length",
+    nullptr,
+    &make_prepared<TreeDecoder, Decoder, DecodeContext>,
+    &tree_decoder_workspace_bytes,
+    &tree_decoder_schedule};
 
 }  // namespace seqpar

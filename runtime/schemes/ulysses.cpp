@@ -193,16 +193,15 @@ Status ulysses_schedule(const SchemeContext& context, Pass pass, ScheduleSink& o
 }  // namespace
 
 extern constinit const SchemeDescriptor kUlyssesScheme{
-    .name = "ulysses",
-    .summary =
-        "contiguous runs in and out, heads split over the ranks inside (Hq >= P): two all-to-alls "
-        "a pass, flat in P; best on fast all-to-all links",
-    .layout = &layout_of_kind<LayoutKind::kContiguous>,
-    .validate = &validate_ulysses,
-    .candidate_degrees = [](int ranks) { return std::vector<int>{ranks}; },
-    .takes_ulysses_degree = false,
-    .create = &make_prepared<UlyssesScheme, Scheme, SchemeContext>,
-    .workspace_bytes = &ulysses_workspace_bytes,
-    .schedule = &ulysses_schedule};
+    "ulysses",
+    "contiguous runs in and out, heads split over the ranks inside (Hq >= P): two all-to-alls "
+    "a pass, flat in P; best on fast all-to-all links",
+    &layout_of_kind<LayoutKind::kContiguous>,
+    &validate_ulysses,
+    [](int ranks) { return std::vector<int>{ranks}; },
+    false,
+    &make_prepared<UlyssesScheme, Scheme, SchemeContext>,
+    &ulysses_workspace_bytes,
+    &ulysses_schedule};
 
 }  // namespace seqpar
