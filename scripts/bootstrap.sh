@@ -3,7 +3,9 @@
 # Debian's packages, build seqpar, then
 #   bootstrap.sh run    one mpirun-launched attention training step (4 ranks, zigzag, forward +
 #                       backward) checked against the fp64 reference; exits non-zero on failure
-#   bootstrap.sh test   the whole test suite (ctest)
+#   bootstrap.sh test   the whole test suite (ctest); with the CUDA toolkit's headers at hand, also
+#                       the GPU tests on the CPU emulator (a second build, build-emu/, with
+#                       -DSEQPAR_CUDA_EMULATOR=ON: the CUDA kernels and device code run there)
 set -euo pipefail
 mode=${1:-}
 if [[ "$mode" != run && "$mode" != test ]]; then
@@ -12,7 +14,8 @@ if [[ "$mode" != run && "$mode" != test ]]; then
 fi
 cd "$(dirname "$0")/.."
 
-packages=(cmake make g++ openmpi-bin libopenmpi-dev libboost-program-options-dev libgtest-dev)
+packages=(cmake make g++ openmpi-bin libopenmpi-dev libboost-program-options-dev libgtest-dev
+  libboost-context-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -39,6 +42,15 @@ export OMPI_MCA_rmaps_base_oversubscribe=1
 if [[ "$mode" == run ]]; then
   mpirun --oversubscribe -np 4 build/bin/seqpar-run --backend mpi --scheme zigzag --mask causal \
     --seq 4096 --heads 8 --kv-heads 2 --head-dim 64 --dtype fp32 --backward --check
+  exit 0
+fi
+
+ctest --test-dir build --output-on-failure -j "$jobs"
+# The GPU tests, which skip above without a GPU, on the CPU emulator (cuda_emu/).
+if [[ -f /usr/local/cuda/include/cuda_runtime_api.h ]]; then
+  cmake -S . -B build-emu -DCMAKE_BUILD_TYPE=Release -DSEQPAR_WERROR=ON -DSEQPAR_CUDA_EMULATOR=ON
+  cmake --build build-emu -j "$jobs"
+  ctest --test-dir build-emu -L gpu --output-on-failure -j "$jobs"
 else
-  ctest --test-dir build --output-on-failure -j "$jobs"
+  echo "bootstrap: no CUDA toolkit headers in /usr/local/cuda: the GPU tests on the emulator are left out"
 fi

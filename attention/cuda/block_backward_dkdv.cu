@@ -34,11 +34,10 @@ __global__ void __launch_bounds__(DkdvTraits<kD>::kThreads)
   using Tr = DkdvTraits<kD>;
   constexpr int kBlockM = Tr::kBlockM;
   constexpr int kBlockN = Tr::kBlockN;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* k_tile = reinterpret_cast<T*>(smem_raw);  // (kBlockM, kD) padded
-  T* v_tile = k_tile + Tr::kTileM;             // (kBlockM, kD) padded
-  T* q_tiles = v_tile + Tr::kTileM;            // [2] (kBlockN, kD) padded
-  T* do_tiles = q_tiles + 2 * Tr::kTileN;      // [2] (kBlockN, kD) padded
+  SEQPAR_DYNAMIC_SMEM(T, k_tile);          // (kBlockM, kD) padded
+  T* v_tile = k_tile + Tr::kTileM;         // (kBlockM, kD) padded
+  T* q_tiles = v_tile + Tr::kTileM;        // [2] (kBlockN, kD) padded
+  T* do_tiles = q_tiles + 2 * Tr::kTileN;  // [2] (kBlockN, kD) padded
 
   const KernelShape& sh = p.shape;
   const int tid = static_cast<int>(threadIdx.x);

@@ -79,10 +79,9 @@ __global__ void __launch_bounds__(ForwardTraits<kD>::kThreads)
   using Tr = ForwardTraits<kD>;
   constexpr int kBlockM = Tr::kBlockM;
   constexpr int kBlockN = Tr::kBlockN;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* q_tile = reinterpret_cast<T*>(smem_raw);  // (kBlockM, kD) padded
-  T* k_tiles = q_tile + Tr::kTileM;            // [2] (kBlockN, kD) padded
-  T* v_tiles = k_tiles + 2 * Tr::kTileN;       // [2] (kBlockN, kD) padded
+  SEQPAR_DYNAMIC_SMEM(T, q_tile);         // (kBlockM, kD) padded
+  T* k_tiles = q_tile + Tr::kTileM;       // [2] (kBlockN, kD) padded
+  T* v_tiles = k_tiles + 2 * Tr::kTileN;  // [2] (kBlockN, kD) padded
 
   const KernelShape& sh = p.shape;
   const int tid = static_cast<int>(threadIdx.x);

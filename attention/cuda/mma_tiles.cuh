@@ -2,7 +2,8 @@
 // Warp-level building blocks of the CUDA attention kernels (sm_80 instructions, valid on sm_90):
 // cp.async 16-byte copies into padded shared-memory tiles, ldmatrix fragment loads,
 // mma.sync.m16n8k16 (bf16/fp16 in, fp32 accumulate), fp32 -> 16-bit fragment packing, quad
-// reductions and the position-map helpers. Device code: included by the .cu files only.
+// reductions and the position-map helpers, over the PTX wrappers of core/cuda_device.cuh.
+// Device code: included by the .cu files only.
 //
 // Fragment layouts of mma.m16n8k16 (lane = 4 * g + t, g in [0, 8), t in [0, 4)):
 //   A (16 x 16, row-major) a0: (g, 2t..2t+1)  a1: (g+8, 2t..)  a2: (g, 2t+8..)  a3: (g+8, 2t+8..)
@@ -17,6 +18,7 @@
 #include <cstring>
 
 #include "attention/block_params.hpp"
+#include "core/cuda_device.cuh"
 
 namespace seqpar::cuda_attention {
 
@@ -29,24 +31,13 @@ inline constexpr float kLn2 = 0.6931471805599453f;
 template <int kD>
 inline constexpr int kSmemStride = kD + 8;
 
-// ---- cp.async ----
+// ---- the PTX wrappers (core/cuda_device.cuh: real PTX, or the emulator) ----
 
-// 16 bytes global -> shared; when !valid the 16 bytes are zero-filled and nothing is read.
-__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {
-  const auto dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  const int src_bytes = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem),
-               "r"(src_bytes)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-// Waits until at most kPending of this thread's committed groups are still in flight.
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
+using cuda_device::cp_async_16;
+using cuda_device::cp_async_commit;
+using cuda_device::cp_async_wait;
+using cuda_device::ldmatrix_x4;
+using cuda_device::ldmatrix_x4_trans;
 
 // Copies rows [0, kRows) of a (rows, kD) tile whose row r starts at gmem + r * row_stride
 // (elements) into a padded shared tile; rows >= valid_rows are zero-filled. All kThreads threads
@@ -65,21 +56,6 @@ __device__ __forceinline__ void load_tile_async(T* smem, const T* gmem, int64_t 
     const T* src = valid ? gmem + r * row_stride + col : gmem;
     cp_async_16(smem + r * kSmemStride<kD> + col, src, valid);
   }
-}
-
-// ---- ldmatrix ----
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* smem) {
-  const auto a = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem) {
-  const auto a = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
 }
 
 // The three ways the kernels read a padded (rows, kD) shared tile X (row-major, rows = tokens):
@@ -122,21 +98,13 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4],
 template <>
 __device__ __forceinline__ void mma_16816<__nv_bfloat16>(float (&c)[4], const uint32_t (&a)[4],
                                                          uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  cuda_device::mma_16816_bf16(c, a, b0, b1);
 }
 
 template <>
 __device__ __forceinline__ void mma_16816<__half>(float (&c)[4], const uint32_t (&a)[4],
                                                   uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  cuda_device::mma_16816_f16(c, a, b0, b1);
 }
 
 // ---- fp32 <-> 16-bit ----
@@ -251,17 +219,13 @@ cudaError_t dispatch_dtype_head_dim(DType dtype, int64_t head_dim, Launch&& laun
 
 // Launches `kernel(params)` on a (ceil(rows / block_rows), heads, batch) grid with `threads`
 // threads and `smem_bytes` of dynamic shared memory (raised above the 48 KiB default first).
-template <class Kernel, class Params>
-cudaError_t launch_tiled(Kernel kernel, const Params& params, int64_t rows, int block_rows,
+template <class Params>
+cudaError_t launch_tiled(void (*kernel)(Params), const Params& params, int64_t rows, int block_rows,
                          int64_t heads, int64_t batch, int threads, int smem_bytes,
                          cudaStream_t stream) {
-  const cudaError_t err =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
-  if (err != cudaSuccess) return err;
   const dim3 grid(static_cast<unsigned>((rows + block_rows - 1) / block_rows),
                   static_cast<unsigned>(heads), static_cast<unsigned>(batch));
-  kernel<<<grid, threads, smem_bytes, stream>>>(params);
-  return cudaGetLastError();
+  return cuda_device::launch_kernel(kernel, grid, threads, smem_bytes, stream, params);
 }
 
 }  // namespace seqpar::cuda_attention

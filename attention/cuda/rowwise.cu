@@ -82,23 +82,21 @@ dim3 row_grid(const RowwiseKernelParams& p) {
 cudaError_t launch_attention_delta(const RowwiseKernelParams& p, cudaStream_t stream) {
   switch (p.dtype) {
     case DType::kF32:
-      attention_delta_kernel<float><<<row_grid(p), kRowThreads, 0, stream>>>(p);
-      break;
+      return cuda_device::launch_kernel(attention_delta_kernel<float>, row_grid(p), kRowThreads, 0,
+                                        stream, p);
     case DType::kBF16:
-      attention_delta_kernel<__nv_bfloat16><<<row_grid(p), kRowThreads, 0, stream>>>(p);
-      break;
+      return cuda_device::launch_kernel(attention_delta_kernel<__nv_bfloat16>, row_grid(p),
+                                        kRowThreads, 0, stream, p);
     case DType::kF16:
-      attention_delta_kernel<__half><<<row_grid(p), kRowThreads, 0, stream>>>(p);
-      break;
+      return cuda_device::launch_kernel(attention_delta_kernel<__half>, row_grid(p), kRowThreads, 0,
+                                        stream, p);
     default:
       return cudaErrorInvalidValue;
   }
-  return cudaGetLastError();
 }
 
 cudaError_t launch_merge_partials(const RowwiseKernelParams& p, cudaStream_t stream) {
-  merge_partials_kernel<<<row_grid(p), kRowThreads, 0, stream>>>(p);
-  return cudaGetLastError();
+  return cuda_device::launch_kernel(merge_partials_kernel, row_grid(p), kRowThreads, 0, stream, p);
 }
 
 }  // namespace seqpar::cuda_attention

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Downloads the Debian packages that benchmarks/device/run.sh unpacks on the GPU machine, which
-# reaches no package registry: Boost.Program_options (seqpar-bench, seqpar-run) and GoogleTest
-# (the GPU tests). Run on a development machine before a GPU session, then carry
-# build-gpu-deps (git-ignored, about 10 MB) with the device tool's `carry`.
+# Only for the fallback build ON the GPU machine (benchmarks/GPU_NOTES.md, "Fallback"), when the
+# pack that benchmarks/device/pack.sh makes here does not start there. Downloads Debian's
+# Boost.Program_options and GoogleTest packages, which the GPU machine lacks and cannot fetch
+# (it reaches no package registry), into build-gpu-deps/debs (git-ignored, about 10 MB).
+# Carry build-gpu-deps with the device tool's `carry`; there, before pack.sh:
+#   mkdir -p build-gpu-deps/root && for f in build-gpu-deps/debs/*.deb; do dpkg -x "$f" build-gpu-deps/root; done
+#   CMAKE_PREFIX_PATH=$PWD/build-gpu-deps/root/usr SEQPAR_PACK_JOBS=16 benchmarks/device/pack.sh
 #
 # Usage: benchmarks/device/fetch_deps.sh
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Peer timings for benchmarks/device/run.sh: torch.nn.functional.scaled_dot_product_attention
+"""Peer timings for benchmarks/device/round.sh: torch.nn.functional.scaled_dot_product_attention
 under sdpa_kernel(FLASH_ATTENTION) and sdpa_kernel(CUDNN_ATTENTION), the same shapes and timing
 method as seqpar-bench --device cuda (CUDA events around each run, median after warm-up;
 backward timed alone with retain_graph). FLOPs: forward 4*B*H*S*S*D, halved for causal;

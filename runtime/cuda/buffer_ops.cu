@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "core/cuda_device.cuh"
 #include "runtime/cuda/buffer_ops_launch.hpp"
 
 namespace seqpar::cuda_buffer_ops {
@@ -67,8 +68,8 @@ cudaError_t launch_strided_runs(const StridedRuns& p, cudaStream_t stream) {
   const int64_t total = p.batch * p.rows * p.run;
   if (total <= 0) return cudaSuccess;
   const int64_t blocks = std::min<int64_t>((total + kThreads - 1) / kThreads, kMaxBlocks);
-  strided_runs_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p);
-  return cudaGetLastError();
+  return cuda_device::launch_kernel(strided_runs_kernel, dim3(static_cast<unsigned>(blocks)),
+                                    kThreads, 0, stream, p);
 }
 
 }  // namespace seqpar::cuda_buffer_ops

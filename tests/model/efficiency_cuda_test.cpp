@@ -27,6 +27,10 @@ TEST(EfficiencyCuda, NoDeviceIsAClearError) {
 }
 
 TEST(EfficiencyCuda, VirtualRanksShowTheCausalImbalance) {
+#ifdef SEQPAR_CUDA_EMULATION
+  GTEST_SKIP() << "a timing benchmark: the emulator's times are the CPU's (EmulatedStepsHaveTheir"
+                  "Shape checks the same run's structure; the GPU round runs this one)";
+#endif
   if (cuda_device_count() == 0) {
     GTEST_SKIP() << "no CUDA device visible (cudaGetDeviceCount reports none)";
   }
@@ -82,6 +86,37 @@ TEST(EfficiencyCuda, VirtualRanksShowTheCausalImbalance) {
   EXPECT_GT(lightseq.measured, ring.measured);
   std::printf("%s", efficiency_table(back.value(), rows.value(), back.value().rate).c_str());
 }
+
+#ifdef SEQPAR_CUDA_EMULATION
+// The same benchmark on the emulated GPU, small: every scheme's every step has a time where it
+// has a block and none where it is idle, and the JSON round trips (no speed is asserted).
+TEST(EfficiencyCuda, EmulatedStepsHaveTheirShape) {
+  const AttentionProblem small{1, 512, 2, 1, 64, MaskKind::kCausal, DType::kBF16, 0.0f};
+  CudaStepOptions options;
+  options.warmup = 0;
+  options.repeats = 1;
+  options.progress = false;
+  const std::vector<SchemeKind> schemes = {SchemeKind::kRing, SchemeKind::kLightSeq};
+  const StatusOr<EfficiencyInput> in = measure_cuda_steps(small, 2, true, schemes, options);
+  ASSERT_TRUE(in.is_ok()) << in.status().to_string();
+  ASSERT_EQ(in.value().schemes.size(), schemes.size());
+  for (const StepTimings& t : in.value().schemes) {
+    const auto blocks = scheme_step_blocks(t.scheme, small, 2);
+    ASSERT_TRUE(blocks.is_ok());
+    ASSERT_EQ(t.forward_seconds.size(), blocks.value().size());
+    for (size_t s = 0; s < blocks.value().size(); ++s) {
+      for (size_t r = 0; r < 2; ++r) {
+        const double x = t.forward_seconds[s][r];
+        EXPECT_TRUE(blocks.value()[s][r].idle() ? x == 0.0 : x > 0.0)
+            << scheme_name(t.scheme) << " step " << s << " rank " << r << ": " << x;
+      }
+    }
+  }
+  const StatusOr<EfficiencyInput> back = parse_efficiency_input(efficiency_input_json(in.value()));
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(back.value().schemes.size(), schemes.size());
+}
+#endif
 
 }  // namespace
 }  // namespace seqpar
