@@ -312,7 +312,15 @@ StatusOr<std::unique_ptr<Communicator>> Communicator::split(int color, int key) 
   SEQPAR_REQUIRE(color >= 0, StatusCode::kInvalidArgument, "split: color ", color, " must be >= 0");
   SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> child, do_split(color, key));
   child->set_timeout(timeout_);
+  if (device_memory()) SEQPAR_RETURN_IF_ERROR(child->set_stream(stream_));
   return child;
+}
+
+Status Communicator::set_stream(void* stream) {
+  SEQPAR_REQUIRE(device_memory(), StatusCode::kInvalidArgument, "the ", backend_name(),
+                 " communicator moves host memory: it has no CUDA stream to follow");
+  stream_ = stream;
+  return do_set_stream(stream);
 }
 
 }  // namespace seqpar

@@ -6,8 +6,13 @@
 //   device for nccl). Sizes are in bytes, except reductions, which take an element count + DType.
 // - Every operation has a blocking form and a start_ form that posts it and fills a Request; the
 //   caller must later call wait(request). Buffers must stay untouched until wait returns.
-//   After wait returns, the result is usable by this rank's later work (host backends: on the
-//   host; nccl: ordered before later work on the stream given to the backend, with no host sync).
+//   After wait returns, the result is usable by this rank's later work: on the host for host
+//   memory; for device memory, by the work enqueued afterwards on the communicator's stream.
+// - Device memory (device_memory(): nccl, threads made for a device) is ordered with one CUDA
+//   stream per rank, set_stream(): an operation posted now starts after the work enqueued on that
+//   stream so far (its send buffers are written, its receive buffers free), and wait() makes the
+//   stream wait for the operation's end. The host never waits for the device in either; it only
+//   waits, bounded by the timeout, for the peers to post. split() children inherit the stream.
 // - Every wait is bounded by timeout(); running out returns StatusCode::kTimeout naming the op and
 //   the peer. abort(reason) makes every pending and future wait on every rank of the group fail
 //   with kAborted (threads) or ends the job (mpi: MPI_Abort), so one failing rank never hangs
@@ -137,6 +142,12 @@ class Communicator {
   virtual const char* backend_name() const = 0;         // "threads", "mpi", "nccl"
   virtual bool device_memory() const { return false; }  // true: buffers are device pointers
 
+  // The CUDA stream (a cudaStream_t; nullptr: the legacy default stream) this rank's operations
+  // are ordered with, for a device-memory communicator (see the header comment); a host-memory
+  // communicator refuses it (kInvalidArgument).
+  Status set_stream(void* stream);
+  void* stream() const { return stream_; }
+
   // SEQPAR_TIMEOUT_S from the environment, else 300 s.
   static std::chrono::milliseconds default_comm_timeout();
   std::chrono::milliseconds timeout() const { return timeout_; }
@@ -217,6 +228,8 @@ class Communicator {
   virtual Status do_barrier(std::chrono::steady_clock::time_point deadline) = 0;
   virtual StatusOr<std::unique_ptr<Communicator>> do_split(int color, int key) = 0;
   virtual void do_progress() {}
+  // A device-memory backend's hook for set_stream (called after stream() changed).
+  virtual Status do_set_stream(void* /*stream*/) { return Status::ok(); }
 
   std::chrono::steady_clock::time_point deadline() const {
     return std::chrono::steady_clock::now() + timeout_;
@@ -226,6 +239,7 @@ class Communicator {
   int rank_;
   int size_;
   std::chrono::milliseconds timeout_ = default_comm_timeout();
+  void* stream_ = nullptr;  // set_stream's (device memory only)
   CommStats stats_;
   // start_all_to_all's equal split, kept so the call allocates nothing once warm.
   std::vector<size_t> equal_split_bytes_, equal_split_offsets_;

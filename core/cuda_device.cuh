@@ -136,7 +136,9 @@ cudaError_t launch_kernel(void (*kernel)(Params), dim3 grid, int threads, int sm
                           dim3(static_cast<unsigned>(threads)), static_cast<size_t>(smem_bytes),
                           stream, [kernel, params] { kernel(params); });
 #else
-  kernel<<<grid, threads, smem_bytes, stream> > >(params);
+  // clang-format off
+  kernel<<<grid, threads, smem_bytes, stream>>>(params);
+  // clang-format on
   return cudaGetLastError();
 #endif
 }
