@@ -33,6 +33,17 @@ size_t block_kernel_scratch_bytes(const BlockShape& shape, const KernelTarget& t
 #endif
 }
 
+Status block_kernels_support(Device device, DType dtype, int64_t head_dim) {
+  if (device == Device::kHost) return Status::ok();
+#ifdef SEQPAR_HAVE_CUDA
+  return cuda_kernels_support(dtype, head_dim);
+#else
+  (void)dtype;
+  (void)head_dim;
+  return cuda_not_built("device plans");
+#endif
+}
+
 namespace {
 thread_local BlockKernelCalls t_block_kernel_calls;
 }  // namespace

@@ -21,6 +21,11 @@ struct KernelTarget {
 size_t block_kernel_scratch_bytes(const BlockShape& shape, const KernelTarget& target,
                                   bool backward = true);
 
+// Whether the kernels of `device` take `dtype` storage and `head_dim`: the CPU kernels take every
+// problem validate_attention_problem accepts; the CUDA kernels bf16 and fp16 with head dims 64
+// and 128 (kUnsupported naming what they take, or that the build has no CUDA toolkit).
+Status block_kernels_support(Device device, DType dtype, int64_t head_dim);
+
 Status run_block_forward(const BlockForwardParams& p, const KernelTarget& target);
 Status run_block_backward(const BlockBackwardParams& p, const KernelTarget& target);
 

@@ -10,6 +10,19 @@
 #endif
 
 namespace seqpar {
+namespace {
+
+#ifdef SEQPAR_HAVE_CUDA
+// A staged collective's result is ordered on the communicator's stream (comm/communicator.hpp):
+// the host waits for that stream before reading it. The upload before it is a synchronous
+// cudaMemcpy, done before the collective is posted.
+Status wait_for_stream(const Communicator& comm) {
+  SEQPAR_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(comm.stream())));
+  return Status::ok();
+}
+#endif
+
+}  // namespace
 
 CommScratch::~CommScratch() {
 #ifdef SEQPAR_HAVE_CUDA
@@ -54,7 +67,7 @@ Status all_gather_host(Communicator& comm, const void* send, void* recv, size_t 
   SEQPAR_RETURN_IF_ERROR(out.allocate(total));
   SEQPAR_CUDA_CHECK(cudaMemcpy(in.data(), send, bytes, cudaMemcpyHostToDevice));
   SEQPAR_RETURN_IF_ERROR(comm.all_gather(in.data(), out.data(), bytes));
-  SEQPAR_CUDA_CHECK(cudaDeviceSynchronize());
+  SEQPAR_RETURN_IF_ERROR(wait_for_stream(comm));
   SEQPAR_CUDA_CHECK(cudaMemcpy(recv, out.data(), total, cudaMemcpyDeviceToHost));
   return Status::ok();
 #else
@@ -71,12 +84,29 @@ Status broadcast_host(Communicator& comm, void* buffer, size_t bytes, int root) 
   SEQPAR_RETURN_IF_ERROR(staged.allocate(bytes));
   SEQPAR_CUDA_CHECK(cudaMemcpy(staged.data(), buffer, bytes, cudaMemcpyHostToDevice));
   SEQPAR_RETURN_IF_ERROR(comm.broadcast(staged.data(), bytes, root));
-  SEQPAR_CUDA_CHECK(cudaDeviceSynchronize());
+  SEQPAR_RETURN_IF_ERROR(wait_for_stream(comm));
   SEQPAR_CUDA_CHECK(cudaMemcpy(buffer, staged.data(), bytes, cudaMemcpyDeviceToHost));
   return Status::ok();
 #else
   (void)buffer;
   (void)root;
+  return SEQPAR_FAIL(StatusCode::kUnsupported, "device-memory backend in a build without CUDA");
+#endif
+}
+
+Status all_reduce_host(Communicator& comm, void* data, size_t count, DType dtype, ReduceOp op) {
+  if (!comm.device_memory()) return comm.all_reduce(data, data, count, dtype, op);
+#ifdef SEQPAR_HAVE_CUDA
+  const size_t bytes = count * dtype_size(dtype);
+  DeviceBuffer staged;
+  SEQPAR_RETURN_IF_ERROR(staged.allocate(bytes));
+  SEQPAR_CUDA_CHECK(cudaMemcpy(staged.data(), data, bytes, cudaMemcpyHostToDevice));
+  SEQPAR_RETURN_IF_ERROR(comm.all_reduce(staged.data(), staged.data(), count, dtype, op));
+  SEQPAR_RETURN_IF_ERROR(wait_for_stream(comm));
+  SEQPAR_CUDA_CHECK(cudaMemcpy(data, staged.data(), bytes, cudaMemcpyDeviceToHost));
+  return Status::ok();
+#else
+  (void)data, (void)count, (void)dtype, (void)op;
   return SEQPAR_FAIL(StatusCode::kUnsupported, "device-memory backend in a build without CUDA");
 #endif
 }

@@ -1,7 +1,9 @@
 #pragma once
-// Small host-side collectives for the launcher's set-up work (topology discovery, link
-// measurement) on any backend: with a device-memory backend (nccl) the bytes are staged through
-// a device buffer and the device is synchronised before the host reads them. Not for step loops.
+// Small host-side collectives for set-up and bookkeeping work (plan agreement, topology
+// discovery, link measurement, the harness's step figures and reference check) on any backend:
+// with a device-memory backend (nccl, threads on a device) the bytes are staged through a device
+// buffer and the communicator's stream is waited for before the host reads them. They allocate
+// and synchronise: not for step loops.
 #include <cstddef>
 
 #include "comm/communicator.hpp"
@@ -13,6 +15,8 @@ namespace seqpar {
 Status all_gather_host(Communicator& comm, const void* send, void* recv, size_t bytes);
 // `bytes` of buffer (host) from root to every rank.
 Status broadcast_host(Communicator& comm, void* buffer, size_t bytes, int root);
+// data (host, `count` values of `dtype`) = the reduction over ranks, in place.
+Status all_reduce_host(Communicator& comm, void* data, size_t count, DType dtype, ReduceOp op);
 
 // A message buffer in the memory the backend works on (host, or device for nccl), for timing
 // transfers. sync() waits for the backend's work on the device (no-op on the host).

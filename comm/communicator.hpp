@@ -2,8 +2,9 @@
 // Communicator: the one interface every scheme talks to, with three backends (threads, mpi, nccl).
 //
 // Semantics shared by every backend:
-// - Buffers are raw pointers in the memory space the backend works on (host for threads and mpi,
-//   device for nccl). Sizes are in bytes, except reductions, which take an element count + DType.
+// - Buffers are raw pointers in the memory space the backend works on (host for mpi, device for
+//   nccl, either for threads: device when made for Device::kCuda). Sizes are in bytes, except
+//   reductions, which take an element count + DType.
 // - Every operation has a blocking form and a start_ form that posts it and fills a Request; the
 //   caller must later call wait(request). Buffers must stay untouched until wait returns.
 //   After wait returns, the result is usable by this rank's later work: on the host for host

@@ -1,5 +1,5 @@
-// NcclCommunicator: Communicator ops as NCCL calls on the backend stream, completed through
-// cudaEvents (see nccl_communicator.hpp).
+// NcclCommunicator: Communicator ops as NCCL calls on the NCCL stream, ordered with the compute
+// stream and completed through pooled cudaEvents (see nccl_communicator.hpp).
 #include "comm/nccl_communicator.hpp"
 
 #include <thread>
@@ -63,35 +63,50 @@ Status grouped(Enqueue enqueue) {
   return Status::ok();
 }
 
-// One posted op: its completion event on the backend stream.
-class NcclPendingOp final : public PendingOp {
+// One posted op, pooled with its two events: `ready`, recorded on the compute stream before the
+// NCCL calls (the NCCL stream waits for it), and `done`, recorded on the NCCL stream after them.
+class NcclOp final : public PooledOp {
  public:
-  NcclPendingOp(std::shared_ptr<NcclHandle> handle, const char* op_name, int rank,
-                std::chrono::milliseconds timeout, cudaStream_t consumer)
-      : handle_(std::move(handle)),
-        op_name_(op_name),
-        rank_(rank),
-        timeout_(timeout),
-        consumer_(consumer) {}
-  ~NcclPendingOp() override {
-    if (event_ != nullptr) cudaEventDestroy(event_);
+  explicit NcclOp(std::shared_ptr<NcclHandle> handle) : handle_(std::move(handle)) {}
+  ~NcclOp() override {
+    if (ready_ != nullptr) cudaEventDestroy(ready_);
+    if (done_ != nullptr) cudaEventDestroy(done_);
   }
 
-  Status record(cudaStream_t stream) {
-    SEQPAR_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
-    SEQPAR_CUDA_CHECK(cudaEventRecord(event_, stream));
+  // Before the NCCL calls: the NCCL stream waits for the work enqueued so far on `compute`
+  // (unless on_host). The events are made on the op's first post only.
+  Status begin(const char* op_name, int rank, std::chrono::milliseconds timeout,
+               cudaStream_t compute, cudaStream_t nccl, bool on_host) {
+    op_name_ = op_name;
+    rank_ = rank;
+    timeout_ = timeout;
+    compute_ = compute;
+    on_host_ = on_host || compute == nullptr;
+    if (ready_ == nullptr) {
+      SEQPAR_CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
+      SEQPAR_CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
+    }
+    if (on_host) return Status::ok();
+    SEQPAR_CUDA_CHECK(cudaEventRecord(ready_, compute));
+    SEQPAR_CUDA_CHECK(cudaStreamWaitEvent(nccl, ready_, 0));
+    return Status::ok();
+  }
+
+  // After the NCCL calls: the completion event.
+  Status end(cudaStream_t nccl) {
+    SEQPAR_CUDA_CHECK(cudaEventRecord(done_, nccl));
     return Status::ok();
   }
 
   Status wait(std::chrono::steady_clock::time_point deadline) override {
     SEQPAR_REQUIRE(!handle_->aborted, StatusCode::kAborted, "nccl ", op_name_,
                    ": the communicator was aborted");
-    if (consumer_ != nullptr) {
-      SEQPAR_CUDA_CHECK(cudaStreamWaitEvent(consumer_, event_, 0));
+    if (!on_host_) {
+      SEQPAR_CUDA_CHECK(cudaStreamWaitEvent(compute_, done_, 0));
       return Status::ok();
     }
     for (;;) {
-      const cudaError_t query = cudaEventQuery(event_);
+      const cudaError_t query = cudaEventQuery(done_);
       if (query == cudaSuccess) return Status::ok();
       if (query != cudaErrorNotReady) SEQPAR_CUDA_CHECK(query);
       ncclResult_t async = ncclSuccess;
@@ -104,13 +119,20 @@ class NcclPendingOp final : public PendingOp {
     }
   }
 
+ protected:
+  // Re-recording an event the device has not reached yet is fine: waits bind to the record that
+  // was current when they were enqueued.
+  bool recycle() override { return true; }
+
  private:
   std::shared_ptr<NcclHandle> handle_;
-  const char* op_name_;
-  int rank_;
-  std::chrono::milliseconds timeout_;
-  cudaStream_t consumer_;
-  cudaEvent_t event_ = nullptr;
+  const char* op_name_ = "";
+  int rank_ = 0;
+  std::chrono::milliseconds timeout_{0};
+  cudaStream_t compute_ = nullptr;
+  bool on_host_ = true;
+  cudaEvent_t ready_ = nullptr;
+  cudaEvent_t done_ = nullptr;
 };
 
 StatusOr<std::unique_ptr<Communicator>> adopt(std::shared_ptr<NcclHandle> handle,
@@ -128,12 +150,12 @@ NcclCommunicator::NcclCommunicator(std::shared_ptr<NcclHandle> handle, int rank,
                                    cudaStream_t stream, bool owns_stream)
     : Communicator(rank, size),
       handle_(std::move(handle)),
-      stream_(stream),
+      nccl_stream_(stream),
       owns_stream_(owns_stream) {}
 
 NcclCommunicator::~NcclCommunicator() {
   if (barrier_scratch_ != nullptr) cudaFree(barrier_scratch_);
-  if (owns_stream_) cudaStreamDestroy(stream_);
+  if (owns_stream_) cudaStreamDestroy(nccl_stream_);
 }
 
 void NcclCommunicator::abort(const Status& reason) {
@@ -143,94 +165,113 @@ void NcclCommunicator::abort(const Status& reason) {
   ncclCommAbort(handle_->comm);
 }
 
-StatusOr<PendingOpPtr> NcclCommunicator::record(const char* op_name, cudaStream_t consumer) {
-  auto op = std::make_unique<NcclPendingOp>(handle_, op_name, rank(), timeout(), consumer);
-  SEQPAR_RETURN_IF_ERROR(op->record(stream_));
-  return PendingOpPtr(op.release());
+template <class Enqueue>
+StatusOr<PendingOpPtr> NcclCommunicator::post(const char* op_name, bool on_host, Enqueue enqueue) {
+  NcclOp& op = ops_.acquire<NcclOp>([&] { return std::make_unique<NcclOp>(handle_); });
+  PendingOpPtr pending(&op);  // given back to the pool on any failure below
+  SEQPAR_RETURN_IF_ERROR(op.begin(op_name, rank(), timeout(), static_cast<cudaStream_t>(stream()),
+                                  nccl_stream_, on_host));
+  SEQPAR_RETURN_IF_ERROR(enqueue());
+  SEQPAR_RETURN_IF_ERROR(op.end(nccl_stream_));
+  return pending;
 }
 
 StatusOr<PendingOpPtr> NcclCommunicator::post_exchange(std::span<const P2POp> ops) {
-  SEQPAR_RETURN_IF_ERROR(grouped([&] {
-    for (const P2POp& op : ops) {
-      const ncclResult_t result =
-          op.kind == P2POp::Kind::kSend
-              ? ncclSend(op.buffer, op.bytes, ncclUint8, op.peer, handle_->comm, stream_)
-              : ncclRecv(op.buffer, op.bytes, ncclUint8, op.peer, handle_->comm, stream_);
-      if (result != ncclSuccess) return result;
-    }
-    return ncclSuccess;
-  }));
-  return record("exchange", consumer_stream_);
+  return post("exchange", false, [&] {
+    return grouped([&] {
+      for (const P2POp& op : ops) {
+        const ncclResult_t result =
+            op.kind == P2POp::Kind::kSend
+                ? ncclSend(op.buffer, op.bytes, ncclUint8, op.peer, handle_->comm, nccl_stream_)
+                : ncclRecv(op.buffer, op.bytes, ncclUint8, op.peer, handle_->comm, nccl_stream_);
+        if (result != ncclSuccess) return result;
+      }
+      return ncclSuccess;
+    });
+  });
 }
 
 StatusOr<PendingOpPtr> NcclCommunicator::post_all_to_all_v(
     const void* send, std::span<const size_t> send_bytes, std::span<const size_t> send_offsets,
     void* recv, std::span<const size_t> recv_bytes, std::span<const size_t> recv_offsets) {
-  SEQPAR_RETURN_IF_ERROR(grouped([&] {
-    for (size_t peer = 0; peer < static_cast<size_t>(size()); ++peer) {
-      const int p = static_cast<int>(peer);
-      ncclResult_t result = ncclSuccess;
-      if (send_bytes[peer] > 0) {
-        result = ncclSend(static_cast<const char*>(send) + send_offsets[peer], send_bytes[peer],
-                          ncclUint8, p, handle_->comm, stream_);
+  return post("all_to_all", false, [&] {
+    return grouped([&] {
+      for (size_t peer = 0; peer < static_cast<size_t>(size()); ++peer) {
+        const int p = static_cast<int>(peer);
+        ncclResult_t result = ncclSuccess;
+        if (send_bytes[peer] > 0) {
+          result = ncclSend(static_cast<const char*>(send) + send_offsets[peer], send_bytes[peer],
+                            ncclUint8, p, handle_->comm, nccl_stream_);
+        }
+        if (result == ncclSuccess && recv_bytes[peer] > 0) {
+          result = ncclRecv(static_cast<char*>(recv) + recv_offsets[peer], recv_bytes[peer],
+                            ncclUint8, p, handle_->comm, nccl_stream_);
+        }
+        if (result != ncclSuccess) return result;
       }
-      if (result == ncclSuccess && recv_bytes[peer] > 0) {
-        result = ncclRecv(static_cast<char*>(recv) + recv_offsets[peer], recv_bytes[peer],
-                          ncclUint8, p, handle_->comm, stream_);
-      }
-      if (result != ncclSuccess) return result;
-    }
-    return ncclSuccess;
-  }));
-  return record("all_to_all", consumer_stream_);
+      return ncclSuccess;
+    });
+  });
 }
 
 StatusOr<PendingOpPtr> NcclCommunicator::post_all_gather(const void* send, void* recv,
                                                          size_t bytes_per_rank) {
-  SEQPAR_NCCL_CHECK(ncclAllGather(send, recv, bytes_per_rank, ncclUint8, handle_->comm, stream_));
-  return record("all_gather", consumer_stream_);
+  return post("all_gather", false, [&]() -> Status {
+    SEQPAR_NCCL_CHECK(
+        ncclAllGather(send, recv, bytes_per_rank, ncclUint8, handle_->comm, nccl_stream_));
+    return Status::ok();
+  });
 }
 
 StatusOr<PendingOpPtr> NcclCommunicator::post_reduce_scatter(const void* send, void* recv,
                                                              size_t count_per_rank, DType dtype,
                                                              ReduceOp op) {
-  SEQPAR_NCCL_CHECK(ncclReduceScatter(send, recv, count_per_rank, nccl_type(dtype), nccl_op(op),
-                                      handle_->comm, stream_));
-  return record("reduce_scatter", consumer_stream_);
+  return post("reduce_scatter", false, [&]() -> Status {
+    SEQPAR_NCCL_CHECK(ncclReduceScatter(send, recv, count_per_rank, nccl_type(dtype), nccl_op(op),
+                                        handle_->comm, nccl_stream_));
+    return Status::ok();
+  });
 }
 
 StatusOr<PendingOpPtr> NcclCommunicator::post_all_reduce(const void* send, void* recv, size_t count,
                                                          DType dtype, ReduceOp op) {
-  SEQPAR_NCCL_CHECK(
-      ncclAllReduce(send, recv, count, nccl_type(dtype), nccl_op(op), handle_->comm, stream_));
-  return record("all_reduce", consumer_stream_);
+  return post("all_reduce", false, [&]() -> Status {
+    SEQPAR_NCCL_CHECK(ncclAllReduce(send, recv, count, nccl_type(dtype), nccl_op(op), handle_->comm,
+                                    nccl_stream_));
+    return Status::ok();
+  });
 }
 
 StatusOr<PendingOpPtr> NcclCommunicator::post_broadcast(void* buffer, size_t bytes, int root) {
-  SEQPAR_NCCL_CHECK(ncclBroadcast(buffer, buffer, bytes, ncclUint8, root, handle_->comm, stream_));
-  return record("broadcast", consumer_stream_);
+  return post("broadcast", false, [&]() -> Status {
+    SEQPAR_NCCL_CHECK(
+        ncclBroadcast(buffer, buffer, bytes, ncclUint8, root, handle_->comm, nccl_stream_));
+    return Status::ok();
+  });
 }
 
 Status NcclCommunicator::do_barrier(std::chrono::steady_clock::time_point deadline) {
   if (barrier_scratch_ == nullptr) {
     SEQPAR_CUDA_CHECK(cudaMalloc(&barrier_scratch_, sizeof(int)));
-    SEQPAR_CUDA_CHECK(cudaMemsetAsync(barrier_scratch_, 0, sizeof(int), stream_));
+    SEQPAR_CUDA_CHECK(cudaMemsetAsync(barrier_scratch_, 0, sizeof(int), nccl_stream_));
   }
-  SEQPAR_NCCL_CHECK(ncclAllReduce(barrier_scratch_, barrier_scratch_, 1, ncclInt32, ncclSum,
-                                  handle_->comm, stream_));
-  SEQPAR_ASSIGN_OR_RETURN(PendingOpPtr op, record("barrier", nullptr));
+  // A host barrier: not ordered with the compute stream, waited on the host.
+  SEQPAR_ASSIGN_OR_RETURN(
+      PendingOpPtr op, post("barrier", true, [&]() -> Status {
+        SEQPAR_NCCL_CHECK(ncclAllReduce(barrier_scratch_, barrier_scratch_, 1, ncclInt32, ncclSum,
+                                        handle_->comm, nccl_stream_));
+        return Status::ok();
+      }));
   return op->wait(deadline);
 }
 
 StatusOr<std::unique_ptr<Communicator>> NcclCommunicator::do_split(int color, int key) {
   ncclComm_t child = nullptr;
   SEQPAR_NCCL_CHECK(ncclCommSplit(handle_->comm, color, key, &child, nullptr));
-  // The child shares this communicator's stream, so the two never run concurrently (which
-  // could deadlock across ranks); this communicator must outlive it.
-  SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> result,
-                          adopt(std::make_shared<NcclHandle>(child, true), stream_, false));
-  static_cast<NcclCommunicator&>(*result).set_consumer_stream(consumer_stream_);
-  return result;
+  // The child shares this communicator's NCCL stream, so the two never run concurrently (which
+  // could deadlock across ranks); this communicator must outlive it. Communicator::split gives
+  // the child our compute stream.
+  return adopt(std::make_shared<NcclHandle>(child, true), nccl_stream_, false);
 }
 
 StatusOr<std::unique_ptr<Communicator>> make_nccl_communicator(ncclComm_t adopted,

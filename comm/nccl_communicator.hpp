@@ -1,9 +1,13 @@
 #pragma once
-// The NCCL backend: device buffers, every op enqueued on the backend's CUDA stream and marked by
-// a cudaEvent. wait() either makes the consumer stream wait for the event (no host sync; see
-// set_consumer_stream) or polls the event and ncclCommGetAsyncError until the timeout.
-// all_to_all_v is grouped ncclSend/ncclRecv; barrier is a one-int all_reduce waited on the host.
-// The caller's current CUDA device must be the communicator's device.
+// The NCCL backend: device buffers, every op enqueued on the backend's NCCL stream, ordered with
+// the compute stream (Communicator::set_stream) as comm/communicator.hpp says: a post first makes
+// the NCCL stream wait for an event recorded on the compute stream, and records a completion
+// event after the NCCL calls. wait() makes the compute stream wait for that event (no host sync)
+// when a compute stream is set, and otherwise (the legacy default stream) polls the event and
+// ncclCommGetAsyncError on the host until the timeout. Events live in pooled ops, so a warm
+// communicator creates none. all_to_all_v is grouped ncclSend/ncclRecv; barrier is a one-int
+// all_reduce waited on the host. abort() calls ncclCommAbort. The caller's current CUDA device
+// must be the communicator's device.
 // Only in builds with SEQPAR_HAVE_NCCL and SEQPAR_HAVE_MPI.
 #include <cuda_runtime_api.h>
 #include <mpi.h>
@@ -12,6 +16,7 @@
 #include <memory>
 
 #include "comm/communicator.hpp"
+#include "comm/op_pool.hpp"
 
 namespace seqpar {
 
@@ -34,10 +39,8 @@ class NcclCommunicator final : public Communicator {
   bool device_memory() const override { return true; }
   void abort(const Status& reason) override;
 
-  // Stream that later work runs on: when set, wait() orders it after the op with
-  // cudaStreamWaitEvent and returns without a host sync. Children of split() inherit it.
-  void set_consumer_stream(cudaStream_t stream) { consumer_stream_ = stream; }
-  cudaStream_t stream() const { return stream_; }
+  // The stream the NCCL calls are enqueued on (shared with split children).
+  cudaStream_t nccl_stream() const { return nccl_stream_; }
 
  protected:
   StatusOr<PendingOpPtr> post_exchange(std::span<const P2POp> ops) override;
@@ -56,14 +59,17 @@ class NcclCommunicator final : public Communicator {
   StatusOr<std::unique_ptr<Communicator>> do_split(int color, int key) override;
 
  private:
-  // Records the completion event of the op just enqueued on stream_.
-  StatusOr<PendingOpPtr> record(const char* op_name, cudaStream_t consumer);
+  // Posts one op: a pooled op ordered after the compute stream's work so far (unless
+  // `on_host`: the barrier), `enqueue()`'s NCCL calls on the NCCL stream, its completion event.
+  // on_host: wait() polls on the host whatever the compute stream.
+  template <class Enqueue>
+  StatusOr<PendingOpPtr> post(const char* op_name, bool on_host, Enqueue enqueue);
 
   std::shared_ptr<NcclHandle> handle_;
-  cudaStream_t stream_;
+  cudaStream_t nccl_stream_;
   bool owns_stream_;
-  cudaStream_t consumer_stream_ = nullptr;
   int* barrier_scratch_ = nullptr;  // one device int, allocated on the first barrier
+  OpPool ops_;                      // of the ops (and their events) posted here
 };
 
 }  // namespace seqpar

@@ -9,6 +9,8 @@ constexpr auto kDeviceNames = enum_names<Device>("host", "cuda");
 
 const char* device_name(Device device) { return kDeviceNames.name(device); }
 
+StatusOr<Device> parse_device(std::string_view name) { return kDeviceNames.parse(name, "device"); }
+
 TensorView TensorView::contiguous(void* data, DType dtype, std::initializer_list<int64_t> shape,
                                   Device device) {
   TensorView t;

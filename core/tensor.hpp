@@ -5,13 +5,15 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <string_view>
 
 #include "core/dtype.hpp"
 
 namespace seqpar {
 
 enum class Device : int { kHost = 0, kCuda };
-const char* device_name(Device device);
+const char* device_name(Device device);  // "host", "cuda"
+StatusOr<Device> parse_device(std::string_view name);
 
 struct TensorView {
   static constexpr int kMaxRank = 4;

@@ -27,6 +27,9 @@ constexpr size_t kTotalMemory = size_t{16} << 30;  // what cudaMemGetInfo report
 constexpr size_t kAllocationAlignment = 256;       // cudaMalloc's guarantee
 constexpr unsigned char kPoisonByte = 0xff;        // a NaN in bf16, fp16 and fp32
 
+thread_local uint64_t t_host_waits = 0;  // host_waits_on_this_thread()
+thread_local int t_runtime_calls = 0;    // EmulatedRuntimeCall depth
+
 // ---- operations queued on a stream ----
 
 struct Copy {
@@ -390,6 +393,7 @@ class Device {
 
   template <class Done>
   void wait_locked(std::unique_lock<std::mutex>& lock, Done done) {
+    ++t_host_waits;
     done_cv_.wait(lock, done);
   }
 
@@ -503,6 +507,12 @@ Device& the_device() {
 
 }  // namespace
 
+uint64_t host_waits_on_this_thread() { return t_host_waits; }
+
+EmulatedRuntimeCall::EmulatedRuntimeCall() { ++t_runtime_calls; }
+EmulatedRuntimeCall::~EmulatedRuntimeCall() { --t_runtime_calls; }
+bool in_emulated_runtime() { return t_runtime_calls > 0; }
+
 bool device_contains(const void* p, size_t bytes) { return the_device().contains(p, bytes); }
 
 namespace device {
@@ -555,8 +565,8 @@ cudaError_t peek_last_error() { return the_device().peek_last_error(); }
 
 }  // namespace device
 
-cudaError_t launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes,
-                   cudaStream_t stream, std::function<void()> thread_body) {
+cudaError_t launch_closure(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes,
+                           cudaStream_t stream, std::function<void()> thread_body) {
   return device::launch(kernel, grid, block, smem_bytes, stream, std::move(thread_body));
 }
 

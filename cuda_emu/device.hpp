@@ -24,6 +24,25 @@ namespace seqpar::cuda_emu {
 // Whether [p, p + bytes) lies inside one live device allocation.
 bool device_contains(const void* p, size_t bytes);
 
+// While one lives, the calling thread is inside the emulated runtime: what it allocates is the
+// runtime's (a stream queue's node, a launch's closure), which a real CUDA runtime keeps to
+// itself, so the tests that count a warm step's allocations leave it out (in_emulated_runtime).
+// Enqueueing calls hold one; creating events and streams does not (a pool that grows once warm
+// still counts).
+class EmulatedRuntimeCall {
+ public:
+  EmulatedRuntimeCall();
+  ~EmulatedRuntimeCall();
+  EmulatedRuntimeCall(const EmulatedRuntimeCall&) = delete;
+  EmulatedRuntimeCall& operator=(const EmulatedRuntimeCall&) = delete;
+};
+bool in_emulated_runtime();
+
+// Calls the calling host thread has made that wait on the host for the device (stream, event
+// and device synchronisation, synchronous copies and fills, cudaFree): what a step loop must
+// never do, for tests to count.
+uint64_t host_waits_on_this_thread();
+
 // The operations behind the runtime API (each returns what the CUDA function returns).
 namespace device {
 

@@ -19,6 +19,9 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <utility>
+
+#include "cuda_emu/device.hpp"
 
 // Execution spaces and qualifiers: plain C++ here. The CUDA headers define some of them for host
 // compilers; every kernel-side use must mean "an ordinary function" in this build.
@@ -72,10 +75,24 @@ float exp2f_device(float x);
 
 // Enqueues `grid` x `block` threads of `thread_body` on `stream` with `smem_bytes` of dynamic
 // shared memory. `kernel` identifies the function (cudaFuncSetAttribute's key).
+cudaError_t launch_closure(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes,
+                           cudaStream_t stream, std::function<void()> thread_body);
+
+// The same for a callable, its closure made inside the emulated runtime (cuda_emu/device.hpp's
+// EmulatedRuntimeCall: a real launch allocates nothing the caller sees).
+template <class Body>
 cudaError_t launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes,
-                   cudaStream_t stream, std::function<void()> thread_body);
+                   cudaStream_t stream, Body&& body);
 
 }  // namespace seqpar::cuda_emu
+
+template <class Body>
+cudaError_t seqpar::cuda_emu::launch(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes,
+                                     cudaStream_t stream, Body&& body) {
+  const EmulatedRuntimeCall runtime;
+  return launch_closure(kernel, grid, block, smem_bytes, stream,
+                        std::function<void()>(std::forward<Body>(body)));
+}
 
 // ---- the CUDA built-ins kernels use ----
 #define threadIdx (::seqpar::cuda_emu::this_thread().thread_idx)

@@ -47,6 +47,7 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attributes, const vo
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind,
                             cudaStream_t stream) {
+  const seqpar::cuda_emu::EmulatedRuntimeCall runtime;
   return dev::memcpy_async(dst, src, count, kind, stream);
 }
 
@@ -57,6 +58,7 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind 
 }
 
 cudaError_t cudaMemsetAsync(void* p, int value, size_t count, cudaStream_t stream) {
+  const seqpar::cuda_emu::EmulatedRuntimeCall runtime;
   return dev::memset_async(p, value, count, stream);
 }
 
@@ -159,6 +161,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) { return dev::stream_destroy(
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) { return dev::stream_synchronize(stream); }
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags) {
   if (flags != 0) return cudaErrorInvalidValue;
+  const seqpar::cuda_emu::EmulatedRuntimeCall runtime;
   return dev::stream_wait_event(stream, event);
 }
 
@@ -168,6 +171,7 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int flags) {
 }
 cudaError_t cudaEventDestroy(cudaEvent_t event) { return dev::event_destroy(event); }
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  const seqpar::cuda_emu::EmulatedRuntimeCall runtime;
   return dev::event_record(event, stream);
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t event) { return dev::event_synchronize(event); }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "attention/reference.hpp"
+#include "comm/comm_staging.hpp"
 
 namespace seqpar {
 namespace {
@@ -107,10 +108,10 @@ StatusOr<CheckErrors> check_against_reference(const AttentionProblem& p, const L
         lse_all[to] = lse_ref[from];
         delta_all[to] = delta_own[from];
       }
-    SEQPAR_RETURN_IF_ERROR(comm.all_reduce(lse_all.data(), lse_all.data(), lse_all.size(),
-                                           DType::kF64, ReduceOp::kSum));
-    SEQPAR_RETURN_IF_ERROR(comm.all_reduce(delta_all.data(), delta_all.data(), delta_all.size(),
-                                           DType::kF64, ReduceOp::kSum));
+    SEQPAR_RETURN_IF_ERROR(
+        all_reduce_host(comm, lse_all.data(), lse_all.size(), DType::kF64, ReduceOp::kSum));
+    SEQPAR_RETURN_IF_ERROR(
+        all_reduce_host(comm, delta_all.data(), delta_all.size(), DType::kF64, ReduceOp::kSum));
 
     // dQ of own rows (against every key); dK, dV of own keys (against every query).
     Doubles dq_ref = doubles(B * local * Hq * D);
@@ -146,7 +147,7 @@ StatusOr<CheckErrors> check_against_reference(const AttentionProblem& p, const L
     sums[2 * t] = l2[t].diff;
     sums[2 * t + 1] = l2[t].ref;
   }
-  SEQPAR_RETURN_IF_ERROR(comm.all_reduce(sums, sums, 2 * kTensors, DType::kF64, ReduceOp::kSum));
+  SEQPAR_RETURN_IF_ERROR(all_reduce_host(comm, sums, 2 * kTensors, DType::kF64, ReduceOp::kSum));
   for (int t = 0; t < kTensors; ++t) l2[t] = L2{sums[2 * t], sums[2 * t + 1]};
 
   CheckErrors e;

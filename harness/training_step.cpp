@@ -6,7 +6,9 @@
 #include <chrono>
 #include <vector>
 
+#include "comm/comm_staging.hpp"
 #include "core/log.hpp"
+#include "harness/device_shards.hpp"
 #include "runtime/agreement.hpp"
 #include "runtime/plan.hpp"
 
@@ -20,20 +22,34 @@ StatusOr<StepReport> run_training_step(const StepConfig& options, Communicator& 
   // no backward buffers in its workspace.
   PlanConfig config = options.plan;
   config.backward = options.backward;
+  // A device plan: the tensors on the device, the plan on this rank's own stream.
+  std::unique_ptr<DeviceShards> device;
+  if (config.device == Device::kCuda) {
+    StatusOr<std::unique_ptr<DeviceShards>> made = DeviceShards::create();
+    SEQPAR_RETURN_IF_ERROR(agree_across_ranks(made.status(), comm, "create their CUDA stream"));
+    device = std::move(made).value();
+    config.stream = device->stream();
+  }
   SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(config, comm));
   const AttentionProblem& p = plan->problem();
   const int rank = comm.rank();
 
   RankTensors t;
-  SEQPAR_RETURN_IF_ERROR(
-      agree_across_ranks(t.allocate(p, plan->local_seq()), comm, "allocate their tensors"));
+  Status allocated = t.allocate(p, plan->local_seq());
+  if (allocated.is_ok() && device) allocated = device->allocate(t);
+  SEQPAR_RETURN_IF_ERROR(agree_across_ranks(allocated, comm, "allocate their tensors"));
   fill_input_shard(p, plan->layout(), rank, options.seed, InputTensor::kQ, t.q.data());
   fill_input_shard(p, plan->layout(), rank, options.seed, InputTensor::kK, t.k.data());
   fill_input_shard(p, plan->layout(), rank, options.seed, InputTensor::kV, t.v.data());
   fill_input_shard(p, plan->layout(), rank, options.seed, InputTensor::kDout, t.dout.data());
-  const ForwardArgs fwd{t.q.data(), t.k.data(), t.v.data(), t.out.data(), t.lse.as<float>()};
-  const BackwardArgs bwd{t.q.data(),    t.k.data(),  t.v.data(),  t.out.data(), t.lse.as<float>(),
-                         t.dout.data(), t.dq.data(), t.dk.data(), t.dv.data()};
+  ForwardArgs fwd{t.q.data(), t.k.data(), t.v.data(), t.out.data(), t.lse.as<float>()};
+  BackwardArgs bwd{t.q.data(),    t.k.data(),  t.v.data(),  t.out.data(), t.lse.as<float>(),
+                   t.dout.data(), t.dq.data(), t.dk.data(), t.dv.data()};
+  if (device) {
+    SEQPAR_RETURN_IF_ERROR(device->upload_inputs(t));
+    fwd = device->forward_args();
+    bwd = device->backward_args();
+  }
 
   std::vector<double> step_ms(static_cast<size_t>(options.iters));
   for (int it = 0; it < options.warmup + options.iters; ++it) {
@@ -42,6 +58,7 @@ StatusOr<StepReport> run_training_step(const StepConfig& options, Communicator& 
     const auto start = std::chrono::steady_clock::now();
     SEQPAR_RETURN_IF_ERROR(plan->forward(fwd));
     if (options.backward) SEQPAR_RETURN_IF_ERROR(plan->backward(bwd));
+    if (device) SEQPAR_RETURN_IF_ERROR(device->sync());  // a device step ends when its work does
     const auto stop = std::chrono::steady_clock::now();
     if (it >= options.warmup) {
       step_ms[static_cast<size_t>(it - options.warmup)] =
@@ -80,9 +97,11 @@ StatusOr<StepReport> run_training_step(const StepConfig& options, Communicator& 
   report.local_seq = plan->local_seq();
   report.workspace_bytes = plan->workspace_bytes();
 
+  if (device) SEQPAR_RETURN_IF_ERROR(device->download_outputs(t, options.backward));
+
   // The step takes as long as its slowest rank.
   SEQPAR_RETURN_IF_ERROR(
-      comm.all_reduce(step_ms.data(), step_ms.data(), step_ms.size(), DType::kF64, ReduceOp::kMax));
+      all_reduce_host(comm, step_ms.data(), step_ms.size(), DType::kF64, ReduceOp::kMax));
   std::sort(step_ms.begin(), step_ms.end());
   report.time_ms = step_ms[step_ms.size() / 2];
   report.time_ms_min = step_ms.front();
@@ -90,8 +109,8 @@ StatusOr<StepReport> run_training_step(const StepConfig& options, Communicator& 
   report.tflops = flops / (report.time_ms * 1e-3) / 1e12;
 
   // Largest and smallest totals over ranks, all timed steps together.
-  SEQPAR_RETURN_IF_ERROR(comm.all_reduce(extremes.data(), extremes.data(), extremes.size(),
-                                         DType::kI64, ReduceOp::kMax));
+  SEQPAR_RETURN_IF_ERROR(
+      all_reduce_host(comm, extremes.data(), extremes.size(), DType::kI64, ReduceOp::kMax));
   // Every rank, every op kind, every step: its own formula exactly.
   report.comm_matches_formula = extremes[3 * (kOps + 1)] == 0;
   for (size_t i = 0; i < kOps; ++i) {

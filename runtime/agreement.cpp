@@ -1,15 +1,19 @@
 // agree_across_ranks: one all-gather of a failure flag; check_ranks_agree: one of the values.
+// Both are host values: on a device-memory communicator they are staged through the device
+// (comm/comm_staging.hpp), which is fine for plan creation, never for a step.
 #include "runtime/agreement.hpp"
 
 #include <cstring>
 #include <vector>
+
+#include "comm/comm_staging.hpp"
 
 namespace seqpar {
 
 Status agree_across_ranks(const Status& local, Communicator& comm, const char* what) {
   const int32_t failed = local.is_ok() ? 0 : 1;
   std::vector<int32_t> all(static_cast<size_t>(comm.size()));
-  SEQPAR_RETURN_IF_ERROR(comm.all_gather(&failed, all.data(), sizeof(failed)));
+  SEQPAR_RETURN_IF_ERROR(all_gather_host(comm, &failed, all.data(), sizeof(failed)));
   if (!local.is_ok()) return local;
   std::string failed_ranks;
   for (int r = 0; r < comm.size(); ++r) {
@@ -38,7 +42,8 @@ Status check_ranks_agree(const Fingerprint& mine, Communicator& comm) {
   const std::vector<int64_t>& values = mine.values;
   const size_t fields = values.size();
   std::vector<int64_t> all(fields * static_cast<size_t>(comm.size()));
-  SEQPAR_RETURN_IF_ERROR(comm.all_gather(values.data(), all.data(), fields * sizeof(int64_t)));
+  SEQPAR_RETURN_IF_ERROR(
+      all_gather_host(comm, values.data(), all.data(), fields * sizeof(int64_t)));
   for (int r = 1; r < comm.size(); ++r) {
     for (size_t f = 0; f < fields; ++f) {
       const int64_t first = all[f];

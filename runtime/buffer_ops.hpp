@@ -24,7 +24,8 @@ namespace seqpar::buffer_ops {
 // data[0, bytes) = 0.
 Status zero(void* data, size_t bytes, const KernelTarget& target);
 
-// dst[0, bytes) = src[0, bytes); the ranges do not overlap.
+// dst[0, bytes) = src[0, bytes); the ranges do not overlap. On a CUDA target src may also be
+// host memory (an upload, asynchronous on the target's stream: src must outlive the copy).
 Status copy(void* dst, const void* src, size_t bytes, const KernelTarget& target);
 
 // dst[i] = src[i] rounded to `dst_dtype` (fp32, bf16 or fp16) for n values.

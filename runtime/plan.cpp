@@ -77,6 +77,8 @@ Status validate_problem(const PlanConfig& config, int ranks) {
   SEQPAR_RETURN_IF_ERROR(validate_attention_problem(config.problem));
   SEQPAR_RETURN_IF_ERROR(validate_ranks_per_node(config.ranks_per_node, ranks));
   SEQPAR_RETURN_IF_ERROR(check_registered(config.scheme));
+  SEQPAR_RETURN_IF_ERROR(
+      block_kernels_support(config.device, config.problem.dtype, config.problem.head_dim));
   const SchemeDescriptor& scheme = scheme_descriptor(config.scheme);
   SEQPAR_RETURN_IF_ERROR(scheme.layout(config, ranks).status());
   return scheme.validate ? scheme.validate(config, ranks) : Status::ok();
@@ -90,17 +92,16 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Commun
   }
   SEQPAR_RETURN_IF_ERROR(check_ranks_agree(fingerprint_of(config, comm.size()), comm));
   // Configs are equal on every rank now, so every rank reaches the same verdict here.
-  SEQPAR_RETURN_IF_ERROR(validate_problem(config, comm.size()));
   SEQPAR_REQUIRE(comm.device_memory() == (config.device == Device::kCuda),
                  StatusCode::kInvalidArgument, "the ", comm.backend_name(), " backend moves ",
                  comm.device_memory() ? "device" : "host", " memory but the plan's tensors are on ",
                  device_name(config.device));
+  SEQPAR_RETURN_IF_ERROR(validate_problem(config, comm.size()));
 
-  // The schemes' workspace and elementwise work follow the plan's device, but the
-  // communicators do not move device memory yet.
-  SEQPAR_REQUIRE(config.device == Device::kHost, StatusCode::kUnsupported,
-                 scheme_name(config.scheme), " on ", device_name(config.device),
-                 " memory is not supported yet: the communicators do not move device memory yet");
+  if (config.device == Device::kCuda) {
+    // The plan's kernels, elementwise work and transfers all follow its stream.
+    SEQPAR_RETURN_IF_ERROR(comm.set_stream(config.stream));
+  }
 
   const SchemeDescriptor& descriptor = scheme_descriptor(config.scheme);
   SEQPAR_ASSIGN_OR_RETURN(Layout layout, descriptor.layout(config, comm.size()));

@@ -6,6 +6,10 @@
 
 #include "runtime/buffer_ops.hpp"
 #include "runtime/workspace_arena.hpp"
+#ifdef SEQPAR_HAVE_CUDA
+#include "core/cuda_check.hpp"
+#include "runtime/cuda/tree_combine_launch.hpp"
+#endif
 
 namespace seqpar {
 namespace {
@@ -58,10 +62,10 @@ void TreeCombine::schedule(const CombineShape& shape, int ranks, int ranks_per_n
 StatusOr<std::unique_ptr<TreeCombine>> TreeCombine::create(Communicator& comm, int ranks_per_node,
                                                            const CombineShape& shape,
                                                            const KernelTarget& target) {
+#ifndef SEQPAR_HAVE_CUDA
   SEQPAR_REQUIRE(target.device == Device::kHost, StatusCode::kUnsupported, "tree combine on ",
-                 device_name(target.device),
-                 " memory is not supported yet: its weighting and normalising loops run on the "
-                 "host");
+                 device_name(target.device), " memory: this build has no CUDA toolkit");
+#endif
   std::unique_ptr<TreeCombine> c(new TreeCombine(comm, shape, target));
   if (is_hierarchical(comm.size(), ranks_per_node)) {
     SEQPAR_ASSIGN_OR_RETURN(c->node_, comm.split(comm.rank() / ranks_per_node, comm.rank()));
@@ -90,6 +94,25 @@ Status TreeCombine::all_reduce(float* data, int64_t count, ReduceOp op) {
   return node_->all_gather(buf_.slice, data, slice * sizeof(float));
 }
 
+Status TreeCombine::combine_on_device(float* out, float* lse, int64_t keep_begin,
+                                      int64_t keep_end) {
+#ifdef SEQPAR_HAVE_CUDA
+  const int64_t out_elems = shape_.out_elems(), lse_elems = shape_.lse_elems();
+  const cuda_tree_combine::CombineRows rows{shape_.batch,    shape_.seq,  shape_.heads,
+                                            shape_.head_dim, out,         lse,
+                                            buf_.max,        buf_.packed, buf_.packed + out_elems,
+                                            keep_begin,      keep_end};
+  const auto stream = static_cast<cudaStream_t>(target_.stream);
+  SEQPAR_CUDA_CHECK(cuda_tree_combine::launch_weigh(rows, stream));
+  SEQPAR_RETURN_IF_ERROR(all_reduce(buf_.packed, out_elems + lse_elems, ReduceOp::kSum));
+  SEQPAR_CUDA_CHECK(cuda_tree_combine::launch_normalise(rows, stream));
+  return Status::ok();
+#else
+  (void)out, (void)lse, (void)keep_begin, (void)keep_end;
+  return SEQPAR_FAIL(StatusCode::kUnsupported, "tree combine on a device: no CUDA toolkit");
+#endif
+}
+
 Status TreeCombine::combine(float* out, float* lse, int64_t keep_begin, int64_t keep_end) {
   const int64_t S = shape_.seq, H = shape_.heads, D = shape_.head_dim;
   const int64_t lse_elems = shape_.lse_elems(), out_elems = shape_.out_elems();
@@ -101,6 +124,7 @@ Status TreeCombine::combine(float* out, float* lse, int64_t keep_begin, int64_t 
   // packed = [num (B, S, H, D) = out * w | den (B, H, S) = w], w = exp(lse - max) (0 if masked)
   float* num = buf_.packed;
   float* den = buf_.packed + out_elems;
+  if (target_.device != Device::kHost) return combine_on_device(out, lse, keep_begin, keep_end);
   for (int64_t b = 0; b < shape_.batch; ++b) {
     for (int64_t s = 0; s < S; ++s) {
       for (int64_t h = 0; h < H; ++h) {

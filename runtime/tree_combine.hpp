@@ -30,8 +30,8 @@ struct CombineShape {
 class TreeCombine {
  public:
   // Collective over `comm` (it splits it when hierarchical). `comm` outlives the combine. The
-  // workspace lives on target.device; host targets only for now (the weighting and normalising
-  // loops of combine() run on the host: kUnsupported for a CUDA target).
+  // workspace lives on target.device, and combine()'s weighing and normalising run there (on a
+  // CUDA target, as kernels on its stream: runtime/cuda/tree_combine.cu).
   static StatusOr<std::unique_ptr<TreeCombine>> create(Communicator& comm, int ranks_per_node,
                                                        const CombineShape& shape,
                                                        const KernelTarget& target);
@@ -58,6 +58,9 @@ class TreeCombine {
       : comm_(comm), shape_(shape), target_(target) {}
   size_t padded(int64_t count) const;  // count rounded up to a multiple of the node size
   Status all_reduce(float* data, int64_t count, ReduceOp op);
+  // combine()'s weighing and normalising on the target's stream (runtime/cuda/tree_combine.cu);
+  // the max all-reduce is done by then.
+  Status combine_on_device(float* out, float* lse, int64_t keep_begin, int64_t keep_end);
 
   Communicator& comm_;
   CombineShape shape_;

@@ -31,7 +31,12 @@ std::string op_counts(const CommVolume& v) {
 }
 
 const char* device_label(const RunOptions& o) {
+#ifdef SEQPAR_CUDA_EMULATION
+  // The CPU emulator of the GPU (cuda_emu/): results are checked, times are the CPU's.
+  return o.plan.device == Device::kCuda ? "cuda emulated on the cpu" : "cpu";
+#else
   return o.plan.device == Device::kCuda ? "cuda" : "cpu";
+#endif
 }
 
 // The scheme the run ran: a decoder under --phase decode.

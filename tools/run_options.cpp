@@ -43,6 +43,7 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
   AttentionProblem& p = o.plan.problem;
   p = AttentionProblem{1, 4096, 8, 2, 64, MaskKind::kCausal, DType::kBF16, 0.0f};
   std::string backend = launched_by_mpirun() ? "mpi" : "threads";
+  std::string device = "host";
   std::string scheme = "auto", mask = "causal", dtype = "bf16", phase = "train";
   const std::string scheme_help =
       str_cat("auto (the cost model's cheapest for the topology and problem; see --explain), or ",
@@ -67,7 +68,11 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
       "head-dim", po::value(&p.head_dim)->default_value(p.head_dim), "head dimension D")(
       "mask", po::value(&mask)->default_value(mask), "causal | full")(
       "dtype", po::value(&dtype)->default_value(dtype), "fp32 | bf16 | fp16")(
-      "backward", po::bool_switch(&o.backward), "run backward too (a training step)")(
+      "device", po::value(&device)->default_value(device),
+      "host | cuda: where the tensors live and the kernels run (cuda: bf16 or fp16, head dim 64 "
+      "or 128; --backend nccl, or threads: the ranks share the one GPU, or the CPU emulator in "
+      "a SEQPAR_CUDA_EMULATOR build)")("backward", po::bool_switch(&o.backward),
+                                       "run backward too (a training step)")(
       "phase", po::value(&phase)->default_value(phase),
       "train | prefill | decode (prefill: the forward alone; decode: --q-len new tokens "
       "against a KV cache of --seq tokens, --scheme naming the decoder)")(
@@ -110,7 +115,14 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
     return o;
   }
   SEQPAR_ASSIGN_OR_RETURN(o.backend, parse_backend(backend));
+  SEQPAR_ASSIGN_OR_RETURN(o.plan.device, parse_device(device));
+  SEQPAR_REQUIRE(
+      o.backend != BackendKind::kNccl || vm["device"].defaulted() || o.plan.device == Device::kCuda,
+      StatusCode::kInvalidArgument, "--backend nccl moves device memory: --device cuda");
   if (o.backend == BackendKind::kNccl) o.plan.device = Device::kCuda;
+  SEQPAR_REQUIRE(o.backend != BackendKind::kMpi || o.plan.device == Device::kHost,
+                 StatusCode::kUnsupported,
+                 "--backend mpi moves host memory; device plans run on --backend threads or nccl");
   o.ranks_given = !vm["ranks"].defaulted();
   SEQPAR_ASSIGN_OR_RETURN(o.phase, parse_phase(phase));
   const bool decode = o.phase == Phase::kDecode;

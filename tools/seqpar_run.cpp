@@ -99,7 +99,7 @@ int run_with_threads(const RunOptions& requested) {
   const RunOptions& options = chosen.value();
   std::optional<StepReport> report;
   std::mutex report_mutex;
-  const Status status = run_threads(options.ranks, [&](Communicator& comm) -> Status {
+  const auto body = [&](Communicator& comm) -> Status {
     StatusOr<StepReport> result = run_phase_step(options, comm);
     if (!result.is_ok()) {
       SEQPAR_LOG_ERROR(result.status().to_string());
@@ -110,7 +110,9 @@ int run_with_threads(const RunOptions& requested) {
       report = std::move(result).value();
     }
     return Status::ok();
-  });
+  };
+  // A device plan's ranks share the one GPU (or the emulator), each thread with its streams.
+  const Status status = run_threads(options.ranks, body, options.plan.device);
   if (!status.is_ok() || !report) return 1;
   return print_report(options, *report, planned ? &*planned : nullptr);
 }

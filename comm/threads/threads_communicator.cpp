@@ -1,5 +1,5 @@
-// ThreadsCommunicator (the Communicator of one thread-rank), make_threads_communicators and
-// run_threads.
+// ThreadsCommunicator (the Communicator of one thread-rank, with its communication stream on
+// device memory), make_threads_communicators and run_threads.
 #include "comm/threads/threads_communicator.hpp"
 
 #include <exception>
@@ -15,10 +15,21 @@ namespace {
 
 class ThreadsCommunicator final : public Communicator {
  public:
-  ThreadsCommunicator(std::shared_ptr<ThreadsGroup> group, int rank)
-      : Communicator(rank, group->size()), group_(std::move(group)) {}
+  // Rank `rank` of `group`; on device memory with a communication stream of its own.
+  static StatusOr<std::unique_ptr<Communicator>> create(std::shared_ptr<ThreadsGroup> group,
+                                                        int rank) {
+    threads_device::Stream comm_stream = nullptr;
+    if (group->domain().device_memory) {
+      SEQPAR_ASSIGN_OR_RETURN(comm_stream, threads_device::create_stream());
+    }
+    return std::unique_ptr<Communicator>(
+        new ThreadsCommunicator(std::move(group), rank, comm_stream));
+  }
+
+  ~ThreadsCommunicator() override { threads_device::destroy_stream(comm_stream_); }
 
   const char* backend_name() const override { return "threads"; }
+  bool device_memory() const override { return group_->domain().device_memory; }
 
   void abort(const Status& reason) override {
     ThreadsDomain& domain = group_->domain();
@@ -36,7 +47,7 @@ class ThreadsCommunicator final : public Communicator {
     auto& op = exchange_ops_.acquire<ThreadsExchangeOp>(
         [&] { return std::make_unique<ThreadsExchangeOp>(group_, rank()); });
     std::lock_guard<std::mutex> lock(group_->domain().mutex);
-    op.post(ops, timeout());
+    op.post(ops, timeout(), streams());
     return PendingOpPtr(&op);
   }
 
@@ -95,11 +106,19 @@ class ThreadsCommunicator final : public Communicator {
     ThreadsCollectiveOp& op = post_op(CollectiveKind::kSplit, args);
     const PendingOpPtr releases_op(&op);
     SEQPAR_RETURN_IF_ERROR(op.wait(deadline()));
-    return std::unique_ptr<Communicator>(
-        std::make_unique<ThreadsCommunicator>(op.split_group(), op.split_rank()));
+    return create(op.split_group(), op.split_rank());
   }
 
  private:
+  ThreadsCommunicator(std::shared_ptr<ThreadsGroup> group, int rank,
+                      threads_device::Stream comm_stream)
+      : Communicator(rank, group->size()), group_(std::move(group)), comm_stream_(comm_stream) {}
+
+  // What a post is ordered with on device memory: set_stream's stream and our own.
+  OpStreams streams() const {
+    return {static_cast<threads_device::Stream>(stream()), comm_stream_};
+  }
+
   static CollectiveArgs reduction_args(const void* send, void* recv, size_t count, DType dtype,
                                        ReduceOp op) {
     CollectiveArgs args;
@@ -116,7 +135,7 @@ class ThreadsCommunicator final : public Communicator {
     auto& op = collective_ops_.acquire<ThreadsCollectiveOp>(
         [&] { return std::make_unique<ThreadsCollectiveOp>(group_, rank()); });
     std::lock_guard<std::mutex> lock(group_->domain().mutex);
-    op.post(next_collective_++, kind, args, timeout());
+    op.post(next_collective_++, kind, args, timeout(), streams());
     return op;
   }
 
@@ -125,9 +144,10 @@ class ThreadsCommunicator final : public Communicator {
   }
 
   std::shared_ptr<ThreadsGroup> group_;
-  uint64_t next_collective_ = 0;  // sequence number of this rank's next collective
-  OpPool exchange_ops_;           // of ThreadsExchangeOp
-  OpPool collective_ops_;         // of ThreadsCollectiveOp
+  threads_device::Stream comm_stream_;  // device memory: where copies into our buffers run
+  uint64_t next_collective_ = 0;        // sequence number of this rank's next collective
+  OpPool exchange_ops_;                 // of ThreadsExchangeOp
+  OpPool collective_ops_;               // of ThreadsCollectiveOp
 };
 
 // The error run_threads reports: the first non-kAborted failure, else the first failure.
@@ -147,21 +167,43 @@ Status root_cause(const std::vector<Status>& results) {
 
 }  // namespace
 
-std::vector<std::unique_ptr<Communicator>> make_threads_communicators(int ranks) {
+StatusOr<std::vector<std::unique_ptr<Communicator>>> make_threads_communicators(int ranks,
+                                                                                Device device) {
+  SEQPAR_REQUIRE(ranks >= 1, StatusCode::kInvalidArgument, "threads communicators: ranks = ", ranks,
+                 " (need at least 1)");
+  const bool on_device = device == Device::kCuda;
+  if (on_device) {
+    SEQPAR_REQUIRE(threads_device::built_with_cuda(), StatusCode::kUnsupported,
+                   "threads communicators on device memory need a build with CUDA "
+                   "(SEQPAR_HAVE_CUDA); this one has none");
+    SEQPAR_REQUIRE(threads_device::visible_devices() > 0, StatusCode::kUnsupported,
+                   "threads communicators on device memory: no CUDA device is visible");
+    SEQPAR_REQUIRE(ranks <= threads_device::kMaxReduceRanks, StatusCode::kUnsupported,
+                   "threads communicators on device memory: ", ranks, " ranks (at most ",
+                   threads_device::kMaxReduceRanks, ", the ranks one device reduction combines)");
+  }
   std::vector<int> domain_ranks(static_cast<size_t>(ranks));
   std::iota(domain_ranks.begin(), domain_ranks.end(), 0);
+  const int cuda_device = on_device ? threads_device::current_device() : ThreadsDomain::kHostMemory;
   auto group = std::make_shared<ThreadsGroup>(
-      std::make_shared<ThreadsDomain>(ranks, threads_copy_engine_enabled()),
+      std::make_shared<ThreadsDomain>(ranks, threads_copy_engine_enabled(), cuda_device),
       std::move(domain_ranks));
   std::vector<std::unique_ptr<Communicator>> comms;
-  for (int r = 0; r < ranks; ++r) comms.push_back(std::make_unique<ThreadsCommunicator>(group, r));
+  for (int r = 0; r < ranks; ++r) {
+    SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm,
+                            ThreadsCommunicator::create(group, r));
+    comms.push_back(std::move(comm));
+  }
   return comms;
 }
 
-Status run_threads(int ranks, const std::function<Status(Communicator&)>& body) {
+Status run_threads(int ranks, const std::function<Status(Communicator&)>& body, Device device) {
   SEQPAR_REQUIRE(ranks >= 1, StatusCode::kInvalidArgument, "run_threads: ranks = ", ranks,
                  " (need at least 1)");
-  std::vector<std::unique_ptr<Communicator>> comms = make_threads_communicators(ranks);
+  SEQPAR_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Communicator>> comms,
+                          make_threads_communicators(ranks, device));
+  // Device memory: every rank's thread on this thread's device, where the communicators are.
+  const int cuda_device = device == Device::kCuda ? threads_device::current_device() : 0;
   std::vector<Status> results(static_cast<size_t>(ranks));
   std::vector<std::thread> threads;
   for (int r = 0; r < ranks; ++r) {
@@ -169,7 +211,8 @@ Status run_threads(int ranks, const std::function<Status(Communicator&)>& body) 
       const size_t i = static_cast<size_t>(r);
       set_log_rank(r);
       try {
-        results[i] = body(*comms[i]);
+        results[i] = device == Device::kCuda ? threads_device::use_device(cuda_device) : Status();
+        if (results[i].is_ok()) results[i] = body(*comms[i]);
       } catch (const std::exception& e) {
         results[i] = SEQPAR_FAIL(StatusCode::kInternal, "exception: ", e.what());
       } catch (...) {

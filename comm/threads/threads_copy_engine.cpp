@@ -1,5 +1,6 @@
 // The threads backend's copy engine: one background thread per domain that copies posted sends
-// into posted receives while the ranks' threads compute (see ThreadsDomain).
+// into posted receives while the ranks' threads compute (on device memory: enqueues the copies,
+// on the domain's device); see ThreadsDomain.
 #include <cstdlib>
 #include <cstring>
 
@@ -8,7 +9,10 @@
 
 namespace seqpar {
 
-ThreadsDomain::ThreadsDomain(int ranks, bool copy_engine) : pending(static_cast<size_t>(ranks)) {
+ThreadsDomain::ThreadsDomain(int ranks, bool copy_engine, int cuda_device_in)
+    : cuda_device(cuda_device_in),
+      device_memory(cuda_device_in != kHostMemory),
+      pending(static_cast<size_t>(ranks)) {
   if (copy_engine) engine_ = std::thread([this] { run_copy_engine(); });
 }
 
@@ -23,6 +27,8 @@ ThreadsDomain::~ThreadsDomain() {
 }
 
 void ThreadsDomain::run_copy_engine() {
+  // A failure shows up in the copies' own CUDA calls, which fail the ops.
+  if (device_memory) static_cast<void>(threads_device::use_device(cuda_device));
   std::unique_lock<std::mutex> lock(mutex);
   while (!engine_stopping_) {
     if (!aborted && engine_copy_one(lock)) continue;

@@ -3,7 +3,8 @@
 // soon as both are posted, or by the receiver in its own wait if the engine has not started it.
 // Either marks the send done, which is what the sender's wait waits for. Posted sends live in
 // the channels, never in the op, so an op given back to its pool leaves nothing a peer could
-// still reach.
+// still reach. On device memory "the copy" is enqueued on the receiver's communication stream,
+// ordered by the two sides' post events (threads_ops.hpp).
 #include <algorithm>
 #include <cstring>
 
@@ -14,20 +15,55 @@ namespace seqpar {
 ThreadsExchangeOp::ThreadsExchangeOp(std::shared_ptr<ThreadsGroup> group, int rank)
     : ThreadsOp(std::move(group), rank) {}
 
-void ThreadsExchangeOp::post(std::span<const P2POp> ops, std::chrono::milliseconds timeout) {
-  begin(timeout);
+void ThreadsExchangeOp::post(std::span<const P2POp> ops, std::chrono::milliseconds timeout,
+                             const OpStreams& streams) {
+  begin(timeout, streams);
   withdrawing_ = false;
+  device_error_ = Status::ok();
+  if (on_device()) {
+    const size_t sends = static_cast<size_t>(std::count_if(
+        ops.begin(), ops.end(), [](const P2POp& op) { return op.kind == P2POp::Kind::kSend; }));
+    if (Status prepared = prepare_device(sends); !prepared.is_ok()) {
+      finish(std::move(prepared));
+      return;
+    }
+  }
   for (const P2POp& op : ops) {
     if (op.kind == P2POp::Kind::kSend) {
-      const uint64_t seq = group_->channel(rank_, op.peer).post(op.buffer, op.bytes);
-      sends_.push_back(Send{op.peer, seq, false});
+      threads_device::Event ready = nullptr, read = nullptr;
+      if (on_device()) {
+        ready = events_[kPostedEvent];
+        read = events_[kFirstSendEvent + sends_.size()];
+      }
+      const uint64_t seq = group_->channel(rank_, op.peer).post(op.buffer, op.bytes, ready, read);
+      sends_.push_back(Send{op.peer, seq, false, false});
     } else {
       const uint64_t seq = group_->channel(op.peer, rank_).take_recv_seq();
-      recvs_.push_back(Recv{op.peer, seq, op.buffer, op.bytes, false, false});
+      recvs_.push_back(Recv{op.peer, seq, op.buffer, op.bytes, false, false, false});
     }
   }
   register_pending();
   domain().changed.notify_all();
+}
+
+Status ThreadsExchangeOp::prepare_device(size_t sends) {
+  SEQPAR_RETURN_IF_ERROR(events_.reserve(kFirstSendEvent + sends));
+  return threads_device::record(events_[kPostedEvent], streams_.compute);
+}
+
+Status ThreadsExchangeOp::move_bytes(const Recv& recv, const void* data,
+                                     threads_device::Event ready, threads_device::Event read) {
+  if (!on_device()) {
+    if (recv.bytes > 0) std::memcpy(recv.buffer, data, recv.bytes);
+    return Status::ok();
+  }
+  // After the sender's data is written and our buffer is free, on our communication stream.
+  const threads_device::Stream stream = streams_.comm;
+  SEQPAR_RETURN_IF_ERROR(threads_device::stream_wait(stream, ready));
+  SEQPAR_RETURN_IF_ERROR(threads_device::stream_wait(stream, events_[kPostedEvent]));
+  SEQPAR_RETURN_IF_ERROR(threads_device::copy(recv.buffer, data, recv.bytes, stream));
+  SEQPAR_RETURN_IF_ERROR(threads_device::record(read, stream));
+  return threads_device::record(events_[kReceivedEvent], stream);
 }
 
 bool ThreadsExchangeOp::pull(std::unique_lock<std::mutex>& lock, Recv& recv) {
@@ -63,13 +99,16 @@ void ThreadsExchangeOp::copy_in(std::unique_lock<std::mutex>& lock, Channel& cha
   PostedSend* send = channel.find(recv.seq);
   send->state = PostedSend::State::kCopying;
   const void* data = send->data;
+  const threads_device::Event ready = send->ready, read = send->read;
   lock.unlock();
-  if (recv.bytes > 0) std::memcpy(recv.buffer, data, recv.bytes);
+  Status moved = move_bytes(recv, data, ready, read);
   lock.lock();
+  if (!moved.is_ok() && device_error_.is_ok()) device_error_ = std::move(moved);
   send = channel.find(recv.seq);  // the sender may have grown the ring meanwhile
   send->state = PostedSend::State::kDone;
   send->receiver_finished = true;
   recv.done = true;
+  recv.copied = true;
   recv.engine_copying = false;
   channel.pop_finished();
   domain().changed.notify_all();
@@ -99,6 +138,7 @@ bool ThreadsExchangeOp::check_send(std::unique_lock<std::mutex>& lock, Send& sen
   if (posted->state == PostedSend::State::kDone) {
     posted->sender_finished = true;
     send.done = true;
+    send.copied = true;
     channel.pop_finished();
   } else if (posted->state == PostedSend::State::kMismatch) {
     const size_t expected = posted->receiver_bytes;
@@ -123,7 +163,12 @@ void ThreadsExchangeOp::progress(std::unique_lock<std::mutex>& lock) {
     all_done = all_done && send.done;
   }
   for (const Recv& recv : recvs_) all_done = all_done && recv.done;
-  if (all_done) finish(Status::ok());
+  if (!all_done) return;
+  if (device_error_.is_ok()) {
+    finish(Status::ok());
+  } else {
+    fail(lock, device_error_);
+  }
 }
 
 void ThreadsExchangeOp::abandon(std::unique_lock<std::mutex>& lock, const Status&) {
@@ -145,9 +190,28 @@ void ThreadsExchangeOp::abandon(std::unique_lock<std::mutex>& lock, const Status
     posted = channel.find(send.seq);
     posted->sender_finished = true;
     send.done = true;
+    send.copied = posted->state == PostedSend::State::kDone;
     channel.pop_finished();
   }
   domain().changed.notify_all();
+}
+
+Status ThreadsExchangeOp::order_compute_stream() {
+  if (!on_device()) return Status::ok();
+  // Our later compute-stream work follows the reads of our sends and the writes of our receives
+  // that were enqueued (all of them, unless the op failed).
+  Status status;
+  auto wait_for = [&](threads_device::Event event) {
+    Status waited = threads_device::stream_wait(streams_.compute, event);
+    if (status.is_ok()) status = std::move(waited);
+  };
+  for (size_t i = 0; i < sends_.size(); ++i) {
+    if (sends_[i].copied) wait_for(events_[kFirstSendEvent + i]);
+  }
+  if (std::any_of(recvs_.begin(), recvs_.end(), [](const Recv& recv) { return recv.copied; })) {
+    wait_for(events_[kReceivedEvent]);
+  }
+  return status;
 }
 
 bool ThreadsExchangeOp::recycle() {

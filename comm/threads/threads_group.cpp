@@ -12,9 +12,10 @@ Status ThreadsDomain::abort_status(const std::string& op_name) const {
                         abort_reason));
 }
 
-uint64_t Channel::post(const void* data, size_t bytes) {
+uint64_t Channel::post(const void* data, size_t bytes, threads_device::Event ready,
+                       threads_device::Event read) {
   if (next_send_seq_ - first_seq_ == ring_.size()) grow();
-  at(next_send_seq_) = PostedSend{data, bytes};
+  at(next_send_seq_) = PostedSend{data, bytes, ready, read};
   return next_send_seq_++;
 }
 
@@ -53,6 +54,7 @@ void CollectiveSlot::reset(CollectiveKind new_kind, size_t ranks) {
   active_copies = 0;
   released = 0;
   failure = Status::ok();
+  enqueued = false;
 }
 
 ThreadsGroup::ThreadsGroup(std::shared_ptr<ThreadsDomain> domain, std::vector<int> domain_ranks)
@@ -75,8 +77,15 @@ CollectiveSlot& ThreadsGroup::open_slot(uint64_t seq, CollectiveKind kind) {
     spare.key() = seq;
     it = slots_.insert(std::move(spare)).position;
   }
-  it->second.reset(kind, domain_ranks_.size());
-  return it->second;
+  CollectiveSlot& slot = it->second;
+  slot.reset(kind, domain_ranks_.size());
+  // Device memory: the slot's events are made with the slot (the first time it opens), so a
+  // warm group, whichever spare it opens, makes none.
+  if (domain_->device_memory) {
+    Status events = slot.done_events.reserve(kMaxPhases * domain_ranks_.size());
+    if (!events.is_ok()) slot.failure = std::move(events);
+  }
+  return slot;
 }
 
 void ThreadsGroup::close_slot(uint64_t seq) {

@@ -2,7 +2,9 @@
 // Shared state of the threads backend (ranks are threads of one process): the domain (one
 // mutex, condition variable and abort flag for a root group and every group split from it), the
 // per-(src, dst) FIFOs of posted sends, and the slots where ranks meet for a collective. Both
-// reuse their storage, so steady traffic allocates nothing.
+// reuse their storage, so steady traffic allocates nothing. A domain made for a device moves
+// device memory: the posted sends and collective arguments then also carry the CUDA streams and
+// events their copies are ordered with (threads_ops.hpp says how).
 // Internal to comm/; users reach it through threads_communicator.hpp.
 #include <array>
 #include <condition_variable>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "comm/communicator.hpp"
+#include "comm/threads/threads_device.hpp"
 
 namespace seqpar {
 
@@ -33,8 +36,10 @@ bool threads_copy_engine_enabled();
 // what the engine has not started, so the engine only ever adds progress.
 struct ThreadsDomain {
   // copy_engine: start the engine thread (make_threads_communicators: unless
-  // SEQPAR_THREADS_COPY_ENGINE=0).
-  ThreadsDomain(int ranks, bool copy_engine);
+  // SEQPAR_THREADS_COPY_ENGINE=0). cuda_device: kHostMemory, or the CUDA device whose memory the
+  // buffers are (copies are then enqueued on its streams instead of made by the host).
+  static constexpr int kHostMemory = -1;
+  ThreadsDomain(int ranks, bool copy_engine, int cuda_device);
   ~ThreadsDomain();  // stops and joins the engine
   ThreadsDomain(const ThreadsDomain&) = delete;
   ThreadsDomain& operator=(const ThreadsDomain&) = delete;
@@ -42,6 +47,8 @@ struct ThreadsDomain {
   // kAborted for `op_name`, naming the rank that aborted and its reason. Call with mutex held.
   Status abort_status(const std::string& op_name) const;
 
+  const int cuda_device;     // kHostMemory on host memory
+  const bool device_memory;  // cuda_device != kHostMemory
   std::mutex mutex;
   std::condition_variable changed;  // notified on every state change
   bool aborted = false;
@@ -60,11 +67,16 @@ struct ThreadsDomain {
   std::thread engine_;
 };
 
-// One posted send, queued on its (src, dst) channel until both sides are finished with it.
+// One posted send, queued on its (src, dst) channel until both sides are finished with it. On
+// device memory, kDone means the copy is enqueued (on the receiver's communication stream).
 struct PostedSend {
   enum class State { kPosted, kCopying, kDone, kCancelled, kMismatch };
   const void* data = nullptr;
   size_t bytes = 0;
+  // Device memory: the sender's post event (its data is written once the event is reached) and
+  // the sender's event for this send, which the copy records once it has read the data.
+  threads_device::Event ready = nullptr;
+  threads_device::Event read = nullptr;
   State state = State::kPosted;
   size_t receiver_bytes = 0;  // what the receiver expected, on kMismatch
   bool sender_finished = false;
@@ -81,7 +93,9 @@ class Channel {
   static constexpr size_t kInitialCapacity = 4;  // sends in flight before the first growth
 
   Channel() : ring_(kInitialCapacity) {}
-  uint64_t post(const void* data, size_t bytes);  // returns the send's sequence number
+  // Returns the send's sequence number. ready, read: PostedSend's (nullptr on host memory).
+  uint64_t post(const void* data, size_t bytes, threads_device::Event ready,
+                threads_device::Event read);
   PostedSend* find(uint64_t seq);  // nullptr when send `seq` is not posted yet or was dropped
   void pop_finished();             // drops leading sends both sides are finished with
   uint64_t take_recv_seq() { return next_recv_seq_++; }
@@ -120,6 +134,10 @@ struct CollectiveArgs {
   std::span<const size_t> send_bytes, send_offsets, recv_bytes, recv_offsets;
   int color = 0;  // split
   int key = 0;
+  // Device memory: the poster's communication stream, where its part of the work is enqueued,
+  // and its post event (recorded on its compute stream when it posted).
+  threads_device::Stream stream = nullptr;
+  threads_device::Event posted = nullptr;
 };
 
 // Where the ranks of a group meet for their n-th collective.
@@ -136,6 +154,12 @@ struct CollectiveSlot {
   int released = 0;                 // ranks finished with the slot; erased at size()
   Status failure;                   // set once; every rank's wait then fails with it
   std::map<int, std::shared_ptr<ThreadsGroup>> split_children;  // by color
+  // Device memory: every rank's work is enqueued (by the last rank to post), and the events that
+  // mark its end, [phase * ranks + rank], recorded on that rank's communication stream. Made
+  // with the slot and kept when it is recycled; a slot is reused only once every rank has made
+  // its compute stream wait on them.
+  bool enqueued = false;
+  threads_device::EventList done_events;
 };
 
 // Shared state of the P ranks of one threads communicator group.
@@ -143,6 +167,7 @@ class ThreadsGroup {
  public:
   // Slots made up front: collectives open at once (over all ranks) before another is made.
   static constexpr uint64_t kInitialSpareSlots = 4;
+  static constexpr size_t kMaxPhases = 2;  // of a collective (all_reduce: reduce, then gather)
 
   ThreadsGroup(std::shared_ptr<ThreadsDomain> domain, std::vector<int> domain_ranks);
 

@@ -1,16 +1,20 @@
-// ThreadsOp: the bounded wait loop shared by every threads-backend operation.
+// ThreadsOp: the bounded wait loop shared by every threads-backend operation, and the ordering
+// of the compute stream after a device-memory op, once it is finished.
 #include <algorithm>
 
 #include "comm/threads/threads_ops.hpp"
+#include "core/log.hpp"
 
 namespace seqpar {
 
 ThreadsOp::ThreadsOp(std::shared_ptr<ThreadsGroup> group, int rank)
     : group_(std::move(group)), rank_(rank) {}
 
-void ThreadsOp::begin(std::chrono::milliseconds timeout) {
+void ThreadsOp::begin(std::chrono::milliseconds timeout, const OpStreams& streams) {
   timeout_ = timeout;
+  streams_ = streams;
   finished_ = false;
+  ordered_ = false;
   status_ = Status::ok();
 }
 
@@ -23,6 +27,10 @@ void ThreadsOp::retire() {
   if (!finished_) {
     fail(lock, Status(StatusCode::kAborted,
                       str_cat("threads ", name(), ": request destroyed before it was waited")));
+  }
+  const Status ordered = order_once();
+  if (!ordered.is_ok()) {
+    SEQPAR_LOG_ERROR("threads ", name(), " released unwaited: ", ordered.to_string());
   }
   auto& pending = domain().pending[static_cast<size_t>(group_->domain_rank(rank_))];
   pending.erase(std::remove(pending.begin(), pending.end(), this), pending.end());
@@ -65,7 +73,15 @@ Status ThreadsOp::wait(std::chrono::steady_clock::time_point deadline) {
     }
     domain().changed.wait_until(lock, deadline);
   }
+  const Status ordered = order_once();
+  if (status_.is_ok()) status_ = ordered;
   return status_;
+}
+
+Status ThreadsOp::order_once() {
+  if (ordered_) return Status::ok();
+  ordered_ = true;
+  return order_compute_stream();
 }
 
 }  // namespace seqpar

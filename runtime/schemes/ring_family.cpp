@@ -26,6 +26,9 @@ struct RingBuffers {
   void* dkv_send = nullptr;    // (2, B, S_local, Hkv, D) storage: a share going to its owner
   void* dkv_recv = nullptr;    // (2, B, S_local, Hkv, D) storage: a share of our block arriving
   float* kernel_scratch = nullptr;  // the block kernels' work area (block_kernel_scratch_bytes)
+  // (S) every rank's token positions, rank by rank, for the kernels of a device plan (a host
+  // plan's kernels read RingEngine::all_positions_ itself)
+  int64_t* device_positions = nullptr;
 
   void add_to(WorkspaceArena& arena, const SchemeContext& ctx, int rank) {
     const bool ring = ctx.layout.ranks() > 1;
@@ -41,6 +44,9 @@ struct RingBuffers {
     arena.add(dkv_send, ring && bwd ? 2 * largest.kv_bytes : 0);
     arena.add(dkv_recv, ring && bwd ? 2 * own.kv_bytes : 0);
     arena.add(kernel_scratch, shard_kernel_scratch_bytes(ctx));
+    const bool device = ctx.device != Device::kHost;
+    arena.add(device_positions,
+              device ? static_cast<size_t>(ctx.layout.seq()) * sizeof(int64_t) : 0);
   }
 };
 
@@ -72,18 +78,26 @@ Status RingEngine::prepare() {
     return SEQPAR_FAIL(StatusCode::kOutOfMemory, "no memory for the positions of ", layout.seq(),
                        " tokens");
   }
+  WorkspaceArena arena;
+  buf_.add_to(arena, ctx_, rank_);
+  SEQPAR_RETURN_IF_ERROR(arena.allocate(workspace_, ctx_.device));
+  // The kernels read index maps where they run: a device plan's from its workspace (uploaded
+  // once, on the plan's stream; all_positions_ lives as long as the plan).
+  const bool on_device = ctx_.device != Device::kHost;
   int64_t* positions = all_positions_.data();
+  int64_t* kernel_positions = on_device ? buf_.device_positions : positions;
   for (int r = 0; r < layout.ranks(); ++r) {
     layout.positions(r, positions);
     const std::vector<Segment> segments = layout.segments(r);
     positions_of_.push_back(segments.size() == 1 ? PositionMap::affine(segments[0].global_offset,
                                                                        segments[0].global_stride)
-                                                 : PositionMap::indexed(positions));
+                                                 : PositionMap::indexed(kernel_positions));
     positions += layout.local_seq(r);
+    kernel_positions += layout.local_seq(r);
   }
-  WorkspaceArena arena;
-  buf_.add_to(arena, ctx_, rank_);
-  return arena.allocate(workspace_, ctx_.device);
+  if (!on_device) return Status::ok();
+  return buffer_ops::copy(buf_.device_positions, all_positions_.data(),
+                          all_positions_.size() * sizeof(int64_t), target_);
 }
 
 Status RingEngine::post_kv_shift(int step, const void* k, const void* v, char* landing,

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "comm_buffers.hpp"
 #include "counting_new.hpp"
 
 namespace seqpar::testing {
@@ -41,19 +42,28 @@ Status check_exchange_steps_allocate_nothing(Communicator& comm) {
   const int prev = (rank + p - 1) % p;
   std::vector<char> k(kBlockBytes), v(kBlockBytes), share(kBlockBytes);
   std::vector<char> k_in(kBlockBytes), v_in(kBlockBytes), share_in(kBlockBytes);
+  CommBuffers mem(comm);
+  char* k_at = mem.place(k);
+  char* v_at = mem.place(v);
+  char* share_at = mem.place(share);
+  char* k_in_at = mem.place(k_in);
+  char* v_in_at = mem.place(v_in);
+  char* share_in_at = mem.place(share_in);
+  SEQPAR_RETURN_IF_ERROR(mem.status());
   int64_t allocations = 0;
   for (int step = 0; step < kWarmupSteps + kCountedSteps; ++step) {
     fill_block(k, rank, step, kK);
     fill_block(v, rank, step, kV);
     fill_block(share, rank, step, kShare);
+    SEQPAR_RETURN_IF_ERROR(mem.push());
     const int s = 1 + step % std::max(p - 1, 1);
     const int share_to = (rank + p - s) % p;
     const int share_from = (rank + s) % p;
     const P2POp ring_ops[] = {
-        P2POp::send(next, k.data(), kBlockBytes), P2POp::send(next, v.data(), kBlockBytes),
-        P2POp::recv(prev, k_in.data(), kBlockBytes), P2POp::recv(prev, v_in.data(), kBlockBytes)};
-    const P2POp share_ops[] = {P2POp::send(share_to, share.data(), kBlockBytes),
-                               P2POp::recv(share_from, share_in.data(), kBlockBytes)};
+        P2POp::send(next, k_at, kBlockBytes), P2POp::send(next, v_at, kBlockBytes),
+        P2POp::recv(prev, k_in_at, kBlockBytes), P2POp::recv(prev, v_in_at, kBlockBytes)};
+    const P2POp share_ops[] = {P2POp::send(share_to, share_at, kBlockBytes),
+                               P2POp::recv(share_from, share_in_at, kBlockBytes)};
     Request ring, shares;
     const bool counted = step >= kWarmupSteps;
     if (counted) start_counting_allocations();
@@ -68,6 +78,7 @@ Status check_exchange_steps_allocate_nothing(Communicator& comm) {
     SEQPAR_RETURN_IF_ERROR(posted);
     SEQPAR_RETURN_IF_ERROR(first_waited);
     SEQPAR_RETURN_IF_ERROR(second_waited);
+    SEQPAR_RETURN_IF_ERROR(mem.fetch());
     SEQPAR_REQUIRE(block_matches(k_in, prev, step, kK) && block_matches(v_in, prev, step, kV) &&
                        block_matches(share_in, share_from, step, kShare),
                    StatusCode::kInternal, "rank ", rank, " step ", step, ": wrong data from rank ",
@@ -94,37 +105,46 @@ Status check_collectives_allocate_nothing(Communicator& comm) {
     recv_offsets[q] = 8 * q;
   }
   const float expected_sum = static_cast<float>(p * (p + 1) / 2);
+  CommBuffers mem(comm);
+  float* values_at = mem.place(values);
+  float* reduced_at = mem.place(reduced);
+  float* slice_at = mem.place(slice);
+  uint16_t* bf16_values_at = mem.place(bf16_values);
+  uint16_t* bf16_reduced_at = mem.place(bf16_reduced);
+  char* gathered_at = mem.place(gathered);
+  char* sent_at = mem.place(sent);
+  char* received_at = mem.place(received);
+  SEQPAR_RETURN_IF_ERROR(mem.status());
   int64_t allocations = 0;
   for (int round = 0; round < kWarmupSteps + kCountedRounds; ++round) {
     std::fill(values.begin(), values.end(), static_cast<float>(rank + 1));
     std::fill(bf16_values.begin(), bf16_values.end(), uint16_t{0x3f80});  // 1.0 in bf16
+    SEQPAR_RETURN_IF_ERROR(mem.push());
     const bool counted = round >= kWarmupSteps;
     if (counted) start_counting_allocations();
     Status status =
-        comm.all_reduce(values.data(), values.data(), values.size(), DType::kF32, ReduceOp::kSum);
+        comm.all_reduce(values_at, values_at, values.size(), DType::kF32, ReduceOp::kSum);
     Request started;
     if (status.is_ok()) {
-      status = comm.start_all_reduce(bf16_values.data(), bf16_reduced.data(), kCount, DType::kBF16,
+      status = comm.start_all_reduce(bf16_values_at, bf16_reduced_at, kCount, DType::kBF16,
                                      ReduceOp::kMax, started);
     }
     if (status.is_ok()) status = comm.wait(started);
-    if (status.is_ok()) status = comm.all_gather(sent.data(), gathered.data(), kCount);
+    if (status.is_ok()) status = comm.all_gather(sent_at, gathered_at, kCount);
     if (status.is_ok()) {
-      status =
-          comm.reduce_scatter(reduced.data(), slice.data(), kCount, DType::kF32, ReduceOp::kSum);
+      status = comm.reduce_scatter(reduced_at, slice_at, kCount, DType::kF32, ReduceOp::kSum);
     }
-    if (status.is_ok()) status = comm.broadcast(sent.data(), kCount, round % comm.size());
+    if (status.is_ok()) status = comm.broadcast(sent_at, kCount, round % comm.size());
     if (status.is_ok()) status = comm.barrier();
-    if (status.is_ok()) {
-      status = comm.start_all_to_all(sent.data(), received.data(), kCount, started);
-    }
+    if (status.is_ok()) status = comm.start_all_to_all(sent_at, received_at, kCount, started);
     if (status.is_ok()) status = comm.wait(started);
     if (status.is_ok()) {
-      status = comm.all_to_all_v(sent.data(), send_bytes, send_offsets, received.data(), recv_bytes,
+      status = comm.all_to_all_v(sent_at, send_bytes, send_offsets, received_at, recv_bytes,
                                  recv_offsets);
     }
     if (counted) allocations += stop_counting_allocations();
     SEQPAR_RETURN_IF_ERROR(status);
+    SEQPAR_RETURN_IF_ERROR(mem.fetch());
     SEQPAR_REQUIRE(values.front() == expected_sum && values.back() == expected_sum,
                    StatusCode::kInternal, "rank ", rank, " round ", round, ": all_reduce gave ",
                    values.front(), ", expected ", expected_sum);

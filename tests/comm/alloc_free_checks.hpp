@@ -1,7 +1,9 @@
 #pragma once
-// Allocation checks shared by the threads and the mpirun allocation tests: after warm-up, the
-// exchange pattern of the ring schemes' step loops, and the collectives, allocate nothing on
-// any rank. Link with counting_new.cpp.
+// Allocation checks shared by the threads (host and device memory) and the mpirun allocation
+// tests: after warm-up, the exchange pattern of the ring schemes' step loops, and the
+// collectives, allocate nothing on any rank. On a device-memory communicator the buffers are
+// device copies (comm_buffers.hpp), refilled and read back outside the counted calls. Link with
+// counting_new.cpp.
 #include "comm/communicator.hpp"
 
 namespace seqpar::testing {

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "comm_buffers.hpp"
+
 namespace seqpar::testing {
 namespace {
 
@@ -119,11 +121,14 @@ Status check_exchange_ring(Communicator& comm) {
   std::vector<uint8_t> recv_fwd(forward_bytes(prev)), recv_bwd(backward_bytes(next));
   fill_pattern(send_fwd, 0, send_fwd.size(), r, next);
   fill_pattern(send_bwd, 0, send_bwd.size(), r, prev + 1000);
-  const P2POp ops[] = {P2POp::send(next, send_fwd.data(), send_fwd.size()),
-                       P2POp::recv(prev, recv_fwd.data(), recv_fwd.size()),
-                       P2POp::send(prev, send_bwd.data(), send_bwd.size()),
-                       P2POp::recv(next, recv_bwd.data(), recv_bwd.size())};
+  CommBuffers mem(comm);
+  const P2POp ops[] = {P2POp::send(next, mem.place(send_fwd), send_fwd.size()),
+                       P2POp::recv(prev, mem.place(recv_fwd), recv_fwd.size()),
+                       P2POp::send(prev, mem.place(send_bwd), send_bwd.size()),
+                       P2POp::recv(next, mem.place(recv_bwd), recv_bwd.size())};
+  SEQPAR_RETURN_IF_ERROR(mem.status());
   SEQPAR_RETURN_IF_ERROR(comm.exchange(ops));
+  SEQPAR_RETURN_IF_ERROR(mem.fetch());
   Expectations e(comm);
   expect_pattern(e, recv_fwd, 0, recv_fwd.size(), prev, r, "forward shift");
   expect_pattern(e, recv_bwd, 0, recv_bwd.size(), next, r + 1000, "backward shift");
@@ -136,7 +141,12 @@ Status check_all_to_all_equal(Communicator& comm) {
   const size_t piece = 24;
   std::vector<uint8_t> send(piece * p), recv(piece * p, 0);
   for (int d = 0; d < p; ++d) fill_pattern(send, piece * d, piece, r, d);
-  SEQPAR_RETURN_IF_ERROR(comm.all_to_all(send.data(), recv.data(), piece));
+  CommBuffers mem(comm);
+  const uint8_t* send_at = mem.place(send);
+  uint8_t* recv_at = mem.place(recv);
+  SEQPAR_RETURN_IF_ERROR(mem.status());
+  SEQPAR_RETURN_IF_ERROR(comm.all_to_all(send_at, recv_at, piece));
+  SEQPAR_RETURN_IF_ERROR(mem.fetch());
   Expectations e(comm);
   for (int s = 0; s < p; ++s) expect_pattern(e, recv, piece * s, piece, s, r, "all_to_all");
   return e.status();
@@ -161,8 +171,13 @@ Status check_all_to_all_uneven(Communicator& comm) {
   }
   std::vector<uint8_t> send(send_total), recv(recv_total, 0);
   for (int d = 0; d < p; ++d) fill_pattern(send, send_offsets[d], send_bytes[d], r, d);
-  SEQPAR_RETURN_IF_ERROR(comm.all_to_all_v(send.data(), send_bytes, send_offsets, recv.data(),
-                                           recv_bytes, recv_offsets));
+  CommBuffers mem(comm);
+  const uint8_t* send_at = mem.place(send);
+  uint8_t* recv_at = mem.place(recv);
+  SEQPAR_RETURN_IF_ERROR(mem.status());
+  SEQPAR_RETURN_IF_ERROR(
+      comm.all_to_all_v(send_at, send_bytes, send_offsets, recv_at, recv_bytes, recv_offsets));
+  SEQPAR_RETURN_IF_ERROR(mem.fetch());
   Expectations e(comm);
   for (int s = 0; s < p; ++s)
     expect_pattern(e, recv, recv_offsets[s], recv_bytes[s], s, r, "all_to_all_v");
@@ -178,13 +193,19 @@ Status check_all_gather(Communicator& comm) {
   const size_t slice = 40;
   std::vector<uint8_t> send(slice), recv(slice * p, 0);
   fill_pattern(send, 0, slice, r, 0);
-  SEQPAR_RETURN_IF_ERROR(comm.all_gather(send.data(), recv.data(), slice));
-  Expectations e(comm);
-  for (int s = 0; s < p; ++s) expect_pattern(e, recv, slice * s, slice, s, 0, "all_gather");
   // In place: the own slice of recv is the send buffer.
   std::vector<uint8_t> in_place(slice * p, 0);
   fill_pattern(in_place, slice * r, slice, r, 1);
-  SEQPAR_RETURN_IF_ERROR(comm.all_gather(in_place.data() + slice * r, in_place.data(), slice));
+  CommBuffers mem(comm);
+  const uint8_t* send_at = mem.place(send);
+  uint8_t* recv_at = mem.place(recv);
+  uint8_t* in_place_at = mem.place(in_place);
+  SEQPAR_RETURN_IF_ERROR(mem.status());
+  SEQPAR_RETURN_IF_ERROR(comm.all_gather(send_at, recv_at, slice));
+  SEQPAR_RETURN_IF_ERROR(comm.all_gather(in_place_at + slice * r, in_place_at, slice));
+  SEQPAR_RETURN_IF_ERROR(mem.fetch());
+  Expectations e(comm);
+  for (int s = 0; s < p; ++s) expect_pattern(e, recv, slice * s, slice, s, 0, "all_gather");
   for (int s = 0; s < p; ++s)
     expect_pattern(e, in_place, slice * s, slice, s, 1, "all_gather in place");
   return e.status();
@@ -199,7 +220,12 @@ Status check_reduce_scatter(Communicator& comm) {
     const size_t element = dtype_size(c.dtype);
     std::vector<uint8_t> send(count * p * element), recv(count * element, 0);
     for (size_t i = 0; i < count * p; ++i) store_value(send.data(), c.dtype, i, input_value(r, i));
-    SEQPAR_RETURN_IF_ERROR(comm.reduce_scatter(send.data(), recv.data(), count, c.dtype, c.op));
+    CommBuffers mem(comm);
+    const uint8_t* send_at = mem.place(send);
+    uint8_t* recv_at = mem.place(recv);
+    SEQPAR_RETURN_IF_ERROR(mem.status());
+    SEQPAR_RETURN_IF_ERROR(comm.reduce_scatter(send_at, recv_at, count, c.dtype, c.op));
+    SEQPAR_RETURN_IF_ERROR(mem.fetch());
     for (size_t i = 0; i < count; ++i) {
       const double want = expected_reduction(p, r * count + i, c.op);
       const double got = load_value(recv.data(), c.dtype, i);
@@ -220,8 +246,14 @@ Status check_all_reduce(Communicator& comm) {
       const size_t element = dtype_size(c.dtype);
       std::vector<uint8_t> send(count * element), recv(count * element, 0);
       for (size_t i = 0; i < count; ++i) store_value(send.data(), c.dtype, i, input_value(r, i));
-      void* out = in_place ? send.data() : recv.data();
-      SEQPAR_RETURN_IF_ERROR(comm.all_reduce(send.data(), out, count, c.dtype, c.op));
+      CommBuffers mem(comm);
+      uint8_t* send_at = mem.place(send);
+      uint8_t* recv_at = mem.place(recv);
+      SEQPAR_RETURN_IF_ERROR(mem.status());
+      SEQPAR_RETURN_IF_ERROR(
+          comm.all_reduce(send_at, in_place ? send_at : recv_at, count, c.dtype, c.op));
+      SEQPAR_RETURN_IF_ERROR(mem.fetch());
+      const void* out = in_place ? send.data() : recv.data();
       for (size_t i = 0; i < count; ++i) {
         const double want = expected_reduction(p, i, c.op);
         const double got = load_value(out, c.dtype, i);
@@ -240,7 +272,11 @@ Status check_broadcast(Communicator& comm) {
   for (int root = 0; root < comm.size(); ++root) {
     std::vector<uint8_t> buffer(bytes, 0);
     if (r == root) fill_pattern(buffer, 0, bytes, root, 7);
-    SEQPAR_RETURN_IF_ERROR(comm.broadcast(buffer.data(), bytes, root));
+    CommBuffers mem(comm);
+    uint8_t* buffer_at = mem.place(buffer);
+    SEQPAR_RETURN_IF_ERROR(mem.status());
+    SEQPAR_RETURN_IF_ERROR(comm.broadcast(buffer_at, bytes, root));
+    SEQPAR_RETURN_IF_ERROR(mem.fetch());
     expect_pattern(e, buffer, 0, bytes, root, 7, "broadcast");
   }
   return e.status();
@@ -262,9 +298,17 @@ Status check_split(Communicator& comm) {
            parity_size);
   e.expect(parity->rank() == r / 2, "parity group rank ", parity->rank(), ", expected ", r / 2);
   e.expect(parity->timeout() == comm.timeout(), "child does not share the timeout");
+  e.expect(parity->stream() == comm.stream(), "child does not follow the parent's stream");
   std::vector<int64_t> members(static_cast<size_t>(parity->size()), -1);
-  const int64_t me = r;
-  SEQPAR_RETURN_IF_ERROR(parity->all_gather(&me, members.data(), sizeof(me)));
+  int64_t me = r;
+  {
+    CommBuffers mem(*parity);
+    const int64_t* me_at = mem.place(me);
+    int64_t* members_at = mem.place(members);
+    SEQPAR_RETURN_IF_ERROR(mem.status());
+    SEQPAR_RETURN_IF_ERROR(parity->all_gather(me_at, members_at, sizeof(me)));
+    SEQPAR_RETURN_IF_ERROR(mem.fetch());
+  }
   for (int i = 0; i < parity->size(); ++i)
     e.expect(members[i] == 2 * i + r % 2, "parity group member ", i, " is world rank ", members[i]);
   // Pairs, ordered by descending rank (key = -rank).
@@ -274,13 +318,24 @@ Status check_split(Communicator& comm) {
   e.expect(pair->size() == pair_size, "pair size ", pair->size(), ", expected ", pair_size);
   e.expect(pair->rank() == base + pair_size - 1 - r, "pair rank ", pair->rank());
   int64_t sum = r;
-  SEQPAR_RETURN_IF_ERROR(pair->all_reduce(&sum, &sum, 1, DType::kI64, ReduceOp::kSum));
+  {
+    CommBuffers mem(*pair);
+    int64_t* sum_at = mem.place(sum);
+    SEQPAR_RETURN_IF_ERROR(mem.status());
+    SEQPAR_RETURN_IF_ERROR(pair->all_reduce(sum_at, sum_at, 1, DType::kI64, ReduceOp::kSum));
+    SEQPAR_RETURN_IF_ERROR(mem.fetch());
+  }
   e.expect(sum == (pair_size == 2 ? 2 * base + 1 : base), "pair sum of ranks ", sum);
   // A collective on the parent between two on the children keeps them apart.
   SEQPAR_RETURN_IF_ERROR(comm.barrier());
   int64_t parity_max = r;
-  SEQPAR_RETURN_IF_ERROR(
-      parity->all_reduce(&parity_max, &parity_max, 1, DType::kI64, ReduceOp::kMax));
+  {
+    CommBuffers mem(*parity);
+    int64_t* max_at = mem.place(parity_max);
+    SEQPAR_RETURN_IF_ERROR(mem.status());
+    SEQPAR_RETURN_IF_ERROR(parity->all_reduce(max_at, max_at, 1, DType::kI64, ReduceOp::kMax));
+    SEQPAR_RETURN_IF_ERROR(mem.fetch());
+  }
   const int64_t largest = p - 1 - ((p - 1) % 2 != r % 2 ? 1 : 0);
   e.expect(parity_max == largest, "parity max rank ", parity_max, ", expected ", largest);
   // A split of a child.
@@ -302,20 +357,26 @@ Status check_nonblocking(Communicator& comm) {
   fill_pattern(bwd_send, 0, bytes, r, prev + 500);
   fill_pattern(gather_send, 0, bytes, r, 3);
   int64_t sum = r + 1;
+  CommBuffers mem(comm);
+  int64_t* sum_at = mem.place(sum);
+  const uint8_t* gather_send_at = mem.place(gather_send);
+  uint8_t* gather_recv_at = mem.place(gather_recv);
   Request forward, gather, backward, reduce;
-  const P2POp fwd_ops[] = {P2POp::send(next, fwd_send.data(), bytes),
-                           P2POp::recv(prev, fwd_recv.data(), bytes)};
-  const P2POp bwd_ops[] = {P2POp::send(prev, bwd_send.data(), bytes),
-                           P2POp::recv(next, bwd_recv.data(), bytes)};
+  const P2POp fwd_ops[] = {P2POp::send(next, mem.place(fwd_send), bytes),
+                           P2POp::recv(prev, mem.place(fwd_recv), bytes)};
+  const P2POp bwd_ops[] = {P2POp::send(prev, mem.place(bwd_send), bytes),
+                           P2POp::recv(next, mem.place(bwd_recv), bytes)};
+  SEQPAR_RETURN_IF_ERROR(mem.status());
   SEQPAR_RETURN_IF_ERROR(comm.start_exchange(fwd_ops, forward));
-  SEQPAR_RETURN_IF_ERROR(
-      comm.start_all_gather(gather_send.data(), gather_recv.data(), bytes, gather));
+  SEQPAR_RETURN_IF_ERROR(comm.start_all_gather(gather_send_at, gather_recv_at, bytes, gather));
   SEQPAR_RETURN_IF_ERROR(comm.start_exchange(bwd_ops, backward));
-  SEQPAR_RETURN_IF_ERROR(comm.start_all_reduce(&sum, &sum, 1, DType::kI64, ReduceOp::kSum, reduce));
+  SEQPAR_RETURN_IF_ERROR(
+      comm.start_all_reduce(sum_at, sum_at, 1, DType::kI64, ReduceOp::kSum, reduce));
   // Even ranks wait in posting order, odd ranks in reverse.
   Request* order[] = {&forward, &gather, &backward, &reduce};
   if (r % 2 == 1) std::swap(order[0], order[3]), std::swap(order[1], order[2]);
   for (Request* request : order) SEQPAR_RETURN_IF_ERROR(comm.wait(*request));
+  SEQPAR_RETURN_IF_ERROR(mem.fetch());
   Expectations e(comm);
   e.expect(!forward.pending() && !reduce.pending(), "requests still pending after wait");
   expect_pattern(e, fwd_recv, 0, bytes, prev, r, "non-blocking forward");
@@ -335,21 +396,27 @@ Status check_stats(Communicator& comm) {
   comm.reset_stats();
   // exchange: 10 bytes forward and 20 backward, twice; self messages (P == 1) are not counted.
   std::vector<uint8_t> a(10), b(20), c(10), d(20);
-  const P2POp ops[] = {
-      P2POp::send((r + 1) % p, a.data(), 10), P2POp::recv((r + p - 1) % p, c.data(), 10),
-      P2POp::send((r + p - 1) % p, b.data(), 20), P2POp::recv((r + 1) % p, d.data(), 20)};
-  SEQPAR_RETURN_IF_ERROR(comm.exchange(ops));
-  SEQPAR_RETURN_IF_ERROR(comm.exchange(ops));
   std::vector<uint8_t> send(16 * p), recv(16 * p);
-  SEQPAR_RETURN_IF_ERROR(comm.all_to_all(send.data(), recv.data(), 16));
-  SEQPAR_RETURN_IF_ERROR(comm.all_gather(send.data(), recv.data(), 16));
   std::vector<float> floats(4 * p, 1.0f), reduced(4 * p);
+  CommBuffers mem(comm);
+  uint8_t* send_at = mem.place(send);
+  uint8_t* recv_at = mem.place(recv);
+  float* floats_at = mem.place(floats);
+  float* reduced_at = mem.place(reduced);
+  const P2POp ops[] = {
+      P2POp::send((r + 1) % p, mem.place(a), 10), P2POp::recv((r + p - 1) % p, mem.place(c), 10),
+      P2POp::send((r + p - 1) % p, mem.place(b), 20), P2POp::recv((r + 1) % p, mem.place(d), 20)};
+  SEQPAR_RETURN_IF_ERROR(mem.status());
+  SEQPAR_RETURN_IF_ERROR(comm.exchange(ops));
+  SEQPAR_RETURN_IF_ERROR(comm.exchange(ops));
+  SEQPAR_RETURN_IF_ERROR(comm.all_to_all(send_at, recv_at, 16));
+  SEQPAR_RETURN_IF_ERROR(comm.all_gather(send_at, recv_at, 16));
   SEQPAR_RETURN_IF_ERROR(
-      comm.reduce_scatter(floats.data(), reduced.data(), 4, DType::kF32, ReduceOp::kSum));
-  SEQPAR_RETURN_IF_ERROR(
-      comm.all_reduce(floats.data(), reduced.data(), 3, DType::kF32, ReduceOp::kMax));
-  SEQPAR_RETURN_IF_ERROR(comm.broadcast(send.data(), 8, 0));
+      comm.reduce_scatter(floats_at, reduced_at, 4, DType::kF32, ReduceOp::kSum));
+  SEQPAR_RETURN_IF_ERROR(comm.all_reduce(floats_at, reduced_at, 3, DType::kF32, ReduceOp::kMax));
+  SEQPAR_RETURN_IF_ERROR(comm.broadcast(send_at, 8, 0));
   SEQPAR_RETURN_IF_ERROR(comm.barrier());
+  SEQPAR_RETURN_IF_ERROR(mem.fetch());
 
   Expectations e(comm);
   const CommStats& stats = comm.stats();

@@ -1,8 +1,10 @@
 #pragma once
-// Backend-independent checks of every Communicator op, shared by the threads and the mpirun
-// tests. Each check runs on every rank of a group, derives its data from (rank, peer, index), so
-// every rank knows what it must receive, and returns a Status naming the first wrong value. Data
-// errors are collected until the end, so a rank with wrong data still joins every later op.
+// Backend-independent checks of every Communicator op, shared by the threads (host and device
+// memory), mpirun and nccl tests. Each check runs on every rank of a group, derives its data from
+// (rank, peer, index), so every rank knows what it must receive, and returns a Status naming the
+// first wrong value. Data errors are collected until the end, so a rank with wrong data still
+// joins every later op. On a device-memory communicator the buffers are device copies of the
+// check's host vectors (comm_buffers.hpp), uploaded and downloaded on the communicator's stream.
 #include <gtest/gtest.h>
 
 #include "comm/communicator.hpp"
@@ -17,7 +19,7 @@ Status check_reduce_scatter(Communicator& comm);     // sum, max x f32, f64, i64
 Status check_all_reduce(Communicator& comm);         // same, out of place and in place
 Status check_broadcast(Communicator& comm);          // every root
 Status check_barrier(Communicator& comm);
-Status check_split(Communicator& comm);        // color = rank % 2, then rank / 2
+Status check_split(Communicator& comm);  // color = rank % 2, then rank / 2; children's streams
 Status check_nonblocking(Communicator& comm);  // four ops in flight, waits in any order
 Status check_stats(Communicator& comm);        // calls and bytes per the header rules
 

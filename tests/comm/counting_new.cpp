@@ -8,6 +8,10 @@
 #include <cstdlib>
 #include <new>
 
+#ifdef SEQPAR_CUDA_EMULATION
+#include "cuda_emu/device.hpp"
+#endif
+
 namespace seqpar::testing {
 namespace {
 
@@ -15,7 +19,12 @@ thread_local bool t_counting = false;
 thread_local int64_t t_allocations = 0;
 
 void* allocate(std::size_t bytes, std::size_t alignment) {
+#ifdef SEQPAR_CUDA_EMULATION
+  // The emulated CUDA runtime's own allocations are not the caller's (cuda_emu/device.hpp).
+  if (t_counting && !cuda_emu::in_emulated_runtime()) ++t_allocations;
+#else
   if (t_counting) ++t_allocations;
+#endif
   if (bytes == 0) bytes = 1;
   void* p = nullptr;
   if (alignment <= alignof(std::max_align_t)) {

@@ -1,5 +1,7 @@
 // NCCL backend under mpirun, one rank per GPU (skipped without enough GPUs): ring exchange,
-// all_reduce and split on device buffers, waited both on the host and through a consumer stream.
+// all_reduce and split on device buffers, waited both on the host (the legacy default stream)
+// and through a compute stream (set_stream: no host sync); and the shared comm checks on device
+// memory, on a compute stream of the rank's own.
 #include <cuda_runtime_api.h>
 #include <mpi.h>
 
@@ -46,10 +48,10 @@ TEST(comm_nccl, RingExchangeAndAllReduce) {
             cudaSuccess);
   for (size_t i = 0; i < count; ++i) ASSERT_EQ(host[i], prev * 100000 + static_cast<int64_t>(i));
 
-  // In-place sum, waited through a consumer stream.
+  // In-place sum, ordered on a compute stream.
   cudaStream_t consumer = nullptr;
   ASSERT_EQ(cudaStreamCreate(&consumer), cudaSuccess);
-  static_cast<NcclCommunicator&>(*comm).set_consumer_stream(consumer);
+  SEQPAR_EXPECT_OK(comm->set_stream(consumer));
   SEQPAR_EXPECT_OK(comm->all_reduce(send, send, count, DType::kI64, ReduceOp::kSum));
   ASSERT_EQ(
       cudaMemcpyAsync(host.data(), send, count * sizeof(int64_t), cudaMemcpyDeviceToHost, consumer),
@@ -60,11 +62,28 @@ TEST(comm_nccl, RingExchangeAndAllReduce) {
 
   auto child = comm->split(r % 2, r);
   ASSERT_TRUE(child.is_ok()) << child.status().to_string();
+  EXPECT_EQ(child.value()->stream(), comm->stream());
   SEQPAR_EXPECT_OK(child.value()->barrier());
   SEQPAR_EXPECT_OK(comm->barrier());
   cudaFree(send);
   cudaFree(recv);
   cudaStreamDestroy(consumer);
+}
+
+TEST(comm_nccl, SharedChecksOnAComputeStream) {
+  std::unique_ptr<Communicator> comm = nccl_or_skip();
+  if (comm == nullptr) GTEST_SKIP() << "needs one GPU per rank";
+  cudaStream_t compute = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&compute, cudaStreamNonBlocking), cudaSuccess);
+  SEQPAR_EXPECT_OK(comm->set_stream(compute));
+  for (Status (*check)(Communicator&) :
+       {check_exchange_ring, check_all_to_all_equal, check_all_to_all_uneven, check_all_gather,
+        check_reduce_scatter, check_all_reduce, check_broadcast, check_barrier, check_split,
+        check_nonblocking, check_stats}) {
+    SEQPAR_EXPECT_OK(check(*comm));
+  }
+  ASSERT_EQ(cudaStreamSynchronize(compute), cudaSuccess);
+  cudaStreamDestroy(compute);
 }
 
 }  // namespace

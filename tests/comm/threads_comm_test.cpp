@@ -241,7 +241,9 @@ TEST(comm_threads_failures, RequestOutlivingItsCommunicatorIsWithdrawn) {
   Request request;
   char byte = 1;
   {
-    std::vector<std::unique_ptr<Communicator>> comms = make_threads_communicators(2);
+    auto made = make_threads_communicators(2);
+    ASSERT_TRUE(made.is_ok()) << made.status().to_string();
+    std::vector<std::unique_ptr<Communicator>> comms = std::move(made).value();
     const P2POp send[] = {P2POp::send(1, &byte, 1)};
     SEQPAR_EXPECT_OK(comms[0]->start_exchange(send, request));
   }
@@ -252,7 +254,8 @@ TEST(comm_threads_failures, RequestOutlivingItsCommunicatorIsWithdrawn) {
 
 TEST(comm_threads_failures, InvalidArgumentsAreRejected) {
   auto comms = make_threads_communicators(2);
-  Communicator& comm = *comms[0];
+  ASSERT_TRUE(comms.is_ok()) << comms.status().to_string();
+  Communicator& comm = *comms.value()[0];
   char byte = 0;
   const P2POp bad_peer[] = {P2POp::send(2, &byte, 1)};
   EXPECT_EQ(comm.exchange(bad_peer).code(), StatusCode::kInvalidArgument);

@@ -71,7 +71,9 @@ TEST(ThreadsCopyEngine, WithTheEngineOffTheCopyWaitsForTheReceiver) {
 // the fix, the engine, done with the send, started copying rank 2's 16 MiB into the dropped
 // buffer (and then wrote through the reused op: a crash).
 TEST(ThreadsCopyEngine, DroppedRequestIsNeverWrittenAfterItsRelease) {
-  auto comms = make_threads_communicators(3);
+  auto made = make_threads_communicators(3);
+  ASSERT_TRUE(made.is_ok()) << made.status().to_string();
+  auto comms = std::move(made).value();
   constexpr size_t kSend = size_t{64} << 20, kRecv = size_t{16} << 20;
   std::vector<unsigned char> send0(kSend, 0x11), recv1(kSend, 0), send2(kRecv, 0x22),
       recv0(kRecv, 0xAB), small(16, 0);

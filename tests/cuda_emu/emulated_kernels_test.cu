@@ -297,8 +297,8 @@ TEST(EmulatorCatches, DynamicSharedMemoryBeyondTheLimitIsRefused) {
                                  cudaFuncAttributeMaxDynamicSharedMemorySize, 300 * 1024),
             cudaErrorInvalidValue);
   void (*kernel)(ShuffleParams) = shuffle_kernel;
-  EXPECT_EQ(cuda_emu::launch(reinterpret_cast<const void*>(kernel), dim3(1), dim3(32), 64 * 1024,
-                             nullptr, [] {}),
+  EXPECT_EQ(cuda_emu::launch_closure(reinterpret_cast<const void*>(kernel), dim3(1), dim3(32),
+                                     64 * 1024, nullptr, [] {}),
             cudaErrorInvalidValue);
   EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidValue);
   EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // not sticky: the launch never ran

@@ -28,11 +28,12 @@ void expect_report_passes(const StepReport& rep, int rank) {
 void expect_checked_step_on_threads(const StepConfig& options, int ranks,
                                     std::vector<StepReport>* reports) {
   std::vector<StepReport> all(static_cast<size_t>(ranks));
-  const Status status = run_threads(ranks, [&](Communicator& comm) -> Status {
+  const auto body = [&](Communicator& comm) -> Status {
     SEQPAR_ASSIGN_OR_RETURN(all[static_cast<size_t>(comm.rank())],
                             run_training_step(options, comm));
     return Status::ok();
-  });
+  };
+  const Status status = run_threads(ranks, body, options.plan.device);
   ASSERT_TRUE(status.is_ok()) << status.to_string();
   for (int r = 0; r < ranks; ++r) {
     ASSERT_NO_FATAL_FAILURE(expect_report_passes(all[static_cast<size_t>(r)], r));

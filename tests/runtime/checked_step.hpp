@@ -10,7 +10,8 @@
 
 namespace seqpar::testing {
 
-// On `ranks` threads (the threads backend). Call it inside ASSERT_NO_FATAL_FAILURE: a failed step
+// On `ranks` threads (the threads backend, on options.plan.device's memory). Call it inside
+// ASSERT_NO_FATAL_FAILURE: a failed step
 // is a fatal failure. `reports` (optional) receives every rank's report, in rank order.
 void expect_checked_step_on_threads(const StepConfig& options, int ranks,
                                     std::vector<StepReport>* reports = nullptr);
