@@ -2,18 +2,20 @@
 // Communicator: the one interface every scheme talks to, with three backends (threads, mpi, nccl).
 //
 // Semantics shared by every backend:
-// - Buffers are raw pointers in the memory space the backend works on (host for mpi, device for
-//   nccl, either for threads: device when made for Device::kCuda). Sizes are in bytes, except
+// - Buffers are raw pointers in the memory space the backend works on (device for nccl; host or
+//   device for threads and mpi, device when made for Device::kCuda). Sizes are in bytes, except
 //   reductions, which take an element count + DType.
 // - Every operation has a blocking form and a start_ form that posts it and fills a Request; the
 //   caller must later call wait(request). Buffers must stay untouched until wait returns.
 //   After wait returns, the result is usable by this rank's later work: on the host for host
 //   memory; for device memory, by the work enqueued afterwards on the communicator's stream.
-// - Device memory (device_memory(): nccl, threads made for a device) is ordered with one CUDA
-//   stream per rank, set_stream(): an operation posted now starts after the work enqueued on that
-//   stream so far (its send buffers are written, its receive buffers free), and wait() makes the
-//   stream wait for the operation's end. The host never waits for the device in either; it only
-//   waits, bounded by the timeout, for the peers to post. split() children inherit the stream.
+// - Device memory (device_memory(): nccl, threads or mpi made for a device) is ordered with one
+//   CUDA stream per rank, set_stream(): an operation posted now starts after the work enqueued on
+//   that stream so far (its send buffers are written, its receive buffers free), and wait() makes
+//   the stream wait for the operation's end. With nccl and threads the host never waits for the
+//   device in either; it only waits, bounded by the timeout, for the peers to post. MPI moves
+//   bytes from the host's side, so its device mode does wait for the device work enqueued before
+//   a post (comm/mpi_device_communicator.hpp). split() children inherit the stream.
 // - Every wait is bounded by timeout(); running out returns StatusCode::kTimeout naming the op and
 //   the peer. abort(reason) makes every pending and future wait on every rank of the group fail
 //   with kAborted (threads) or ends the job (mpi: MPI_Abort), so one failing rank never hangs

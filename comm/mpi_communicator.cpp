@@ -2,34 +2,27 @@
 #include "comm/mpi_communicator.hpp"
 
 #include <algorithm>
-#include <climits>
+#include <cstdlib>
 #include <string>
-#include <thread>
+#include <string_view>
 #include <vector>
 
+#include "comm/mpi_requests.hpp"
 #include "comm/op_pool.hpp"
 #include "core/log.hpp"
+
+#if defined(OPEN_MPI) && OPEN_MPI
+#include <mpi-ext.h>  // MPIX_Query_cuda_support
+#endif
+#ifdef SEQPAR_HAVE_CUDA
+#include "comm/mpi_device_communicator.hpp"
+#include "core/device_buffer.hpp"
+#endif
 
 namespace seqpar {
 namespace {
 
-std::string mpi_error_string(int code) {
-  char text[MPI_MAX_ERROR_STRING];
-  int length = 0;
-  MPI_Error_string(code, text, &length);
-  return std::string(text, static_cast<size_t>(length));
-}
-
-#define SEQPAR_MPI_CHECK(call)                                                \
-  do {                                                                        \
-    const int seqpar_mpi_err_ = (call);                                       \
-    if (seqpar_mpi_err_ != MPI_SUCCESS)                                       \
-      return ::seqpar::make_status(                                           \
-          ::seqpar::StatusCode::kCommError, __FILE__, __LINE__,               \
-          ::seqpar::str_cat(#call, ": ", mpi_error_string(seqpar_mpi_err_))); \
-  } while (0)
-
-constexpr size_t kMaxMessage = static_cast<size_t>(INT_MAX);
+constexpr size_t kMaxMessage = kMaxMpiCount;
 
 bool converts_through_float(DType dtype) { return dtype == DType::kBF16 || dtype == DType::kF16; }
 
@@ -48,57 +41,23 @@ MPI_Datatype mpi_type(DType dtype) {
 
 MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::kMax ? MPI_MAX : MPI_SUM; }
 
-Status require_int_count(size_t count, const char* op_name) {
-  SEQPAR_REQUIRE(count <= kMaxMessage, StatusCode::kUnsupported, "mpi ", op_name, ": ", count,
-                 " elements exceed the MPI int count limit");
-  return Status::ok();
-}
-
 // The MPI requests of one posted op, plus what must live until they complete. Pooled: its
 // vectors keep their capacity from one post to the next.
 class MpiPendingOp final : public PooledOp {
  public:
-  // Starts a post. Point-to-point requests can be withdrawn if the op is abandoned; those of
-  // collectives cannot (MPI forbids cancelling or freeing them).
   void begin(const char* op_name, bool point_to_point, int rank,
              std::chrono::milliseconds timeout) {
-    op_name_ = op_name;
-    point_to_point_ = point_to_point;
-    rank_ = rank;
-    timeout_ = timeout;
+    requests.begin(op_name, point_to_point, rank, timeout);
   }
 
   Status wait(std::chrono::steady_clock::time_point deadline) override {
-    statuses_.resize(requests_.size());
-    for (int polls = 0;; ++polls) {
-      int done = 0;
-      SEQPAR_MPI_CHECK(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &done,
-                                   statuses_.data()));
-      if (done != 0) return finish();
-      if (std::chrono::steady_clock::now() >= deadline) {
-        return SEQPAR_FAIL(StatusCode::kTimeout, "mpi ", op_name_, " timed out after ",
-                           timeout_.count(), " ms on rank ", rank_, peer_list());
-      }
-      if (polls < 64) {
-        std::this_thread::yield();
-      } else {
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
-      }
-    }
+    SEQPAR_RETURN_IF_ERROR(requests.wait(deadline));
+    if (converted_out != nullptr)
+      convert_from_float(float_recv.data(), converted_out, converted_dtype, float_recv.size());
+    return Status::ok();
   }
 
-  // A receive whose arrival size is checked against `bytes` at completion.
-  void add_recv(MPI_Request request, int peer, size_t bytes) {
-    requests_.push_back(request);
-    expected_.push_back(Expected{peer, static_cast<int>(bytes)});
-  }
-  void add(MPI_Request request) {
-    requests_.push_back(request);
-    expected_.push_back(Expected{-1, 0});
-  }
-  // A peer named in the timeout message, as "<role> rank <peer>".
-  void add_peer(const char* role, int peer) { peers_.push_back(Peer{role, peer}); }
-
+  MpiRequests requests;
   // bf16/fp16 reductions: fp32 copies of the input and the result, converted back at the end.
   std::vector<float> float_send, float_recv;
   void* converted_out = nullptr;
@@ -107,67 +66,13 @@ class MpiPendingOp final : public PooledOp {
   std::vector<int> send_counts, send_displs, recv_counts, recv_displs;
 
  protected:
-  // Requests still active (the op timed out, failed or was never waited) are withdrawn: a
-  // receive is cancelled (unless its message already matched), then every request is freed.
   // An unfinished collective keeps its op out of the pool for good, as MPI may still use the
-  // op's staging buffers and count arrays.
+  // op's staging buffers and count arrays (MpiRequests::withdraw).
   bool recycle() override {
-    const bool unfinished = std::any_of(requests_.begin(), requests_.end(),
-                                        [](MPI_Request r) { return r != MPI_REQUEST_NULL; });
-    if (unfinished && !point_to_point_) return false;
-    for (size_t i = 0; i < requests_.size(); ++i) {
-      if (requests_[i] == MPI_REQUEST_NULL) continue;
-      if (expected_[i].peer >= 0) MPI_Cancel(&requests_[i]);
-      MPI_Request_free(&requests_[i]);
-    }
-    requests_.clear();
-    expected_.clear();
-    peers_.clear();
+    if (!requests.withdraw()) return false;
     converted_out = nullptr;
     return true;
   }
-
- private:
-  struct Expected {
-    int peer;  // -1: nothing to check
-    int bytes;
-  };
-  struct Peer {
-    const char* role;
-    int peer;
-  };
-
-  Status finish() {
-    for (size_t i = 0; i < requests_.size(); ++i) {
-      if (expected_[i].peer < 0) continue;
-      int received = 0;
-      MPI_Get_count(&statuses_[i], MPI_BYTE, &received);
-      SEQPAR_REQUIRE(received == expected_[i].bytes, StatusCode::kMismatch, "mpi ", op_name_,
-                     ": recv from rank ", expected_[i].peer, " expected ", expected_[i].bytes,
-                     " bytes but got ", received);
-    }
-    if (converted_out != nullptr)
-      convert_from_float(float_recv.data(), converted_out, converted_dtype, float_recv.size());
-    return Status::ok();
-  }
-
-  // " (send to rank 1, recv from rank 3)", or "" without peers.
-  std::string peer_list() const {
-    std::string text;
-    for (const Peer& peer : peers_) {
-      text += str_cat(text.empty() ? " (" : ", ", peer.role, " rank ", peer.peer);
-    }
-    return text.empty() ? text : text + ")";
-  }
-
-  const char* op_name_ = "";
-  bool point_to_point_ = false;
-  int rank_ = 0;
-  std::chrono::milliseconds timeout_{0};
-  std::vector<Peer> peers_;
-  std::vector<MPI_Request> requests_;
-  std::vector<MPI_Status> statuses_;
-  std::vector<Expected> expected_;
 };
 
 // Owner of an op while it is being posted: an early error return releases (withdraws) it.
@@ -199,7 +104,7 @@ class MpiCommunicator final : public Communicator {
     MpiOpPtr op = new_op("exchange", true);
     for (const P2POp& p2p : ops) {
       const bool is_send = p2p.kind == P2POp::Kind::kSend;
-      op->add_peer(is_send ? "send to" : "recv from", p2p.peer);
+      op->requests.add_peer(is_send ? "send to" : "recv from", p2p.peer);
       // Messages above INT_MAX bytes travel as in-order chunks; an empty one still matches.
       size_t offset = 0;
       do {
@@ -209,11 +114,11 @@ class MpiCommunicator final : public Communicator {
         if (is_send) {
           SEQPAR_MPI_CHECK(
               MPI_Isend(data, static_cast<int>(chunk), MPI_BYTE, p2p.peer, kTag, comm_, &request));
-          op->add(request);
+          op->requests.add(request);
         } else {
           SEQPAR_MPI_CHECK(
               MPI_Irecv(data, static_cast<int>(chunk), MPI_BYTE, p2p.peer, kTag, comm_, &request));
-          op->add_recv(request, p2p.peer, chunk);
+          op->requests.add_recv(request, p2p.peer, chunk);
         }
         offset += chunk;
       } while (offset < p2p.bytes);
@@ -234,7 +139,7 @@ class MpiCommunicator final : public Communicator {
     SEQPAR_MPI_CHECK(MPI_Ialltoallv(send, op->send_counts.data(), op->send_displs.data(), MPI_BYTE,
                                     recv, op->recv_counts.data(), op->recv_displs.data(), MPI_BYTE,
                                     comm_, &request));
-    op->add(request);
+    op->requests.add(request);
     return PendingOpPtr(std::move(op));
   }
 
@@ -247,7 +152,7 @@ class MpiCommunicator final : public Communicator {
     MPI_Request request = MPI_REQUEST_NULL;
     SEQPAR_MPI_CHECK(MPI_Iallgather(in_place ? MPI_IN_PLACE : send, count, MPI_BYTE, recv, count,
                                     MPI_BYTE, comm_, &request));
-    op->add(request);
+    op->requests.add(request);
     return PendingOpPtr(std::move(op));
   }
 
@@ -264,7 +169,7 @@ class MpiCommunicator final : public Communicator {
     MPI_Request request = MPI_REQUEST_NULL;
     SEQPAR_MPI_CHECK(MPI_Ireduce_scatter_block(send, recv, static_cast<int>(count_per_rank),
                                                mpi_type(dtype), mpi_op(reduce), comm_, &request));
-    op->add(request);
+    op->requests.add(request);
     return PendingOpPtr(std::move(op));
   }
 
@@ -281,17 +186,17 @@ class MpiCommunicator final : public Communicator {
     SEQPAR_MPI_CHECK(MPI_Iallreduce(send == recv ? MPI_IN_PLACE : send, recv,
                                     static_cast<int>(count), mpi_type(dtype), mpi_op(reduce), comm_,
                                     &request));
-    op->add(request);
+    op->requests.add(request);
     return PendingOpPtr(std::move(op));
   }
 
   StatusOr<PendingOpPtr> post_broadcast(void* buffer, size_t bytes, int root) override {
     SEQPAR_RETURN_IF_ERROR(require_int_count(bytes, "broadcast"));
     MpiOpPtr op = new_op("broadcast", false);
-    op->add_peer("root", root);
+    op->requests.add_peer("root", root);
     MPI_Request request = MPI_REQUEST_NULL;
     SEQPAR_MPI_CHECK(MPI_Ibcast(buffer, static_cast<int>(bytes), MPI_BYTE, root, comm_, &request));
-    op->add(request);
+    op->requests.add(request);
     return PendingOpPtr(std::move(op));
   }
 
@@ -299,7 +204,7 @@ class MpiCommunicator final : public Communicator {
     MpiOpPtr op = new_op("barrier", false);
     MPI_Request request = MPI_REQUEST_NULL;
     SEQPAR_MPI_CHECK(MPI_Ibarrier(comm_, &request));
-    op->add(request);
+    op->requests.add(request);
     return op->wait(deadline);
   }
 
@@ -353,13 +258,63 @@ class MpiCommunicator final : public Communicator {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<Communicator>> make_mpi_communicator(MPI_Comm comm) {
+bool mpi_library_cuda_aware() {
+#if defined(MPIX_CUDA_AWARE_SUPPORT)
+  return MPIX_Query_cuda_support() == 1;
+#else
+  return false;
+#endif
+}
+
+const char* mpi_transfer_mode(const Communicator& comm) {
+  if (std::string_view(comm.backend_name()) != "mpi") return nullptr;
+  if (!comm.device_memory()) return "host";
+#ifdef SEQPAR_HAVE_CUDA
+  if (is_cuda_aware_mpi_communicator(comm)) return "cuda-aware";
+#endif
+  return "staged";
+}
+
+StatusOr<std::unique_ptr<Communicator>> make_mpi_communicator(MPI_Comm comm, Device device,
+                                                              MpiDeviceMode mode) {
   int initialized = 0;
   MPI_Initialized(&initialized);
   SEQPAR_REQUIRE(initialized != 0, StatusCode::kInvalidArgument,
                  "make_mpi_communicator: MPI is not initialised (call MPI_Init first)");
+  bool cuda_aware = false;
+  if (device == Device::kCuda) {
+#ifdef SEQPAR_HAVE_CUDA
+    SEQPAR_REQUIRE(cuda_device_count() > 0, StatusCode::kUnsupported,
+                   "make_mpi_communicator: device memory needs a CUDA device; none is visible");
+#ifdef SEQPAR_CUDA_EMULATION
+    constexpr bool kDevicePointersAreHostPointers = true;
+#else
+    constexpr bool kDevicePointersAreHostPointers = false;
+#endif
+    const char* env = std::getenv("SEQPAR_MPI_CUDA_AWARE");
+    const std::string_view value = env != nullptr ? env : "";
+    const bool env_staged = value == "0" || value == "false" || value == "off" || value == "no";
+    if (mode == MpiDeviceMode::kCudaAware) {
+      SEQPAR_REQUIRE(mpi_library_cuda_aware() || kDevicePointersAreHostPointers,
+                     StatusCode::kUnsupported,
+                     "make_mpi_communicator: CUDA-aware mode asked for, but this MPI library "
+                     "does not report CUDA support");
+      cuda_aware = true;
+    } else if (mode == MpiDeviceMode::kAuto) {
+      cuda_aware = !env_staged && mpi_library_cuda_aware();
+    }
+#else
+    (void)mode;
+    return SEQPAR_FAIL(StatusCode::kUnsupported,
+                       "make_mpi_communicator: device memory needs a build with CUDA");
+#endif
+  }
   MPI_Comm duplicate = MPI_COMM_NULL;
   SEQPAR_MPI_CHECK(MPI_Comm_dup(comm, &duplicate));
+#ifdef SEQPAR_HAVE_CUDA
+  if (device == Device::kCuda) return adopt_mpi_device_communicator(duplicate, cuda_aware);
+#endif
+  (void)cuda_aware;
   return MpiCommunicator::adopt(duplicate);
 }
 

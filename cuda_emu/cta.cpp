@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/context/fiber.hpp>
 #include <cmath>
@@ -175,6 +176,7 @@ enum Kind : uint32_t {
   kUnwaitedCopies = 1u << 7,
   kPartialMask = 1u << 8,
   kShuffleArgs = 1u << 9,
+  kAtomicAddress = 1u << 10,
 };
 
 void report(Kind kind, const char* format, ...) __attribute__((format(printf, 2, 3)));
@@ -406,6 +408,24 @@ void cp_async_wait(int pending) {
     flush_group(t.groups.front());
     t.groups.erase(t.groups.begin());
   }
+}
+
+uint64_t atomic_rmw(void* address, size_t bytes, AtomicOp op, uint64_t value) {
+  const bool where_allowed = in_smem(address, bytes) || device_contains(address, bytes);
+  if (!where_allowed || reinterpret_cast<uintptr_t>(address) % bytes != 0) {
+    report(kAtomicAddress,
+           "atomic on %p (%zu bytes): not a naturally aligned word of device or shared memory",
+           address, bytes);
+    return 0;
+  }
+  // Sizes as CUDA's: the 32-bit forms wrap modulo 2^32.
+  const uint64_t width_mask = bytes == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * bytes)) - 1;
+  uint64_t old = 0;
+  std::memcpy(&old, address, bytes);  // little-endian: the low `bytes` bytes
+  value &= width_mask;
+  const uint64_t updated = op == AtomicOp::kAdd ? (old + value) & width_mask : std::min(old, value);
+  std::memcpy(address, &updated, bytes);
+  return old;
 }
 
 // ldmatrix .x4: lanes 8i..8i+7 give the row addresses of matrix i (8 x 8 b16). Lane l receives

@@ -7,7 +7,8 @@
 //   - shared memory starts poisoned (0xff bytes: a NaN in bf16, fp16 and fp32) and a cp.async
 //     destination reads as poison until its group is waited on; ldmatrix reports poison it reads;
 //   - every emulated shared access lies in the launch's dynamic shared memory, every cp.async
-//     source in a device allocation, with the instruction's alignment;
+//     source in a device allocation, every atomic in one or the other, with the instruction's
+//     alignment;
 //   - __syncthreads from different call sites, a warp-wide instruction that some lanes never
 //     reach (exited, or waiting elsewhere), a CTA where no thread can go on, and cp.async groups
 //     a thread never waited on.

@@ -66,6 +66,14 @@ void ldmatrix_x4(uint32_t (&r)[4], const void* smem, bool trans);
 // mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32, c += a b.
 void mma_m16n8k16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1, bool bf16);
 
+// atomicAdd / atomicMin on a naturally aligned 4- or 8-byte unsigned word of device memory or of
+// the dynamic shared memory: one read-modify-write, returning the old value. No lock: only the
+// device thread runs kernels, one CTA at a time, and a CTA's threads (fibers) switch only at the
+// waits above, so no other thread's access can fall between the read and the write, as none can
+// on the hardware. An address elsewhere, or misaligned, fails the launch.
+enum class AtomicOp : uint8_t { kAdd, kMin };
+uint64_t atomic_rmw(void* address, size_t bytes, AtomicOp op, uint64_t value);
+
 // The CTA's dynamic shared memory (the launch's smem bytes, poisoned at the CTA's start).
 unsigned char* dynamic_smem();
 
@@ -117,6 +125,25 @@ T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = 32) {
   T out;
   std::memcpy(&out, &bits, sizeof(T));
   return out;
+}
+
+// CUDA's atomicAdd and atomicMin on unsigned 32- and 64-bit words (the forms seqpar's kernels
+// use; add others here as kernels need them).
+inline unsigned int atomicAdd(unsigned int* address, unsigned int value) {
+  return static_cast<unsigned int>(::seqpar::cuda_emu::atomic_rmw(
+      address, sizeof(unsigned int), ::seqpar::cuda_emu::AtomicOp::kAdd, value));
+}
+inline unsigned long long atomicAdd(unsigned long long* address, unsigned long long value) {
+  return ::seqpar::cuda_emu::atomic_rmw(address, sizeof(unsigned long long),
+                                        ::seqpar::cuda_emu::AtomicOp::kAdd, value);
+}
+inline unsigned int atomicMin(unsigned int* address, unsigned int value) {
+  return static_cast<unsigned int>(::seqpar::cuda_emu::atomic_rmw(
+      address, sizeof(unsigned int), ::seqpar::cuda_emu::AtomicOp::kMin, value));
+}
+inline unsigned long long atomicMin(unsigned long long* address, unsigned long long value) {
+  return ::seqpar::cuda_emu::atomic_rmw(address, sizeof(unsigned long long),
+                                        ::seqpar::cuda_emu::AtomicOp::kMin, value);
 }
 
 // Device code calls the overloaded min / max of CUDA's math headers.

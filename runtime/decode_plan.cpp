@@ -52,8 +52,7 @@ Status DecodePlan::validate(const DecodeConfig& requested, int ranks) {
                  "the KV cache's capacity (", config.capacity, ") does not hold the prompt (",
                  p.seq, ") and one step of ", config.q_len, " tokens");
   SEQPAR_RETURN_IF_ERROR(validate_ranks_per_node(config.ranks_per_node, ranks));
-  SEQPAR_REQUIRE(config.device == Device::kHost, StatusCode::kUnsupported, "decoding on ",
-                 device_name(config.device), " memory is not supported yet");
+  SEQPAR_RETURN_IF_ERROR(block_kernels_support(config.device, p.dtype, p.head_dim));
   const DecoderDescriptor& decoder = decoder_descriptor(config.decoder);
   return decoder.validate ? decoder.validate(config, ranks) : Status::ok();
 }
@@ -64,12 +63,15 @@ StatusOr<std::unique_ptr<DecodePlan>> DecodePlan::create(const DecodeConfig& req
   const DecodeConfig config = resolved(requested);
   SEQPAR_RETURN_IF_ERROR(check_ranks_agree(fingerprint_of(config, comm.size()), comm));
   SEQPAR_RETURN_IF_ERROR(validate(config, comm.size()));  // configs are equal on every rank
-  SEQPAR_REQUIRE(!comm.device_memory(), StatusCode::kInvalidArgument, "the ", comm.backend_name(),
-                 " backend moves device memory but decoding runs on the host");
+  SEQPAR_REQUIRE(comm.device_memory() == (config.device == Device::kCuda),
+                 StatusCode::kInvalidArgument, "the ", comm.backend_name(), " backend moves ",
+                 comm.device_memory() ? "device" : "host",
+                 " memory but the decoding tensors are on ", device_name(config.device));
+  if (config.device == Device::kCuda) SEQPAR_RETURN_IF_ERROR(comm.set_stream(config.stream));
 
   DecodeContext context = DecodeContext::of(config, comm.size(), &comm);
   StatusOr<std::unique_ptr<KvCache>> cache =
-      KvCache::create(context.cache, comm.rank(), comm.size());
+      KvCache::create(context.cache, comm.rank(), comm.size(), context.target());
   SEQPAR_RETURN_IF_ERROR(agree_across_ranks(cache.status(), comm, "create their KV cache"));
   StatusOr<std::unique_ptr<Decoder>> decoder = decoder_descriptor(config.decoder).create(context);
   SEQPAR_RETURN_IF_ERROR(agree_across_ranks(decoder.status(), comm, "create their decoder"));

@@ -31,8 +31,9 @@ class DecodePlan {
                                                       Communicator& comm);
   // The rules a decode config must meet on `ranks` ranks (no communication): the attention
   // problem's, a prompt of at least one token per rank, q_len >= 1, a capacity that holds the
-  // prompt and one step, ranks per node dividing the ranks, host memory, a registered decoder
-  // and its own rules (DecoderDescriptor::validate).
+  // prompt and one step, ranks per node dividing the ranks, kernels for the device's dtype and
+  // head dim, a registered decoder and its own rules (DecoderDescriptor::validate). A device plan
+  // orders its work on config.stream, which it sets on the communicator.
   static Status validate(const DecodeConfig& config, int ranks);
   // `config` with its defaults resolved (softmax scale, capacity, the causal mask), as a plan
   // holds it.

@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 
+#include "attention/dispatch.hpp"
 #include "comm/communicator.hpp"
 #include "runtime/kv_cache.hpp"
 #include "runtime/problem.hpp"
@@ -19,6 +20,9 @@ struct DecodeContext {
   KvCacheShape cache;            // the cache's shape, from config
   Communicator* comm = nullptr;  // the caller's (null for schedule and workspace queries)
   int ranks = 1;
+
+  // Where the decoder's kernels and copies run: the config's device and stream.
+  KernelTarget target() const { return {config.device, config.stream}; }
 
   // The context of `resolved` (DecodePlan::resolved) on `ranks` ranks: its cache holds the
   // prompt of problem.seq tokens and room for config.capacity.

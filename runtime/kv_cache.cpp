@@ -4,16 +4,19 @@
 #include <cstring>
 #include <new>
 
+#include "runtime/buffer_ops.hpp"
+
 namespace seqpar {
 
-StatusOr<std::unique_ptr<KvCache>> KvCache::create(const KvCacheShape& shape, int rank, int ranks) {
+StatusOr<std::unique_ptr<KvCache>> KvCache::create(const KvCacheShape& shape, int rank, int ranks,
+                                                   const KernelTarget& target) {
   SEQPAR_REQUIRE(shape.prompt >= ranks, StatusCode::kInvalidArgument, "the KV cache's prompt of ",
                  shape.prompt, " tokens is shorter than the ", ranks,
                  " ranks (every shard needs at least one token)");
   SEQPAR_REQUIRE(shape.capacity >= shape.prompt, StatusCode::kInvalidArgument,
                  "the KV cache's capacity (", shape.capacity, ") is below its prompt (",
                  shape.prompt, ")");
-  std::unique_ptr<KvCache> cache(new KvCache(shape, rank, ranks));
+  std::unique_ptr<KvCache> cache(new KvCache(shape, rank, ranks, target));
   const BalancedSplit& split = cache->prompt_split_;
   cache->local_capacity_ = local_capacity_for(shape, ranks);
   try {
@@ -32,8 +35,18 @@ StatusOr<std::unique_ptr<KvCache>> KvCache::create(const KvCacheShape& shape, in
   const size_t bytes =
       static_cast<size_t>(shape.batch * cache->local_capacity_ * shape.heads_kv * shape.head_dim) *
       dtype_size(shape.dtype);
-  SEQPAR_RETURN_IF_ERROR(cache->k_.allocate(bytes));
-  SEQPAR_RETURN_IF_ERROR(cache->v_.allocate(bytes));
+  const bool on_device = target.device != Device::kHost;
+  const size_t positions_bytes = cache->positions_.size() * sizeof(int64_t);
+  WorkspaceArena arena;
+  arena.add(cache->k_, bytes);
+  arena.add(cache->v_, bytes);
+  arena.add(cache->device_positions_, on_device ? positions_bytes : 0);
+  SEQPAR_RETURN_IF_ERROR(arena.allocate(cache->storage_, target.device));
+  cache->kernel_positions_ = on_device ? cache->device_positions_ : cache->positions_.data();
+  if (on_device) {  // once, on the stream; positions_ lives as long as the cache
+    SEQPAR_RETURN_IF_ERROR(buffer_ops::copy(cache->device_positions_, cache->positions_.data(),
+                                            positions_bytes, target));
+  }
   return cache;
 }
 
@@ -63,8 +76,10 @@ Status KvCache::append(const void* k_new, const void* v_new, int64_t n) {
     for (int64_t b = 0; b < shape_.batch; ++b) {
       const size_t from = static_cast<size_t>(b * n + j) * row;
       const size_t to = static_cast<size_t>(b * local_capacity_ + local) * row;
-      std::memcpy(static_cast<char*>(k()) + to, static_cast<const char*>(k_new) + from, row);
-      std::memcpy(static_cast<char*>(v()) + to, static_cast<const char*>(v_new) + from, row);
+      SEQPAR_RETURN_IF_ERROR(
+          buffer_ops::copy(k_ + to, static_cast<const char*>(k_new) + from, row, target_));
+      SEQPAR_RETURN_IF_ERROR(
+          buffer_ops::copy(v_ + to, static_cast<const char*>(v_new) + from, row, target_));
     }
     ++local;
   }

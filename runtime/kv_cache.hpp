@@ -12,10 +12,11 @@
 #include <memory>
 #include <vector>
 
+#include "attention/dispatch.hpp"
 #include "core/dtype.hpp"
-#include "core/host_buffer.hpp"
 #include "core/status.hpp"
 #include "partition/layout.hpp"
+#include "runtime/workspace_arena.hpp"
 
 namespace seqpar {
 
@@ -30,7 +31,10 @@ struct KvCacheShape {
 
 class KvCache {
  public:
-  static StatusOr<std::unique_ptr<KvCache>> create(const KvCacheShape& shape, int rank, int ranks);
+  // The storage lives where `target` says (a device cache: on its device, appended to on its
+  // stream; the positions are uploaded once, here).
+  static StatusOr<std::unique_ptr<KvCache>> create(const KvCacheShape& shape, int rank, int ranks,
+                                                   const KernelTarget& target = {});
   // Tokens each rank's storage holds room for: ceil(capacity / P), the longest shard once the
   // cache is full (shards stay within one token of each other).
   static int64_t local_capacity_for(const KvCacheShape& shape, int ranks) {
@@ -46,36 +50,48 @@ class KvCache {
   int64_t local_length_of(int rank) const;  // tokens rank `rank` holds now
   int64_t local_length() const { return local_length_of(rank_); }
   int owner(int64_t token) const;
-  // (local_capacity) absolute positions of rank `rank`'s tokens, in its storage order.
+  // (local_capacity) absolute positions of rank `rank`'s tokens, in its storage order (host).
   const int64_t* positions_of(int rank) const {
     return positions_.data() + static_cast<size_t>(rank * local_capacity_);
   }
-  // (B, local_capacity, Hkv, D) storage: this rank's keys and values; the first
-  // local_length() rows of each batch are valid. Writable to fill the prompt's rows.
-  void* k() { return k_.data(); }
-  void* v() { return v_.data(); }
-  const void* k() const { return k_.data(); }
-  const void* v() const { return v_.data(); }
+  // The same where the kernels run (the cache's memory): what a block's k_pos indexes.
+  const int64_t* kernel_positions_of(int rank) const {
+    return kernel_positions_ + static_cast<size_t>(rank * local_capacity_);
+  }
+  const KernelTarget& target() const { return target_; }
+  // (B, local_capacity, Hkv, D) storage, in the cache's memory: this rank's keys and values; the
+  // first local_length() rows of each batch are valid. Writable to fill the prompt's rows.
+  void* k() { return k_; }
+  void* v() { return v_; }
+  const void* k() const { return k_; }
+  const void* v() const { return v_; }
 
-  // Appends n tokens at positions length()..length()+n-1; k_new, v_new (B, n, Hkv, D) storage,
-  // the same on every rank (decoding replicates the new tokens); this rank keeps the ones it owns.
+  // Appends n tokens at positions length()..length()+n-1; k_new, v_new (B, n, Hkv, D) storage in
+  // the cache's memory, the same on every rank (decoding replicates the new tokens); this rank
+  // keeps the ones it owns (a device cache copies on its stream).
   Status append(const void* k_new, const void* v_new, int64_t n);
 
  private:
-  KvCache(const KvCacheShape& shape, int rank, int ranks)
+  KvCache(const KvCacheShape& shape, int rank, int ranks, const KernelTarget& target)
       : shape_(shape),
         rank_(rank),
         ranks_(ranks),
+        target_(target),
         prompt_split_{shape.prompt, ranks},
         length_(shape.prompt) {}
 
   KvCacheShape shape_;
   int rank_, ranks_;
+  KernelTarget target_;
   BalancedSplit prompt_split_;  // the prompt's runs, one per rank
   int64_t length_;
   int64_t local_capacity_ = 0;
-  std::vector<int64_t> positions_;  // (P, local_capacity)
-  HostBuffer k_, v_;                // (B, local_capacity, Hkv, D) storage
+  std::vector<int64_t> positions_;  // (P, local_capacity), host
+  WorkspaceBuffer storage_;         // on target_.device: k_, v_ and (a device cache) positions
+  char* k_ = nullptr;               // (B, local_capacity, Hkv, D) storage
+  char* v_ = nullptr;
+  int64_t* device_positions_ = nullptr;        // (P, local_capacity), a device cache's
+  const int64_t* kernel_positions_ = nullptr;  // positions_ or device_positions_
 };
 
 }  // namespace seqpar

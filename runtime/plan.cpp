@@ -2,6 +2,7 @@
 #include "runtime/plan.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "core/log.hpp"
@@ -15,6 +16,12 @@ namespace {
 constexpr int64_t kMinHeadDim = 8;
 constexpr int64_t kMaxHeadDim = 256;
 constexpr int64_t kMaxElements = int64_t{1} << 56;  // per global tensor; bytes stay far from 2^63
+
+// The tensors the finite check reads, by their names in its messages (the device check's records
+// are indexed by these).
+enum CheckedSlot : int { kQ = 0, kK, kV, kDout, kDq, kDk, kDv, kCheckedTensors };
+constexpr const char* kCheckedNames[kCheckedTensors] = {
+    "Q", "K", "V", "dO", "backward's dQ", "backward's dK", "backward's dV"};
 
 // The config values every rank must agree on, exchanged once per plan. PlanConfig::backward is
 // not one: forward runs the same on a forward-only rank (only the arena's backward regions are
@@ -114,12 +121,40 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const PlanConfig& requested, Commun
   SEQPAR_ASSIGN_OR_RETURN(const std::vector<CommVolume> backward,
                           scheme_comm(context, Pass::kBackward));
   StatusOr<std::unique_ptr<Scheme>> scheme = descriptor.create(context);
+  Status made = scheme.status();
+  std::unique_ptr<DeviceFiniteCheck> device_check;
+  if (made.is_ok() && config.check_finite && config.device == Device::kCuda) {
+    const ShardSizes own = ShardSizes::of_rank(context, comm.rank());
+    std::array<CheckedTensor, kCheckedTensors> tensors{};
+    for (const CheckedSlot slot : {kQ, kDout, kDq}) {
+      tensors[slot] = {kCheckedNames[slot], own.q_elems};
+    }
+    for (const CheckedSlot slot : {kK, kV, kDk, kDv}) {
+      tensors[slot] = {kCheckedNames[slot], own.kv_elems};
+    }
+    StatusOr<std::unique_ptr<DeviceFiniteCheck>> check =
+        DeviceFiniteCheck::create(config.stream, config.problem.dtype, tensors);
+    made = check.status();
+    if (made.is_ok()) device_check = std::move(check).value();
+  }
   SEQPAR_RETURN_IF_ERROR(
-      agree_across_ranks(scheme.status(), comm, "create their plan"));  // e.g. out of memory
+      agree_across_ranks(made, comm, "create their plan"));  // e.g. out of memory
   const bool check_finite = config.check_finite && config.device == Device::kHost;
   return std::unique_ptr<Plan>(new Plan(std::move(context), std::move(scheme).value(), check_finite,
-                                        forward[mine], backward[mine]));
+                                        std::move(device_check), forward[mine], backward[mine]));
 }
+
+Plan::Plan(SchemeContext context, std::unique_ptr<Scheme> scheme, bool check_finite,
+           std::unique_ptr<DeviceFiniteCheck> device_check, CommVolume forward_comm,
+           CommVolume backward_comm)
+    : context_(std::move(context)),
+      scheme_(std::move(scheme)),
+      check_finite_(check_finite),
+      device_check_(std::move(device_check)),
+      forward_comm_(forward_comm),
+      backward_comm_(backward_comm) {}
+
+Plan::~Plan() = default;
 
 CommStats Plan::comm_stats() const { return stats_with(*context_.comm, scheme_->subgroups()); }
 
@@ -130,26 +165,54 @@ Status Plan::fail_group_on_error(Status status) {
   return status;
 }
 
-Status Plan::check_inputs(const void* q, const void* k, const void* v, const void* dout) const {
+Status Plan::check_inputs(const void* q, const void* k, const void* v, const void* dout) {
+  if (device_check_) {
+    // Earlier steps' verdict first: a failure the device has reported fails this step before
+    // any of its work.
+    SEQPAR_RETURN_IF_ERROR(device_check_->poll());
+    const auto kind = dout == nullptr ? DeviceFiniteCheck::StepKind::kForward
+                                      : DeviceFiniteCheck::StepKind::kBackward;
+    SEQPAR_RETURN_IF_ERROR(device_check_->begin_step(steps_, kind));
+    SEQPAR_RETURN_IF_ERROR(device_check_->count(kQ, q));
+    SEQPAR_RETURN_IF_ERROR(device_check_->count(kK, k));
+    SEQPAR_RETURN_IF_ERROR(device_check_->count(kV, v));
+    return dout == nullptr ? Status::ok() : device_check_->count(kDout, dout);
+  }
   if (!check_finite_) return Status::ok();
   const ShardSizes own = ShardSizes::of_rank(context_, context_.comm->rank());
   const DType dt = context_.problem.dtype;
-  SEQPAR_RETURN_IF_ERROR(require_finite(q, dt, own.q_elems, "Q"));
-  SEQPAR_RETURN_IF_ERROR(require_finite(k, dt, own.kv_elems, "K"));
-  SEQPAR_RETURN_IF_ERROR(require_finite(v, dt, own.kv_elems, "V"));
-  return dout == nullptr ? Status::ok() : require_finite(dout, dt, own.q_elems, "dO");
+  SEQPAR_RETURN_IF_ERROR(require_finite(q, dt, own.q_elems, kCheckedNames[kQ]));
+  SEQPAR_RETURN_IF_ERROR(require_finite(k, dt, own.kv_elems, kCheckedNames[kK]));
+  SEQPAR_RETURN_IF_ERROR(require_finite(v, dt, own.kv_elems, kCheckedNames[kV]));
+  return dout == nullptr ? Status::ok()
+                         : require_finite(dout, dt, own.q_elems, kCheckedNames[kDout]);
 }
 
-Status Plan::check_gradients(const BackwardArgs& args) const {
+Status Plan::check_gradients(const BackwardArgs& args) {
+  if (device_check_) {
+    SEQPAR_RETURN_IF_ERROR(device_check_->count(kDq, args.dq));
+    SEQPAR_RETURN_IF_ERROR(device_check_->count(kDk, args.dk));
+    return device_check_->count(kDv, args.dv);
+  }
   if (!check_finite_) return Status::ok();
   const ShardSizes own = ShardSizes::of_rank(context_, context_.comm->rank());
   const DType dt = context_.problem.dtype;
-  SEQPAR_RETURN_IF_ERROR(require_finite(args.dq, dt, own.q_elems, "backward's dQ"));
-  SEQPAR_RETURN_IF_ERROR(require_finite(args.dk, dt, own.kv_elems, "backward's dK"));
-  return require_finite(args.dv, dt, own.kv_elems, "backward's dV");
+  SEQPAR_RETURN_IF_ERROR(require_finite(args.dq, dt, own.q_elems, kCheckedNames[kDq]));
+  SEQPAR_RETURN_IF_ERROR(require_finite(args.dk, dt, own.kv_elems, kCheckedNames[kDk]));
+  return require_finite(args.dv, dt, own.kv_elems, kCheckedNames[kDv]);
+}
+
+Status Plan::finish_device_check() {
+  return device_check_ ? device_check_->end_step() : Status::ok();
+}
+
+Status Plan::finite_check_result() {
+  return device_check_ ? fail_group_on_error(device_check_->wait(context_.comm->timeout()))
+                       : Status::ok();
 }
 
 Status Plan::forward(const ForwardArgs& args) {
+  ++steps_;
   const bool complete = args.q && args.k && args.v && args.out && args.lse;
   if (!complete) {
     return fail_group_on_error(
@@ -157,10 +220,12 @@ Status Plan::forward(const ForwardArgs& args) {
   }
   Status status = check_inputs(args.q, args.k, args.v, nullptr);
   if (status.is_ok()) status = scheme_->forward(args);
+  if (status.is_ok()) status = finish_device_check();
   return fail_group_on_error(std::move(status));
 }
 
 Status Plan::backward(const BackwardArgs& args) {
+  ++steps_;
   if (!context_.backward) {
     return fail_group_on_error(
         SEQPAR_FAIL(StatusCode::kInvalidArgument,
@@ -175,6 +240,7 @@ Status Plan::backward(const BackwardArgs& args) {
   Status status = check_inputs(args.q, args.k, args.v, args.dout);
   if (status.is_ok()) status = scheme_->backward(args);
   if (status.is_ok()) status = check_gradients(args);
+  if (status.is_ok()) status = finish_device_check();
   return fail_group_on_error(std::move(status));
 }
 

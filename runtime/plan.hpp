@@ -8,6 +8,20 @@
 // The communicator is the caller's (adopted, not owned): a threads group, an MPI_Comm wrapped by
 // make_mpi_communicator, or an ncclComm_t wrapped by make_nccl_communicator. It must outlive the
 // plan. forward() and backward() are collective too, and allocate nothing.
+//
+// PlanConfig::check_finite: a host plan checks a step's inputs before it and its gradients after
+// it, synchronously, and the failing step itself returns the error. A device plan checks the same
+// tensors with kernels on its stream and never waits for them inside a step: each step's report
+// is copied to pinned host memory behind an event, and the check's verdict is
+//   - returned by the first forward() or backward() that starts once the device has finished
+//     the failing step's report (the next call when the device keeps up, the one after when it
+//     runs a step behind the host: the report alternates between two host copies; later when it
+//     runs further behind), which fails before any of its own work;
+//   - returned, waiting for the device, by finite_check_result(), the one explicit host wait
+//     (call it at the end of a loop, before trusting a step's outputs, or in tests).
+// Both fail with kInvalidArgument naming the tensor, the step it came from, the first non-finite
+// element and the count, and abort the group; the verdict then stays, every later call
+// returning it.
 #include <memory>
 
 #include "comm/communicator.hpp"
@@ -17,6 +31,8 @@
 #include "runtime/scheme.hpp"
 
 namespace seqpar {
+
+class DeviceFiniteCheck;  // runtime/finite_check.hpp
 
 class Plan {
  public:
@@ -46,24 +62,34 @@ class Plan {
   Status forward(const ForwardArgs& args);
   Status backward(const BackwardArgs& args);
 
+  // The finite check's verdict on every step so far (PlanConfig::check_finite; ok when it is
+  // off). On a device plan it waits on the host for the device's last report (cudaEventSynchronize)
+  // and, when a step held a NaN or Inf, fails as that step would have (aborting the group: call
+  // it on every rank, or expect the others' next collective call to fail kAborted). On a host
+  // plan it returns ok: its checks are synchronous, so a failing step has already said so.
+  Status finite_check_result();
+
+  ~Plan();
+
  private:
   Status fail_group_on_error(Status status);
   // PlanConfig::check_finite: this rank's inputs (a NaN in them need not reach the outputs: the
   // kernels' fast exp can turn it into a finite wrong value) and, after backward, the gradients
-  // (an overflow of a 16-bit storage dtype).
-  Status check_inputs(const void* q, const void* k, const void* v, const void* dout) const;
-  Status check_gradients(const BackwardArgs& args) const;
+  // (an overflow of a 16-bit storage dtype). On a device plan check_inputs first takes the
+  // verdict of earlier steps' reports, then enqueues this step's counts, and
+  // finish_device_check enqueues the step's report (see the top of this file).
+  Status check_inputs(const void* q, const void* k, const void* v, const void* dout);
+  Status check_gradients(const BackwardArgs& args);
+  Status finish_device_check();
   Plan(SchemeContext context, std::unique_ptr<Scheme> scheme, bool check_finite,
-       CommVolume forward_comm, CommVolume backward_comm)
-      : context_(std::move(context)),
-        scheme_(std::move(scheme)),
-        check_finite_(check_finite),
-        forward_comm_(forward_comm),
-        backward_comm_(backward_comm) {}
+       std::unique_ptr<DeviceFiniteCheck> device_check, CommVolume forward_comm,
+       CommVolume backward_comm);
   SchemeContext context_;
   std::unique_ptr<Scheme> scheme_;
-  bool check_finite_ = true;  // PlanConfig::check_finite, on a host plan
-  CommVolume forward_comm_;   // this rank's share of the scheme's schedule, per pass
+  bool check_finite_ = true;                         // PlanConfig::check_finite, on a host plan
+  std::unique_ptr<DeviceFiniteCheck> device_check_;  // PlanConfig::check_finite, on a device plan
+  uint64_t steps_ = 0;       // forward and backward calls so far: the step a report names
+  CommVolume forward_comm_;  // this rank's share of the scheme's schedule, per pass
   CommVolume backward_comm_;
 };
 

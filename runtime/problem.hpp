@@ -33,10 +33,14 @@ struct PlanConfig {
   // hybrid's U: ranks per Ulysses group (consecutive ranks; U x R = P). 0: choose, as
   // runtime/hybrid_grid.hpp says (the widest group inside a node that the heads allow).
   int ulysses_degree = 0;
-  // Before each step, scan this rank's Q, K, V (and dO), and after backward its dQ, dK, dV, and
-  // fail the step, aborting the group, when any is NaN or Inf (bad input, or an overflow of the
-  // storage dtype). One pass over the rank's shards, small next to the attention work. Host
-  // plans only: device plans skip it until a device reduction exists.
+  // Scan this rank's Q, K, V (and dO) before each step, and its dQ, dK, dV after backward, for
+  // NaN or Inf (bad input, or an overflow of the storage dtype), and fail, aborting the group,
+  // when any holds one. One pass over the rank's shards, small next to the attention work.
+  // Host plans: synchronous, the failing step itself fails. Device plans: kernels on the plan's
+  // stream and a deferred report, so no step waits on the host for the device: the failure is
+  // returned by the first forward/backward that starts after the device has finished the failing
+  // step's report (the next call, or the one after when the device runs a step behind), and at
+  // the latest by Plan::finite_check_result(), which waits for it (runtime/plan.hpp).
   bool check_finite = true;
   // false: a forward-only plan (prefill/inference): no backward buffers (delta, the dK, dV and
   // dQ shares and totals, the backward head tensors and gathers); backward() fails with a clear
@@ -62,7 +66,7 @@ struct DecodeConfig {
   int64_t q_len = 1;         // n: new tokens per step
   int64_t capacity = 0;      // the most tokens the cache will hold (0: seq + q_len, one step)
   DecoderKind decoder = DecoderKind::kTree;
-  Device device = Device::kHost;  // host only for now
+  Device device = Device::kHost;  // where the cache, the tokens and the kernels are
   void* stream = nullptr;
   int ranks_per_node = 0;  // consecutive ranks sharing a node (0: all): tree's hierarchy
 };

@@ -70,9 +70,9 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
       "dtype", po::value(&dtype)->default_value(dtype), "fp32 | bf16 | fp16")(
       "device", po::value(&device)->default_value(device),
       "host | cuda: where the tensors live and the kernels run (cuda: bf16 or fp16, head dim 64 "
-      "or 128; --backend nccl, or threads: the ranks share the one GPU, or the CPU emulator in "
-      "a SEQPAR_CUDA_EMULATOR build)")("backward", po::bool_switch(&o.backward),
-                                       "run backward too (a training step)")(
+      "or 128; --backend nccl, mpi (CUDA-aware or staged through host memory), or threads: the "
+      "ranks share the one GPU, or the CPU emulator in a SEQPAR_CUDA_EMULATOR build)")(
+      "backward", po::bool_switch(&o.backward), "run backward too (a training step)")(
       "phase", po::value(&phase)->default_value(phase),
       "train | prefill | decode (prefill: the forward alone; decode: --q-len new tokens "
       "against a KV cache of --seq tokens, --scheme naming the decoder)")(
@@ -120,9 +120,6 @@ StatusOr<RunOptions> parse_run_options(int argc, char** argv, bool* exit_now) {
       o.backend != BackendKind::kNccl || vm["device"].defaulted() || o.plan.device == Device::kCuda,
       StatusCode::kInvalidArgument, "--backend nccl moves device memory: --device cuda");
   if (o.backend == BackendKind::kNccl) o.plan.device = Device::kCuda;
-  SEQPAR_REQUIRE(o.backend != BackendKind::kMpi || o.plan.device == Device::kHost,
-                 StatusCode::kUnsupported,
-                 "--backend mpi moves host memory; device plans run on --backend threads or nccl");
   o.ranks_given = !vm["ranks"].defaulted();
   SEQPAR_ASSIGN_OR_RETURN(o.phase, parse_phase(phase));
   const bool decode = o.phase == Phase::kDecode;

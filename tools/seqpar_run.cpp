@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 
+#include "comm/comm_staging.hpp"
 #include "comm/threads/threads_communicator.hpp"
 #include "core/log.hpp"
 #include "harness/decode_step.hpp"
@@ -21,9 +22,12 @@
 
 #include "comm/mpi_communicator.hpp"
 #endif
+#ifdef SEQPAR_HAVE_CUDA
+#include "core/cuda_check.hpp"
+#include "core/device_buffer.hpp"
+#endif
 #ifdef SEQPAR_HAVE_NCCL
 #include "comm/nccl_communicator.hpp"
-#include "core/device_buffer.hpp"
 #endif
 
 namespace seqpar {
@@ -118,22 +122,50 @@ int run_with_threads(const RunOptions& requested) {
 }
 
 #ifdef SEQPAR_HAVE_MPI
-StatusOr<std::unique_ptr<Communicator>> make_world_communicator(const RunOptions& options) {
-  if (options.backend == BackendKind::kMpi) return make_mpi_communicator(MPI_COMM_WORLD);
-#ifdef SEQPAR_HAVE_NCCL
-  MPI_Comm node;  // ranks sharing this host pick GPUs by their rank within the host
+#ifdef SEQPAR_HAVE_CUDA
+// The GPU of this process: ranks sharing a host pick GPUs by their rank within the host.
+StatusOr<int> local_device(const char* backend) {
+  MPI_Comm node;
   MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
   int local_rank = 0;
   MPI_Comm_rank(node, &local_rank);
   MPI_Comm_free(&node);
   const int devices = cuda_device_count();
-  SEQPAR_REQUIRE(devices > 0, StatusCode::kUnsupported,
-                 "the nccl backend needs a CUDA device; none is visible");
-  return bootstrap_nccl_communicator(MPI_COMM_WORLD, local_rank % devices);
+  SEQPAR_REQUIRE(devices > 0, StatusCode::kUnsupported, "--backend ", backend,
+                 " --device cuda needs a CUDA device; none is visible");
+  return local_rank % devices;
+}
+#endif
+
+StatusOr<std::unique_ptr<Communicator>> make_world_communicator(const RunOptions& options) {
+  if (options.backend == BackendKind::kMpi) {
+#ifdef SEQPAR_HAVE_CUDA
+    if (options.plan.device == Device::kCuda) {
+      SEQPAR_ASSIGN_OR_RETURN(const int device, local_device("mpi"));
+      SEQPAR_CUDA_CHECK(cudaSetDevice(device));
+    }
+#endif
+    // Device plans: CUDA-aware when the library says so, else staged (SEQPAR_MPI_CUDA_AWARE=0
+    // forces staging); the report's first line says which.
+    return make_mpi_communicator(MPI_COMM_WORLD, options.plan.device);
+  }
+#ifdef SEQPAR_HAVE_NCCL
+  SEQPAR_ASSIGN_OR_RETURN(const int device, local_device("nccl"));
+  return bootstrap_nccl_communicator(MPI_COMM_WORLD, device);
 #else
   return SEQPAR_FAIL(StatusCode::kUnsupported,
                      "this build has no NCCL (it needs the CUDA toolkit with NCCL)");
 #endif
+}
+
+// How --backend mpi moved a device plan's buffers (cuda-aware or staged), after the report (not
+// with --json: stdout is one JSON object then).
+void print_mpi_mode(const RunOptions& options, const Communicator& comm) {
+  const char* mode = mpi_transfer_mode(comm);
+  if (options.json || mode == nullptr || !comm.device_memory()) return;
+  std::cout << "  mpi        device buffers, " << mode << " transfers"
+            << (mpi_library_cuda_aware() ? "" : " (this MPI library reports no CUDA support)")
+            << "\n";
 }
 
 // --scheme auto under MPI: collective; every rank evaluates the same inputs (rank 0's rate) and
@@ -168,8 +200,9 @@ int run_with_mpi(int argc, char** argv, const RunOptions& requested) {
     if (!result.is_ok()) SEQPAR_LOG_ERROR(result.status().to_string());
     // Every rank learns whether any rank failed, so all exit alike (bounded by the timeout).
     int32_t failed = result.is_ok() ? 0 : 1;
-    const Status agreed =
-        comm.value()->all_reduce(&failed, &failed, 1, DType::kI32, ReduceOp::kMax);
+    // A device step's stream went with the step; the agreement runs on the default stream.
+    if (comm.value()->device_memory()) (void)comm.value()->set_stream(nullptr);
+    const Status agreed = all_reduce_host(*comm.value(), &failed, 1, DType::kI32, ReduceOp::kMax);
     if (!agreed.is_ok()) {
       SEQPAR_LOG_ERROR(agreed.to_string());
       MPI_Abort(MPI_COMM_WORLD, 1);
@@ -179,6 +212,7 @@ int run_with_mpi(int argc, char** argv, const RunOptions& requested) {
           planned && requested.scheme_auto ? with_choice(requested, *planned) : requested;
       exit_code = rank == 0 ? print_report(options, result.value(), planned ? &*planned : nullptr)
                             : (result.value().passed() ? 0 : 1);
+      if (rank == 0) print_mpi_mode(options, *comm.value());
     }
   }
   MPI_Finalize();

@@ -8,10 +8,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <tuple>
 
 #include "attention/cuda/kernel_params.hpp"
 #include "core/cuda_check.hpp"
 #include "core/listing.hpp"
+#ifdef SEQPAR_CUDA_EMULATION
+#include "cuda_emu/device.hpp"
+#endif
 
 namespace seqpar {
 
@@ -40,6 +44,44 @@ Status check_aligned(const char* op, const char* name, const void* ptr, size_t a
                  op, ": ", name, " must be ", alignment, "-byte aligned for the CUDA kernels");
   return Status::ok();
 }
+
+// The emulated build's stand-in for checking the kernels' plain loads and stores one by one: the
+// kernels read or write [ptr, ptr + bytes) in place, so it must lie inside one device allocation
+// (a pageable host pointer, which a GPU would fault on, is refused by name). Real builds skip it:
+// up to 11 driver queries per launch are too dear for a decode step's microsecond kernels, and
+// the pointers our own code hands the kernels are what CI checks here.
+Status check_device_range([[maybe_unused]] const char* op, [[maybe_unused]] const char* name,
+                          [[maybe_unused]] const void* ptr, [[maybe_unused]] size_t bytes) {
+#ifdef SEQPAR_CUDA_EMULATION
+  if (bytes == 0) return Status::ok();
+  cudaPointerAttributes attributes{};
+  SEQPAR_CUDA_CHECK(cudaPointerGetAttributes(&attributes, ptr));
+  SEQPAR_REQUIRE(attributes.type != cudaMemoryTypeUnregistered, StatusCode::kInvalidArgument, op,
+                 ": ", name, " is pageable host memory; the CUDA kernels need device memory");
+  SEQPAR_REQUIRE(cuda_emu::device_contains(ptr, bytes), StatusCode::kInvalidArgument, op, ": ",
+                 name, "'s ", bytes, " bytes run past its device allocation");
+#endif
+  return Status::ok();
+}
+
+// Every tensor a block kernel touches, at the extent its shape gives (fp32 for out, LSE, delta
+// and the gradients; an indexed position map's Sq or Sk entries).
+struct BlockExtents {
+  size_t q, kv, q_f32, kv_f32, rows_f32, q_pos, k_pos;
+  BlockExtents(const BlockShape& s, DType dtype, const PositionMap& q_map,
+               const PositionMap& k_map) {
+    const auto e = static_cast<int64_t>(dtype_size(dtype));
+    const int64_t q_elems = s.batch * s.seq_q * s.heads_q * s.head_dim;
+    const int64_t kv_elems = s.batch * s.seq_k * s.heads_kv * s.head_dim;
+    q = static_cast<size_t>(q_elems * e);
+    kv = static_cast<size_t>(kv_elems * e);
+    q_f32 = static_cast<size_t>(q_elems) * sizeof(float);
+    kv_f32 = static_cast<size_t>(kv_elems) * sizeof(float);
+    rows_f32 = static_cast<size_t>(s.batch * s.heads_q * s.seq_q) * sizeof(float);
+    q_pos = q_map.index ? static_cast<size_t>(s.seq_q) * sizeof(int64_t) : 0;
+    k_pos = k_map.index ? static_cast<size_t>(s.seq_k) * sizeof(int64_t) : 0;
+  }
+};
 
 Status check_grid(const char* op, const BlockShape& s) {
   SEQPAR_REQUIRE(s.batch <= kMaxGridYZ && s.heads_q <= kMaxGridYZ, StatusCode::kUnsupported, op,
@@ -89,6 +131,17 @@ Status cuda_block_forward(const BlockForwardParams& p, void* stream) {
   }
   SEQPAR_RETURN_IF_ERROR(check_aligned(kOp, "out", p.out, 8));
   SEQPAR_RETURN_IF_ERROR(check_positions(kOp, p.q_pos, p.k_pos));
+  const BlockExtents x(p.shape, p.dtype, p.q_pos, p.k_pos);
+  for (const auto& [name, ptr, bytes] :
+       {std::tuple<const char*, const void*, size_t>{"q", p.q, x.q},
+        {"k", p.k, x.kv},
+        {"v", p.v, x.kv},
+        {"out", p.out, x.q_f32},
+        {"lse", p.lse, x.rows_f32},
+        {"q_pos.index", p.q_pos.index, x.q_pos},
+        {"k_pos.index", p.k_pos.index, x.k_pos}}) {
+    SEQPAR_RETURN_IF_ERROR(check_device_range(kOp, name, ptr, bytes));
+  }
   ForwardKernelParams kp;
   kp.shape = kernel_shape(p.shape);
   kp.dtype = p.dtype;
@@ -120,6 +173,22 @@ Status cuda_block_backward(const BlockBackwardParams& p, void* stream) {
   SEQPAR_RETURN_IF_ERROR(check_aligned(kOp, "dk", p.dk, 8));
   SEQPAR_RETURN_IF_ERROR(check_aligned(kOp, "dv", p.dv, 8));
   SEQPAR_RETURN_IF_ERROR(check_positions(kOp, p.q_pos, p.k_pos));
+  const BlockExtents x(p.shape, p.dtype, p.q_pos, p.k_pos);
+  const bool dkdv = p.dk != nullptr;
+  for (const auto& [name, ptr, bytes] :
+       {std::tuple<const char*, const void*, size_t>{"q", p.q, x.q},
+        {"k", p.k, x.kv},
+        {"v", p.v, x.kv},
+        {"dout", p.dout, x.q},
+        {"lse", p.lse, x.rows_f32},
+        {"delta", p.delta, x.rows_f32},
+        {"dq", p.dq, p.dq ? x.q_f32 : 0},
+        {"dk", p.dk, dkdv ? x.kv_f32 : 0},
+        {"dv", p.dv, dkdv ? x.kv_f32 : 0},
+        {"q_pos.index", p.q_pos.index, x.q_pos},
+        {"k_pos.index", p.k_pos.index, x.k_pos}}) {
+    SEQPAR_RETURN_IF_ERROR(check_device_range(kOp, name, ptr, bytes));
+  }
   BackwardKernelParams kp;
   kp.shape = kernel_shape(p.shape);
   kp.dtype = p.dtype;

@@ -15,7 +15,7 @@
 namespace seqpar {
 namespace {
 
-// One host arena.
+// One arena on the decoder's device.
 struct RingDecodeBuffers {
   char* blocks[2] = {nullptr, nullptr};  // (2, B, local capacity, Hkv, D) storage: K then V
   float* out = nullptr;                  // (B, n, Hq, D) fp32 running O
@@ -32,7 +32,7 @@ struct RingDecodeBuffers {
     for (char*& held : blocks) arena.add(held, block);
     arena.add(out, static_cast<size_t>(p.batch * n * p.heads_q * p.head_dim) * sizeof(float));
     arena.add(lse, static_cast<size_t>(p.batch * p.heads_q * n) * sizeof(float));
-    arena.add(kernel_scratch, block_kernel_scratch_bytes(shape, {Device::kHost, nullptr}, false));
+    arena.add(kernel_scratch, block_kernel_scratch_bytes(shape, ctx.target(), false));
   }
 };
 
@@ -49,7 +49,7 @@ class RingDecoder final : public Decoder {
   Status prepare() {
     WorkspaceArena arena;
     buf_.add_to(arena, ctx_);
-    return arena.allocate(workspace_);
+    return arena.allocate(workspace_, ctx_.config.device);
   }
 
   Status step(const void* q, const KvCache& cache, void* out, float* lse) override;
@@ -57,7 +57,7 @@ class RingDecoder final : public Decoder {
 
  private:
   DecodeContext ctx_;
-  HostBuffer workspace_;
+  WorkspaceBuffer workspace_;
   RingDecodeBuffers buf_;
 };
 
@@ -75,12 +75,15 @@ Status RingDecoder::step(const void* q, const KvCache& cache, void* out, float* 
   // Our shard, packed: K (B, len, Hkv, D) then V (B, len, Hkv, D).
   const int64_t own = cache.local_length();
   const size_t own_rows = static_cast<size_t>(own) * row;
+  const KernelTarget target = ctx_.target();
   for (int64_t b = 0; b < c.batch; ++b) {
     const size_t from = static_cast<size_t>(b * cache.local_capacity()) * row;
-    std::memcpy(buf_.blocks[0] + b * own_rows, static_cast<const char*>(cache.k()) + from,
-                own_rows);
-    std::memcpy(buf_.blocks[0] + (c.batch + b) * own_rows,
-                static_cast<const char*>(cache.v()) + from, own_rows);
+    SEQPAR_RETURN_IF_ERROR(buffer_ops::copy(buf_.blocks[0] + b * own_rows,
+                                            static_cast<const char*>(cache.k()) + from, own_rows,
+                                            target));
+    SEQPAR_RETURN_IF_ERROR(buffer_ops::copy(buf_.blocks[0] + (c.batch + b) * own_rows,
+                                            static_cast<const char*>(cache.v()) + from, own_rows,
+                                            target));
   }
 
   BlockForwardParams block;
@@ -107,15 +110,15 @@ Status RingDecoder::step(const void* q, const KvCache& cache, void* out, float* 
     block.shape = {c.batch, n, len, p.heads_q, c.heads_kv, p.head_dim};
     block.k = held;  // (B, len, Hkv, D)
     block.v = held + static_cast<size_t>(c.batch * len) * row;
-    block.k_pos = PositionMap::indexed(cache.positions_of(source));
+    block.k_pos = PositionMap::indexed(cache.kernel_positions_of(source));
     block.accumulate = hop > 0;
-    SEQPAR_RETURN_IF_ERROR(run_block_forward(block, {Device::kHost, nullptr}));
+    SEQPAR_RETURN_IF_ERROR(run_block_forward(block, target));
     SEQPAR_RETURN_IF_ERROR(comm.wait(incoming));
   }
   const size_t q_elems = static_cast<size_t>(p.batch * n * p.heads_q * p.head_dim);
-  convert_from_float(buf_.out, out, c.dtype, q_elems);
-  std::memcpy(lse, buf_.lse, static_cast<size_t>(p.batch * p.heads_q * n) * sizeof(float));
-  return Status::ok();
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::convert_from_float(buf_.out, out, c.dtype, q_elems, target));
+  return buffer_ops::copy(lse, buf_.lse,
+                          static_cast<size_t>(p.batch * p.heads_q * n) * sizeof(float), target);
 }
 
 StatusOr<size_t> ring_decoder_workspace_bytes(const DecodeContext& context, int /*rank*/) {

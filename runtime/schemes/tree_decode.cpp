@@ -20,7 +20,7 @@ CombineShape combine_shape(const DecodeContext& ctx) {
   return {p.batch, ctx.config.q_len, p.heads_q, p.head_dim};
 }
 
-// One host arena beside the combine's.
+// One arena on the decoder's device beside the combine's.
 struct TreeDecodeBuffers {
   float* out = nullptr;             // (B, n, Hq, D) fp32: partial, then combined O
   float* lse = nullptr;             // (B, Hq, n) fp32
@@ -34,7 +34,7 @@ struct TreeDecodeBuffers {
         p.heads_q, p.heads_kv,       p.head_dim};
     arena.add(out, static_cast<size_t>(rows.out_elems()) * sizeof(float));
     arena.add(lse, static_cast<size_t>(rows.lse_elems()) * sizeof(float));
-    arena.add(kernel_scratch, block_kernel_scratch_bytes(block, {Device::kHost, nullptr}, false));
+    arena.add(kernel_scratch, block_kernel_scratch_bytes(block, ctx.target(), false));
   }
 };
 
@@ -42,12 +42,11 @@ class TreeDecoder final : public Decoder {
  public:
   explicit TreeDecoder(const DecodeContext& context) : ctx_(context) {}
   Status prepare() {
-    SEQPAR_ASSIGN_OR_RETURN(
-        combine_, TreeCombine::create(*ctx_.comm, ctx_.config.ranks_per_node, combine_shape(ctx_),
-                                      {Device::kHost, nullptr}));
+    SEQPAR_ASSIGN_OR_RETURN(combine_, TreeCombine::create(*ctx_.comm, ctx_.config.ranks_per_node,
+                                                          combine_shape(ctx_), ctx_.target()));
     WorkspaceArena arena;
     buf_.add_to(arena, ctx_);
-    return arena.allocate(workspace_);
+    return arena.allocate(workspace_, ctx_.config.device);
   }
 
   Status step(const void* q, const KvCache& cache, void* out, float* lse) override;
@@ -59,7 +58,7 @@ class TreeDecoder final : public Decoder {
  private:
   DecodeContext ctx_;
   std::unique_ptr<TreeCombine> combine_;
-  HostBuffer workspace_;
+  WorkspaceBuffer workspace_;
   TreeDecodeBuffers buf_;
 };
 
@@ -76,7 +75,7 @@ Status TreeDecoder::step(const void* q, const KvCache& cache, void* out, float* 
   block.shape = {1, n, cache.local_length(), p.heads_q, c.heads_kv, p.head_dim};
   block.dtype = c.dtype;
   block.q_pos = PositionMap::affine(cache.length() - n);
-  block.k_pos = PositionMap::indexed(cache.positions_of(ctx_.comm->rank()));
+  block.k_pos = PositionMap::indexed(cache.kernel_positions_of(ctx_.comm->rank()));
   block.mask = MaskKind::kCausal;
   block.softmax_scale = p.softmax_scale;
   block.scratch = buf_.kernel_scratch;
@@ -86,12 +85,13 @@ Status TreeDecoder::step(const void* q, const KvCache& cache, void* out, float* 
     block.v = static_cast<const char*>(cache.v()) + static_cast<size_t>(b) * kv_batch * elt;
     block.out = buf_.out + static_cast<size_t>(b) * q_batch;        // (1, n, Hq, D)
     block.lse = buf_.lse + static_cast<size_t>(b * p.heads_q * n);  // (1, Hq, n)
-    SEQPAR_RETURN_IF_ERROR(run_block_forward(block, {Device::kHost, nullptr}));
+    SEQPAR_RETURN_IF_ERROR(run_block_forward(block, ctx_.target()));
   }
   SEQPAR_RETURN_IF_ERROR(combine_->combine(buf_.out, buf_.lse, 0, p.batch));
-  convert_from_float(buf_.out, out, c.dtype, static_cast<size_t>(p.batch) * q_batch);
-  std::memcpy(lse, buf_.lse, static_cast<size_t>(p.batch * p.heads_q * n) * sizeof(float));
-  return Status::ok();
+  SEQPAR_RETURN_IF_ERROR(buffer_ops::convert_from_float(
+      buf_.out, out, c.dtype, static_cast<size_t>(p.batch) * q_batch, ctx_.target()));
+  return buffer_ops::copy(
+      lse, buf_.lse, static_cast<size_t>(p.batch * p.heads_q * n) * sizeof(float), ctx_.target());
 }
 
 StatusOr<size_t> tree_decoder_workspace_bytes(const DecodeContext& context, int /*rank*/) {

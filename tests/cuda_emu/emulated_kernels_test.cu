@@ -1,13 +1,15 @@
 // The emulator itself (cuda_emu/), through small kernels written for it: the emulated
 // instructions against their PTX ISA definitions written out as plain loops (ldmatrix with and
-// without .trans, mma.sync m16n8k16 bf16 and fp16, shuffles), and each fault the emulator
-// promises to catch, planted on purpose: a read of shared memory before its cp.async is waited
-// on, a cp.async from host memory, __syncthreads from two call sites, a shuffle some lanes never
-// reach, too much dynamic shared memory without cudaFuncSetAttribute. A fault fails the launch
-// with a sticky cudaErrorLaunchFailure, so each of those runs in a test of its own (ctest runs
-// every test in its own process). Built in SEQPAR_CUDA_EMULATOR builds only.
+// without .trans, mma.sync m16n8k16 bf16 and fp16, shuffles, atomicAdd and atomicMin), and each
+// fault the emulator promises to catch, planted on purpose: a read of shared memory before its
+// cp.async is waited on, a cp.async or an atomic on host memory, __syncthreads from two call
+// sites, a shuffle some lanes never reach, too much dynamic shared memory without
+// cudaFuncSetAttribute. A fault fails the launch with a sticky cudaErrorLaunchFailure, so each of
+// those runs in a test of its own (ctest runs every test in its own process). Built in
+// SEQPAR_CUDA_EMULATOR builds only.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -225,6 +227,66 @@ TEST(EmulatedInstructions, ShuffleXorSumsEachWarp) {
   cudaFree(d_out);
 }
 
+// ---- atomics: every thread of several CTAs adds and takes the min into shared words ----
+
+struct AtomicParams {
+  unsigned long long* sum64;  // [0]: += 1 per thread, [1]: += the thread's value
+  unsigned long long* min64;
+  unsigned int* sum32;  // starts at 2^32 - 5: wraps modulo 2^32
+  unsigned int* min32;
+  unsigned long long* old;  // per thread: what its first atomicAdd returned
+};
+
+void atomic_kernel(const AtomicParams p) {
+  const unsigned t = blockIdx.x * blockDim.x + threadIdx.x;
+  // Distinct values in a scrambled order, so the min is not the first thread's.
+  const unsigned long long value = (t * 2654435761u) % 1000003u + (1ull << 40);
+  p.old[t] = atomicAdd(&p.sum64[0], 1ull);
+  atomicAdd(&p.sum64[1], value);
+  atomicMin(p.min64, value);
+  atomicAdd(p.sum32, 1u);
+  atomicMin(p.min32, static_cast<unsigned int>(value % 1000003u) + 7u);
+  __syncthreads();  // switch fibers here, mid-kernel, so the CTAs' threads interleave
+  atomicAdd(p.sum32, 1u);
+}
+
+TEST(EmulatedInstructions, AtomicAddAndMinAreReadModifyWritesReturningTheOldValue) {
+  constexpr int kBlocks = 5, kThreads = 96, kTotal = kBlocks * kThreads;
+  auto* sum64 = to_device(std::vector<unsigned long long>{0, 0});
+  auto* min64 = to_device(std::vector<unsigned long long>{~0ull});
+  auto* sum32 = to_device(std::vector<unsigned int>{0xfffffffbu});
+  auto* min32 = to_device(std::vector<unsigned int>{0xffffffffu});
+  auto* old = to_device(std::vector<unsigned long long>(kTotal, 0));
+  ASSERT_EQ(launch_kernel(atomic_kernel, dim3(kBlocks), kThreads, 0, nullptr,
+                          AtomicParams{sum64, min64, sum32, min32, old}),
+            cudaSuccess);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  unsigned long long value_sum = 0, value_min = ~0ull;
+  unsigned int min_low = 0xffffffffu;
+  for (unsigned t = 0; t < kTotal; ++t) {
+    const unsigned long long value = (t * 2654435761u) % 1000003u + (1ull << 40);
+    value_sum += value;
+    value_min = std::min(value_min, value);
+    min_low = std::min(min_low, static_cast<unsigned int>(value % 1000003u) + 7u);
+  }
+  const std::vector<unsigned long long> sums = to_host(sum64, 2);
+  EXPECT_EQ(sums[0], static_cast<unsigned long long>(kTotal));
+  EXPECT_EQ(sums[1], value_sum);
+  EXPECT_EQ(to_host(min64, 1)[0], value_min);
+  EXPECT_EQ(to_host(sum32, 1)[0], 0xfffffffbu + 2u * kTotal);  // wrapped modulo 2^32
+  EXPECT_EQ(to_host(min32, 1)[0], min_low);
+  // Each increment saw the count before it: the old values are 0 .. kTotal - 1, once each.
+  std::vector<unsigned long long> olds = to_host(old, kTotal);
+  std::sort(olds.begin(), olds.end());
+  for (int i = 0; i < kTotal; ++i) {
+    EXPECT_EQ(olds[static_cast<size_t>(i)], static_cast<unsigned long long>(i)) << i;
+  }
+  for (void* p : {static_cast<void*>(sum64), static_cast<void*>(min64), static_cast<void*>(sum32),
+                  static_cast<void*>(min32), static_cast<void*>(old)}) {
+    cudaFree(p);
+  }
+}
+
 // ---- faults the emulator must catch ----
 
 struct FaultParams {
@@ -289,6 +351,15 @@ TEST(EmulatorCatches, CpAsyncFromHostMemory) {
 TEST(EmulatorCatches, SyncthreadsFromTwoCallSites) { expect_caught(kTwoBarrierSites, nullptr); }
 
 TEST(EmulatorCatches, AShuffleSomeLanesNeverReach) { expect_caught(kShuffleAfterExit, nullptr); }
+
+void host_atomic_kernel(unsigned long long* host_word) { atomicAdd(host_word, 1ull); }
+
+TEST(EmulatorCatches, AnAtomicOnHostMemory) {
+  static unsigned long long host_word = 0;
+  ASSERT_EQ(launch_kernel(host_atomic_kernel, dim3(1), 32, 0, nullptr, &host_word), cudaSuccess);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaErrorLaunchFailure);
+  EXPECT_EQ(host_word, 0u);  // refused, not performed
+}
 
 TEST(EmulatorCatches, DynamicSharedMemoryBeyondTheLimitIsRefused) {
   // Above 48 KiB needs cudaFuncSetAttribute (launch_kernel calls it); above 227 KiB no kernel
