@@ -26,6 +26,7 @@
 #include "harness/device_shards.hpp"
 #include "harness/test_data.hpp"
 #include "runtime/plan.hpp"
+#include "tests/support/cuda_visible.hpp"
 #ifdef SEQPAR_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
@@ -40,18 +41,6 @@ namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
-
-bool cuda_device_visible() {
-#ifdef SEQPAR_HAVE_CUDA
-  int count = 0;
-  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
-#else
-  return false;
-#endif
-}
-
-#define SKIP_WITHOUT_A_DEVICE() \
-  if (!cuda_device_visible()) GTEST_SKIP() << "no CUDA device visible (nor the emulator)"
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -86,7 +75,7 @@ Found count_on_device(const std::vector<unsigned char>& host, DType dtype, int64
 #endif
 
 TEST(DeviceFiniteCount, MatchesAHostCountOnRaggedSizes) {
-  SKIP_WITHOUT_A_DEVICE();
+  SEQPAR_SKIP_WITHOUT_CUDA_DEVICE();
 #ifdef SEQPAR_HAVE_CUDA
   std::mt19937_64 rng(20261203);
   struct Size {
@@ -201,7 +190,7 @@ void expect_names(const Status& verdict, const std::string& what, uint64_t count
 class DeviceFiniteCheckPlan : public ::testing::TestWithParam<DType> {};
 
 TEST_P(DeviceFiniteCheckPlan, ANaNOrAnInfInQIsReportedWithItsIndexAndCount) {
-  SKIP_WITHOUT_A_DEVICE();
+  SEQPAR_SKIP_WITHOUT_CUDA_DEVICE();
   const DType dtype = GetParam();
   struct Planted {
     size_t at;
@@ -236,7 +225,7 @@ TEST_P(DeviceFiniteCheckPlan, ANaNOrAnInfInQIsReportedWithItsIndexAndCount) {
 }
 
 TEST_P(DeviceFiniteCheckPlan, ANaNInDoutIsReportedAsTheBackwardsDO) {
-  SKIP_WITHOUT_A_DEVICE();
+  SEQPAR_SKIP_WITHOUT_CUDA_DEVICE();
   const DType dtype = GetParam();
   const Status status = run_threads(
       1,
@@ -254,7 +243,7 @@ TEST_P(DeviceFiniteCheckPlan, ANaNInDoutIsReportedAsTheBackwardsDO) {
 }
 
 TEST_P(DeviceFiniteCheckPlan, CleanStepsReportOkAndNeverWaitOnTheHost) {
-  SKIP_WITHOUT_A_DEVICE();
+  SEQPAR_SKIP_WITHOUT_CUDA_DEVICE();
   const DType dtype = GetParam();
   const Status status = run_threads(
       1,
@@ -282,7 +271,7 @@ TEST_P(DeviceFiniteCheckPlan, CleanStepsReportOkAndNeverWaitOnTheHost) {
 }
 
 TEST_P(DeviceFiniteCheckPlan, OnceTheDeviceHasReportedTheNextStepFails) {
-  SKIP_WITHOUT_A_DEVICE();
+  SEQPAR_SKIP_WITHOUT_CUDA_DEVICE();
   const DType dtype = GetParam();
   const Status status = run_threads(
       1,
@@ -318,7 +307,7 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, DeviceFiniteCheckPlan,
 // fp16 stores at most 65504: with Q = 0 every causal row attends uniformly, so with dO = 60000
 // everywhere the first key's dV sums 60000 * (1 + 1/2 + ... + 1/48), about 2.7e5, an Inf.
 TEST(DeviceFiniteCheckGradients, AnFp16GradientOverflowIsReportedAsTheHostFindsIt) {
-  SKIP_WITHOUT_A_DEVICE();
+  SEQPAR_SKIP_WITHOUT_CUDA_DEVICE();
   const DType dtype = DType::kF16;
   const Status status = run_threads(
       1,
@@ -372,7 +361,7 @@ TEST(DeviceFiniteCheckGradients, AnFp16GradientOverflowIsReportedAsTheHostFindsI
 // finite_check_result(); either way it aborts the group, and rank 1, waiting in that step's
 // exchange for rank 0, fails kAborted instead of hanging.
 TEST(DeviceFiniteCheckRanks, ANaNOnOneRankFailsBothRanksCalls) {
-  SKIP_WITHOUT_A_DEVICE();
+  SEQPAR_SKIP_WITHOUT_CUDA_DEVICE();
   constexpr int kRanks = 2;
   constexpr int kMaxSteps = 4;
   std::vector<Status> last(kRanks);

@@ -21,9 +21,7 @@
 #include "runtime/scheme_registry.hpp"
 #include "runtime/workspace_arena.hpp"
 #include "scheme_cases.hpp"
-#ifdef SEQPAR_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
+#include "tests/support/cuda_visible.hpp"
 #ifdef SEQPAR_CUDA_EMULATION
 #include "cuda_emu/device.hpp"
 #endif
@@ -31,20 +29,11 @@
 namespace seqpar {
 namespace {
 
-bool cuda_device_visible() {
-#ifdef SEQPAR_HAVE_CUDA
-  int count = 0;
-  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
-#else
-  return false;
-#endif
-}
-
 using DeviceCase = std::tuple<SchemeKind, int, DType>;  // scheme, ranks, storage dtype
 class DevicePlan : public ::testing::TestWithParam<DeviceCase> {};
 
 TEST_P(DevicePlan, MatchesTheReferenceAndItsSchedule) {
-  if (!cuda_device_visible()) GTEST_SKIP() << "no CUDA device visible (nor the emulator)";
+  SEQPAR_SKIP_WITHOUT_CUDA_DEVICE();
   const auto [scheme, ranks, dtype] = GetParam();
   StepConfig step;
   step.plan.scheme = scheme;
@@ -77,7 +66,7 @@ using DeviceDecodeCase = std::tuple<DecoderKind, int, DType, int>;
 class DeviceDecode : public ::testing::TestWithParam<DeviceDecodeCase> {};
 
 TEST_P(DeviceDecode, MatchesTheReferenceAndItsSchedule) {
-  if (!cuda_device_visible()) GTEST_SKIP() << "no CUDA device visible (nor the emulator)";
+  SEQPAR_SKIP_WITHOUT_CUDA_DEVICE();
   const auto [decoder, ranks, dtype, ranks_per_node] = GetParam();
   StepConfig step;
   step.phase = Phase::kDecode;
