@@ -82,7 +82,12 @@ class MpiCommunicator final : public Communicator {
  public:
   // Takes ownership of `comm` (a duplicate or a split result).
   MpiCommunicator(MPI_Comm comm, int rank, int size) : Communicator(rank, size), comm_(comm) {}
-  ~MpiCommunicator() override { MPI_Comm_free(&comm_); }
+  ~MpiCommunicator() override {
+    // After MPI_Finalize there is nothing to free (and freeing would be an error).
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&comm_);
+  }
 
   const char* backend_name() const override { return "mpi"; }
 

@@ -27,6 +27,9 @@ class MpiDeviceCommunicator final : public Communicator {
   ~MpiDeviceCommunicator() override {
     // Sends still queued on this communicator must reach MPI before it is freed (a peer may be
     // waiting for them); bounded, and nothing more can be done about a failure here.
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;  // nothing can be sent or freed after MPI_Finalize
     (void)queue_->launch_all(std::chrono::steady_clock::now() + timeout());
     MPI_Comm_free(&comm_);
   }

@@ -3,9 +3,11 @@
 # Debian's packages, build seqpar, then
 #   bootstrap.sh run    one mpirun-launched attention training step (4 ranks, zigzag, forward +
 #                       backward) checked against the fp64 reference; exits non-zero on failure
-#   bootstrap.sh test   the whole test suite (ctest); with the CUDA toolkit's headers at hand, also
-#                       the GPU tests on the CPU emulator (a second build, build-emu/, with
-#                       -DSEQPAR_CUDA_EMULATOR=ON: the CUDA kernels and device code run there)
+#   bootstrap.sh test   the whole test suite (ctest); the installed package checked with the
+#                       consumer project examples/consumer (scripts/check_install.sh); with the
+#                       CUDA toolkit's headers at hand, also the GPU tests on the CPU emulator (a
+#                       second build, build-emu/, with -DSEQPAR_CUDA_EMULATOR=ON: the CUDA kernels
+#                       and device code run there)
 set -euo pipefail
 mode=${1:-}
 if [[ "$mode" != run && "$mode" != test ]]; then
@@ -15,7 +17,7 @@ fi
 cd "$(dirname "$0")/.."
 
 packages=(cmake make g++ openmpi-bin libopenmpi-dev libboost-program-options-dev libgtest-dev
-  libboost-context-dev)
+  libboost-context-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -46,6 +48,9 @@ if [[ "$mode" == run ]]; then
 fi
 
 ctest --test-dir build --output-on-failure -j "$jobs"
+# The installed package: cmake --install build/ to a temporary prefix, examples/consumer built
+# against it (find_package(seqpar), and pkg-config) and run under mpirun -np 2 and 4.
+bash scripts/check_install.sh build
 # The GPU tests, which skip above without a GPU, on the CPU emulator (cuda_emu/).
 if [[ -f /usr/local/cuda/include/cuda_runtime_api.h ]]; then
   cmake -S . -B build-emu -DCMAKE_BUILD_TYPE=Release -DSEQPAR_WERROR=ON -DSEQPAR_CUDA_EMULATOR=ON
