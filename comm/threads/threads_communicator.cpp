@@ -4,6 +4,7 @@
 
 #include <exception>
 #include <numeric>
+#include <system_error>
 #include <thread>
 
 #include "comm/threads/threads_group.hpp"
@@ -206,21 +207,36 @@ Status run_threads(int ranks, const std::function<Status(Communicator&)>& body, 
   const int cuda_device = device == Device::kCuda ? threads_device::current_device() : 0;
   std::vector<Status> results(static_cast<size_t>(ranks));
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(ranks));
+  // A thread the system refuses (std::system_error) must not unwind past the ones already
+  // running: abort the group so they fail fast, join them, and report it.
+  const auto start_failed = [&](int rank, const char* what) {
+    const Status failed =
+        SEQPAR_FAIL(StatusCode::kOutOfMemory, "run_threads: could not start rank ", rank,
+                    "'s thread of ", ranks, ": ", what);
+    comms[static_cast<size_t>(rank)]->abort(failed);
+    for (std::thread& thread : threads) thread.join();
+    return failed;
+  };
   for (int r = 0; r < ranks; ++r) {
-    threads.emplace_back([&, r] {
-      const size_t i = static_cast<size_t>(r);
-      set_log_rank(r);
-      try {
-        results[i] = device == Device::kCuda ? threads_device::use_device(cuda_device) : Status();
-        if (results[i].is_ok()) results[i] = body(*comms[i]);
-      } catch (const std::exception& e) {
-        results[i] = SEQPAR_FAIL(StatusCode::kInternal, "exception: ", e.what());
-      } catch (...) {
-        results[i] = SEQPAR_FAIL(StatusCode::kInternal, "unknown exception");
-      }
-      if (!results[i].is_ok()) comms[i]->abort(results[i]);
-      set_log_rank(-1);
-    });
+    try {
+      threads.emplace_back([&, r] {
+        const size_t i = static_cast<size_t>(r);
+        set_log_rank(r);
+        try {
+          results[i] = device == Device::kCuda ? threads_device::use_device(cuda_device) : Status();
+          if (results[i].is_ok()) results[i] = body(*comms[i]);
+        } catch (const std::exception& e) {
+          results[i] = SEQPAR_FAIL(StatusCode::kInternal, "exception: ", e.what());
+        } catch (...) {
+          results[i] = SEQPAR_FAIL(StatusCode::kInternal, "unknown exception");
+        }
+        if (!results[i].is_ok()) comms[i]->abort(results[i]);
+        set_log_rank(-1);
+      });
+    } catch (const std::system_error& e) {
+      return start_failed(r, e.what());
+    }
   }
   for (std::thread& thread : threads) thread.join();
   return root_cause(results);
