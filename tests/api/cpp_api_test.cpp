@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <ostream>
 #include <seqpar/seqpar.hpp>
 #include <stdexcept>
 #include <string>
@@ -134,6 +135,13 @@ struct LayoutCase {
   int64_t seq;
   int ulysses_degree;
 };
+
+// Printed by its fields (gtest would print the struct's bytes, padding included, which differ
+// between builds and end up in the registered test names).
+void PrintTo(const LayoutCase& c, std::ostream* os) {
+  *os << "layout " << static_cast<int>(c.kind) << ", P " << c.ranks << ", S " << c.seq << ", U "
+      << c.ulysses_degree;
+}
 
 class CppApiLayout : public testing::TestWithParam<LayoutCase> {};
 
