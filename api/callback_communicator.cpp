@@ -51,7 +51,8 @@ class CallbackPendingOp final : public PendingOp {
     if (work_ == nullptr) return Status::ok();
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
-    const int64_t timeout_ms = std::max<int64_t>(0, left.count());
+    // At least 1 ms: many transports read a zero timeout as "wait forever" (c10d's Work::wait).
+    const int64_t timeout_ms = std::max<int64_t>(1, left.count());
     void* work = std::exchange(work_, nullptr);  // wait is done with it, whatever it returns
     seqpar_set_last_error("");
     const seqpar_status status = table_->wait(user_, work, timeout_ms);

@@ -330,8 +330,9 @@ SEQPAR_API seqpar_status seqpar_decode_plan_workspace_bytes(const seqpar_decode_
  *   is done with the handle (frees it); or, when seqpar lets go of an operation without waiting
  *   (only on its error paths), to `discard` if set (else the handle is dropped). Buffers stay
  *   untouched by seqpar until wait returns; a callback must not touch them after.
- * - wait(user, work, timeout_ms) waits at most timeout_ms (>= 0; seqpar's comm timeout,
- *   SEQPAR_TIMEOUT_S, less the time already spent) and reports running out as SEQPAR_TIMEOUT.
+ * - wait(user, work, timeout_ms) waits at most timeout_ms (>= 1, never a "forever" 0: seqpar's
+ *   comm timeout, SEQPAR_TIMEOUT_S, less the time already spent) and reports running out as
+ *   SEQPAR_TIMEOUT.
  * - Errors: a callback returns a seqpar_status; on failure it may call seqpar_set_last_error
  *   with a message first, which becomes part of the failing seqpar call's last error.
  * - Threads: nothing need be thread-safe. Every call comes from the thread that runs the rank
