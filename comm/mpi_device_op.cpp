@@ -14,15 +14,9 @@ namespace seqpar {
 
 StatusOr<std::shared_ptr<MpiDeviceQueue>> MpiDeviceQueue::create() {
   auto queue = std::make_shared<MpiDeviceQueue>();
-  // Non-blocking: never ordered with the legacy stream behind our back, only by our events.
-  SEQPAR_CUDA_CHECK(cudaStreamCreateWithFlags(&queue->to_host_, cudaStreamNonBlocking));
-  SEQPAR_CUDA_CHECK(cudaStreamCreateWithFlags(&queue->to_device_, cudaStreamNonBlocking));
+  SEQPAR_RETURN_IF_ERROR(queue->to_host_.create());
+  SEQPAR_RETURN_IF_ERROR(queue->to_device_.create());
   return queue;
-}
-
-MpiDeviceQueue::~MpiDeviceQueue() {
-  if (to_host_ != nullptr) cudaStreamDestroy(to_host_);
-  if (to_device_ != nullptr) cudaStreamDestroy(to_device_);
 }
 
 Status MpiDeviceQueue::push(MpiDeviceOp& op) {
@@ -70,27 +64,6 @@ Status MpiDeviceQueue::launch_all(std::chrono::steady_clock::time_point deadline
 
 void MpiDeviceQueue::remove(MpiDeviceOp& op) {
   queued_.erase(std::remove(queued_.begin(), queued_.end(), &op), queued_.end());
-}
-
-// ---- PinnedBuffer ----
-
-PinnedBuffer::~PinnedBuffer() {
-  if (data_ != nullptr) cudaFreeHost(data_);
-}
-
-Status PinnedBuffer::reserve(size_t bytes) {
-  if (bytes <= capacity_) return Status::ok();
-  // Grown by half again at least: messages that grow a little every step (the ring decoder's
-  // K/V shards, one token per step) pin memory a logarithmic number of times, not every step.
-  const size_t grown = std::max(bytes, capacity_ + capacity_ / 2);
-  if (data_ != nullptr) cudaFreeHost(data_);
-  data_ = nullptr;
-  capacity_ = 0;
-  void* made = nullptr;
-  SEQPAR_CUDA_CHECK(cudaMallocHost(&made, grown));
-  data_ = static_cast<char*>(made);
-  capacity_ = grown;
-  return Status::ok();
 }
 
 // ---- MpiDeviceOp ----

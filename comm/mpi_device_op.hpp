@@ -14,6 +14,7 @@
 #include "comm/communicator.hpp"
 #include "comm/mpi_requests.hpp"
 #include "comm/op_pool.hpp"
+#include "core/device_buffer.hpp"
 
 namespace seqpar {
 
@@ -27,12 +28,12 @@ class MpiDeviceQueue {
  public:
   static StatusOr<std::shared_ptr<MpiDeviceQueue>> create();
   MpiDeviceQueue() = default;
-  ~MpiDeviceQueue();
+  ~MpiDeviceQueue() = default;
   MpiDeviceQueue(const MpiDeviceQueue&) = delete;
   MpiDeviceQueue& operator=(const MpiDeviceQueue&) = delete;
 
-  cudaStream_t to_host() const { return to_host_; }
-  cudaStream_t to_device() const { return to_device_; }
+  cudaStream_t to_host() const { return to_host_.get(); }
+  cudaStream_t to_device() const { return to_device_.get(); }
 
   // Queues `op`'s MPI calls behind those queued before it (every rank must start its MPI
   // collectives in one order), then launches what is ready.
@@ -47,24 +48,10 @@ class MpiDeviceQueue {
   void remove(MpiDeviceOp& op);
 
  private:
-  cudaStream_t to_host_ = nullptr;
-  cudaStream_t to_device_ = nullptr;
+  // Non-blocking: never ordered with the legacy stream behind our back, only by our events.
+  CudaStream to_host_;
+  CudaStream to_device_;
   std::vector<MpiDeviceOp*> queued_;  // in post order; capacity kept
-};
-
-// Page-locked host memory that only grows (to the largest op it has staged).
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  ~PinnedBuffer();
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-  Status reserve(size_t bytes);
-  char* data() { return data_; }
-
- private:
-  char* data_ = nullptr;
-  size_t capacity_ = 0;
 };
 
 class MpiDeviceOp final : public PooledOp {
@@ -158,7 +145,7 @@ class MpiDeviceOp final : public PooledOp {
   std::chrono::milliseconds timeout_{0};
   bool queued_ = false;   // pushed and not yet launched
   Status launch_failed_;  // a launch that failed (in a progress() call, say), for the wait
-  PinnedBuffer send_stage_, recv_stage_;
+  PinnedHostBuffer send_stage_, recv_stage_;  // only grow (to the largest op staged)
   std::vector<Copy> outs_, ins_;
   std::vector<const void*> inputs_;  // the pieces a host reduction combines
   // Made on the op's first post: `ready` on the caller's stream at the post, `staged` after the

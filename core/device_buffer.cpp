@@ -1,6 +1,8 @@
 // DeviceBuffer, CudaStream and CudaEvent (CUDA builds only).
 #include "core/device_buffer.hpp"
 
+#include <algorithm>
+
 #ifdef SEQPAR_HAVE_CUDA
 #include <utility>
 
@@ -43,6 +45,23 @@ void DeviceBuffer::release() {
 
 CudaStream::~CudaStream() {
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
+}
+
+PinnedHostBuffer::~PinnedHostBuffer() {
+  if (data_ != nullptr) cudaFreeHost(data_);
+}
+
+Status PinnedHostBuffer::reserve(size_t bytes) {
+  if (bytes <= capacity_) return Status::ok();
+  const size_t grown = std::max(bytes, capacity_ + capacity_ / 2);
+  if (data_ != nullptr) cudaFreeHost(data_);
+  data_ = nullptr;
+  capacity_ = 0;
+  void* made = nullptr;
+  SEQPAR_CUDA_CHECK(cudaMallocHost(&made, grown));
+  data_ = static_cast<char*>(made);
+  capacity_ = grown;
+  return Status::ok();
 }
 
 Status CudaStream::create() {

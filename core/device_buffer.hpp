@@ -1,5 +1,6 @@
 #pragma once
-// DeviceBuffer (cudaMalloc, move-only), CudaStream and CudaEvent RAII. CUDA builds only.
+// DeviceBuffer (cudaMalloc, move-only), PinnedHostBuffer (cudaMallocHost), CudaStream and
+// CudaEvent RAII. CUDA builds only.
 // Public headers never include this; it is for runtime code that runs on the device.
 #ifdef SEQPAR_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -27,6 +28,25 @@ class DeviceBuffer {
  private:
   void* data_ = nullptr;
   size_t bytes_ = 0;
+};
+
+// Page-locked host memory, for copies to and from the device that stay asynchronous. It only
+// grows: reserve() keeps what it has when that is enough, else grows by half again at least, so
+// sizes that creep up step by step (a decoder's growing messages) pin memory a logarithmic
+// number of times. Its copies must be over before it grows or dies (the owner's business).
+class PinnedHostBuffer {
+ public:
+  PinnedHostBuffer() = default;
+  ~PinnedHostBuffer();
+  PinnedHostBuffer(const PinnedHostBuffer&) = delete;
+  PinnedHostBuffer& operator=(const PinnedHostBuffer&) = delete;
+
+  Status reserve(size_t bytes);
+  char* data() { return data_; }
+
+ private:
+  char* data_ = nullptr;
+  size_t capacity_ = 0;
 };
 
 class CudaStream {

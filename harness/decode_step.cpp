@@ -213,13 +213,9 @@ StatusOr<StepReport> run_decode_step(const StepConfig& options, Communicator& co
   DecodeConfig config = decode_config_of(options);
   // A device plan: the cache, the new tokens and the outputs on the device, the plan on this
   // rank's own stream.
-  std::unique_ptr<DeviceShards> device;
-  if (config.device == Device::kCuda) {
-    StatusOr<std::unique_ptr<DeviceShards>> made = DeviceShards::create();
-    SEQPAR_RETURN_IF_ERROR(agree_across_ranks(made.status(), comm, "create their CUDA stream"));
-    device = std::move(made).value();
-    config.stream = device->stream();
-  }
+  SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<DeviceShards> device,
+                          device_shards_for(config.device, comm));
+  if (device) config.stream = device->stream();
   SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<DecodePlan> plan, DecodePlan::create(config, comm));
   const AttentionProblem& p = plan->config().problem;  // softmax scale resolved
   const int64_t n = options.q_len;

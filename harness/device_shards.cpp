@@ -1,6 +1,7 @@
 // DeviceShards (harness/device_shards.hpp).
 #include "harness/device_shards.hpp"
 
+#include "runtime/agreement.hpp"
 #ifdef SEQPAR_HAVE_CUDA
 #include "core/cuda_check.hpp"
 #include "core/device_buffer.hpp"
@@ -114,5 +115,12 @@ ForwardArgs DeviceShards::forward_args() { return {}; }
 BackwardArgs DeviceShards::backward_args() { return {}; }
 
 #endif
+
+StatusOr<std::unique_ptr<DeviceShards>> device_shards_for(Device device, Communicator& comm) {
+  if (device == Device::kHost) return std::unique_ptr<DeviceShards>();
+  StatusOr<std::unique_ptr<DeviceShards>> made = DeviceShards::create();
+  SEQPAR_RETURN_IF_ERROR(agree_across_ranks(made.status(), comm, "create their CUDA stream"));
+  return made;
+}
 
 }  // namespace seqpar

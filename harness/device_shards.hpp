@@ -6,6 +6,7 @@
 // the rank's own (created here). CUDA builds only: elsewhere create() is kUnsupported.
 #include <memory>
 
+#include "comm/communicator.hpp"
 #include "harness/test_data.hpp"
 #include "runtime/problem.hpp"
 
@@ -37,5 +38,9 @@ class DeviceShards {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The rank's DeviceShards for a plan on `device` (its stream is the plan's), made on every rank
+// or failing on every rank; nullptr for host plans. Collective.
+StatusOr<std::unique_ptr<DeviceShards>> device_shards_for(Device device, Communicator& comm);
 
 }  // namespace seqpar

@@ -23,13 +23,9 @@ StatusOr<StepReport> run_training_step(const StepConfig& options, Communicator& 
   PlanConfig config = options.plan;
   config.backward = options.backward;
   // A device plan: the tensors on the device, the plan on this rank's own stream.
-  std::unique_ptr<DeviceShards> device;
-  if (config.device == Device::kCuda) {
-    StatusOr<std::unique_ptr<DeviceShards>> made = DeviceShards::create();
-    SEQPAR_RETURN_IF_ERROR(agree_across_ranks(made.status(), comm, "create their CUDA stream"));
-    device = std::move(made).value();
-    config.stream = device->stream();
-  }
+  SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<DeviceShards> device,
+                          device_shards_for(config.device, comm));
+  if (device) config.stream = device->stream();
   SEQPAR_ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, Plan::create(config, comm));
   const AttentionProblem& p = plan->problem();
   const int rank = comm.rank();

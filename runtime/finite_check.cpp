@@ -51,7 +51,8 @@ struct DeviceFiniteCheck::Impl {
   // into them are asynchronous. Steps alternate between the two (see finite_check.hpp).
   static constexpr int kSlots = 2;
   DeviceBuffer device;
-  cfc::Report* host = nullptr;           // (kSlots) reports
+  PinnedHostBuffer host_copies;          // (kSlots) reports
+  cfc::Report* host = nullptr;           // host_copies' reports
   std::array<CudaEvent, kSlots> copied;  // copied[i]: recorded after each copy into host[i]
   int next_slot = 0;                     // the host copy the next end_step writes
   int last_slot = -1;                    // the one the last end_step wrote (-1: none yet)
@@ -69,7 +70,6 @@ struct DeviceFiniteCheck::Impl {
     for (CudaEvent& event : copied) {
       if (event.get() != nullptr) (void)cudaEventSynchronize(event.get());
     }
-    if (host != nullptr) cudaFreeHost(host);
   }
 };
 
@@ -86,9 +86,8 @@ StatusOr<std::unique_ptr<DeviceFiniteCheck>> DeviceFiniteCheck::create(
   m.checked = static_cast<int>(tensors.size());
   for (size_t t = 0; t < tensors.size(); ++t) m.tensors[t] = tensors[t];
   SEQPAR_RETURN_IF_ERROR(m.device.allocate(sizeof(cfc::StepRecords) + sizeof(cfc::Report)));
-  void* host = nullptr;
-  SEQPAR_CUDA_CHECK(cudaMallocHost(&host, Impl::kSlots * sizeof(cfc::Report)));
-  m.host = static_cast<cfc::Report*>(host);
+  SEQPAR_RETURN_IF_ERROR(m.host_copies.reserve(Impl::kSlots * sizeof(cfc::Report)));
+  m.host = reinterpret_cast<cfc::Report*>(m.host_copies.data());
   std::memset(m.host, 0, Impl::kSlots * sizeof(cfc::Report));  // clean until copies land
   for (CudaEvent& event : m.copied) SEQPAR_RETURN_IF_ERROR(event.create(false));
   // The report starts clean; stream-ordered before every step's latch.
