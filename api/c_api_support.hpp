@@ -72,6 +72,8 @@ StatusOr<MaskKind> mask_from_c(int32_t value, const char* function);
 StatusOr<Device> device_from_c(int32_t value, const char* function);
 StatusOr<SchemeKind> scheme_from_c(int32_t value, const char* function);
 StatusOr<DecoderKind> decoder_from_c(int32_t value, const char* function);
+// The seqpar_scheme value of a registered scheme (-1 for one the C ABI does not name).
+int32_t scheme_to_c(SchemeKind scheme);
 seqpar_layout_kind layout_kind_to_c(LayoutKind kind);
 
 // The versioned structs, read as far as the caller's struct_size goes (see seqpar.h).

@@ -132,6 +132,14 @@ StatusOr<SchemeKind> scheme_from_c(int32_t value, const char* function) {
   return parse_scheme(kSchemeNames[value]);
 }
 
+int32_t scheme_to_c(SchemeKind scheme) {
+  const std::string_view name = scheme_name(scheme);
+  for (size_t at = 0; at < std::size(kSchemeNames); ++at) {
+    if (name == kSchemeNames[at]) return static_cast<int32_t>(at);
+  }
+  return -1;
+}
+
 StatusOr<DecoderKind> decoder_from_c(int32_t value, const char* function) {
   if (value < 0 || value >= static_cast<int32_t>(std::size(kDecoderNames))) {
     return unknown(function, "decoder", value, "SEQPAR_DECODER_TREE or SEQPAR_DECODER_RING");

@@ -4,7 +4,9 @@
 #   bootstrap.sh run    one mpirun-launched attention training step (4 ranks, zigzag, forward +
 #                       backward) checked against the fp64 reference; exits non-zero on failure
 #   bootstrap.sh test   the whole test suite (ctest); the installed package checked with the
-#                       consumer project examples/consumer (scripts/check_install.sh); with the
+#                       consumer project examples/consumer (scripts/check_install.sh); the
+#                       PyTorch extension pip-installed into a venv with torch from PyPI and
+#                       its torchrun tests, 2 and 4 ranks (scripts/check_torch_extension.sh); with the
 #                       CUDA toolkit's headers at hand, also the GPU tests on the CPU emulator (a
 #                       second build, build-emu/, with -DSEQPAR_CUDA_EMULATOR=ON: the CUDA kernels
 #                       and device code run there)
@@ -17,7 +19,7 @@ fi
 cd "$(dirname "$0")/.."
 
 packages=(cmake make g++ openmpi-bin libopenmpi-dev libboost-program-options-dev libgtest-dev
-  libboost-context-dev pkg-config)
+  libboost-context-dev pkg-config python3-venv python3-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -51,6 +53,9 @@ ctest --test-dir build --output-on-failure -j "$jobs"
 # The installed package: cmake --install build/ to a temporary prefix, examples/consumer built
 # against it (find_package(seqpar), and pkg-config) and run under mpirun -np 2 and 4.
 bash scripts/check_install.sh build
+# The PyTorch extension: torch from PyPI into build/torch-venv, pip install ./python against the
+# installed libseqpar, the torchrun tests (gloo, 2 and 4 ranks) and the torchrun example.
+bash scripts/check_torch_extension.sh build
 # The GPU tests, which skip above without a GPU, on the CPU emulator (cuda_emu/).
 if [[ -f /usr/local/cuda/include/cuda_runtime_api.h ]]; then
   cmake -S . -B build-emu -DCMAKE_BUILD_TYPE=Release -DSEQPAR_WERROR=ON -DSEQPAR_CUDA_EMULATOR=ON

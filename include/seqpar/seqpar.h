@@ -234,6 +234,17 @@ SEQPAR_API seqpar_status seqpar_plan_local_seq(const seqpar_plan* plan, int64_t*
 /* The plan's token layout, as a new layout handle (destroy it). */
 SEQPAR_API seqpar_status seqpar_plan_layout(const seqpar_plan* plan, seqpar_layout** out);
 
+/* seqpar's cost model (seqpar-run --scheme auto's): sets config->scheme and
+ * config->ulysses_degree to the candidate predicted fastest for config's problem (and backward)
+ * on `ranks` ranks, config->ranks_per_node consecutive ones per node (0: one node). Host plans:
+ * CPU ranks, one host's links (100 Gb/s Ethernet between hosts), the host block kernel's rate
+ * measured once (about a second) and cached ($SEQPAR_CACHE_DIR, else ~/.cache/seqpar); device
+ * plans: the documented H100 figures (NVLink inside a node, 400 Gb/s InfiniBand between).
+ * Local, no communication; a measured rate may differ between processes, so let one rank choose
+ * and share the choice (seqpar-run broadcasts rank 0's). SEQPAR_INVALID_ARGUMENT when no scheme
+ * can run the problem (the message lists each one's reason). */
+SEQPAR_API seqpar_status seqpar_plan_config_choose_scheme(seqpar_plan_config* config, int ranks);
+
 /* ---- layouts: which global tokens each rank holds ----
  *   contiguous     rank r holds the r-th run of a balanced split of [0, S)
  *   striped        rank r holds r, r+P, r+2P, ...                   (S % P == 0)

@@ -444,6 +444,20 @@ class Layout {
   detail::Owned<seqpar_layout, seqpar_layout_destroy> handle_;
 };
 
+// seqpar's cost model (what seqpar-run --scheme auto runs): sets config.scheme and
+// config.ulysses_degree to the candidate predicted fastest for config's problem on `ranks` ranks,
+// config.ranks_per_node per node. Host plans measure the CPU kernel's rate once and cache it;
+// local, so let one rank choose and share the choice (seqpar.h:
+// seqpar_plan_config_choose_scheme).
+inline Status choose_scheme(PlanConfig& config, int ranks) {
+  seqpar_plan_config c = detail::to_c(config);
+  Status status = detail::from_c(seqpar_plan_config_choose_scheme(&c, ranks));
+  if (!status.is_ok()) return status;
+  config.scheme = static_cast<SchemeKind>(c.scheme);
+  config.ulysses_degree = c.ulysses_degree;
+  return Status::ok();
+}
+
 // ---- plans ----
 
 // A training (or forward-only) plan on one rank. create, forward and backward are collective:

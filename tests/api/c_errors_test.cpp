@@ -71,6 +71,8 @@ TEST(CAbi, NullOutPointersAndHandles) {
   EXPECT_C_ERROR(seqpar_plan_layout(nullptr, &layout), SEQPAR_INVALID_ARGUMENT, "plan is null");
 
   EXPECT_C_ERROR(seqpar_layout_create(&config, 2, nullptr), SEQPAR_INVALID_ARGUMENT, "out is null");
+  EXPECT_C_ERROR(seqpar_plan_config_choose_scheme(nullptr, 2), SEQPAR_INVALID_ARGUMENT,
+                 "config is null");
   int32_t kind = 0;
   EXPECT_C_ERROR(seqpar_layout_get_kind(nullptr, &kind), SEQPAR_INVALID_ARGUMENT, "layout is null");
   EXPECT_C_ERROR(seqpar_layout_ranks(nullptr, &value), SEQPAR_INVALID_ARGUMENT, "layout is null");

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <ostream>
 #include <seqpar/seqpar.hpp>
@@ -125,6 +126,44 @@ INSTANTIATE_TEST_SUITE_P(EveryScheme, CppApiScheme,
                                          SchemeCase{SchemeKind::kHybrid, "hybrid", 4},
                                          SchemeCase{SchemeKind::kTree, "tree", 3}),
                          api_test::scheme_case_name);
+
+// The cost model through the API: the choice is a config the runtime accepts and runs.
+TEST(CppApi, ChooseSchemePicksAConfigThePlanRuns) {
+  // Device plans: the documented H100 node; nothing is measured.
+  seqpar::PlanConfig device = config_of(SchemeKind::kRing, 64 * 1024, 32, 8);
+  device.device = seqpar::Device::kCuda;
+  device.problem.head_dim = 128;
+  device.ranks_per_node = 4;
+  const seqpar::Status chosen = seqpar::choose_scheme(device, 8);
+  ASSERT_TRUE(chosen.is_ok()) << chosen.to_string();
+  EXPECT_TRUE(seqpar::Layout::for_config(device, 8).is_ok());
+
+  // Host plans: the CPU kernel's rate, measured into a cache of the test's own.
+  const std::string cache = testing::TempDir() + "seqpar_choose_scheme_cache";
+  ASSERT_EQ(setenv("SEQPAR_CACHE_DIR", cache.c_str(), 1), 0);
+  seqpar::PlanConfig host = config_of(SchemeKind::kRing, 64, 4, 2);
+  ASSERT_TRUE(seqpar::choose_scheme(host, 4).is_ok());
+  seqpar::PlanConfig again = config_of(SchemeKind::kRing, 64, 4, 2);
+  ASSERT_TRUE(seqpar::choose_scheme(again, 4).is_ok());  // from the cache: the same choice
+  EXPECT_EQ(again.scheme, host.scheme);
+  EXPECT_EQ(again.ulysses_degree, host.ulysses_degree);
+  const seqpar::Status ran = seqpar::run_threads(4, [&](seqpar::Communicator& comm) {
+    auto plan = seqpar::Plan::create(host, comm);
+    return plan.is_ok() ? seqpar::Status::ok() : plan.status();
+  });
+  EXPECT_TRUE(ran.is_ok()) << ran.to_string();
+
+  // Nothing fits: a statement of why, not a choice.
+  seqpar::PlanConfig huge = config_of(SchemeKind::kRing, int64_t{1} << 30, 64, 8);
+  huge.device = seqpar::Device::kCuda;
+  huge.problem.head_dim = 128;
+  const seqpar::Status refused = seqpar::choose_scheme(huge, 2);
+  EXPECT_EQ(refused.code(), seqpar::StatusCode::kInvalidArgument) << refused.to_string();
+  seqpar::PlanConfig split = config_of(SchemeKind::kRing, 64, 4, 2);
+  split.ranks_per_node = 3;
+  EXPECT_EQ(seqpar::choose_scheme(split, 4).code(), seqpar::StatusCode::kInvalidArgument);
+  EXPECT_EQ(seqpar::choose_scheme(host, 0).code(), seqpar::StatusCode::kInvalidArgument);
+}
 
 // shard -> unshard restores a global tensor, and each shard row is the global row at its
 // position; the ranks' positions cover [0, S) once.
