@@ -33,7 +33,8 @@ def log(message):
 def library_in(prefix):
     """(include dir, the libseqpar.so.X.Y file) of an installed prefix, or None."""
     header = os.path.join(prefix, "include", "seqpar", "seqpar.h")
-    libs = sorted(glob.glob(os.path.join(prefix, "lib*", "libseqpar.so.*.*")))
+    libs = sorted(glob.glob(os.path.join(prefix, "lib*", "libseqpar.so.*.*")) +
+                  glob.glob(os.path.join(prefix, "lib*", "*", "libseqpar.so.*.*")))  # multiarch
     libs = [lib for lib in libs if lib.count(".so.") == 1 and lib.split(".so.")[1].count(".") == 1]
     if os.path.isfile(header) and libs:
         return os.path.join(prefix, "include"), libs[0]
@@ -81,6 +82,9 @@ class BuildWithLibrary(BuildExtension):
     """Finds (or builds) libseqpar first, and ships it next to the extension."""
 
     def build_extensions(self):
+        # Always rebuilt: the extension compiles seqpar.hpp's inline layer and links libseqpar,
+        # neither of which setuptools sees as a dependency (pip builds in the source tree).
+        self.force = True
         include_dir, library = find_library()
         for ext in self.extensions:
             ext.include_dirs.append(include_dir)

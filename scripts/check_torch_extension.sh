@@ -36,15 +36,15 @@ trap 'rm -rf "$work"' EXIT
 if [[ ! -x "$venv/bin/python" ]]; then
   log "making the venv $venv"
   python3 -m venv "$venv" || fail "python3 -m venv (Debian: apt-get install python3-venv)"
+  "$venv/bin/python" -m pip install --quiet --upgrade pip setuptools wheel ||
+    fail "pip install pip setuptools wheel"
 fi
 py="$venv/bin/python"
-if ! "$py" -c "import torch" 2>/dev/null; then
-  log "pip install $torch_spec (PyPI)"
-  start=$SECONDS
-  "$py" -m pip install --quiet --upgrade pip setuptools wheel || fail "pip install pip setuptools"
-  "$py" -m pip install --quiet "$torch_spec" numpy || fail "pip install $torch_spec"
-  log "torch installed in $((SECONDS - start)) s"
-fi
+# pip leaves a torch that already meets the spec alone (no download), and replaces another.
+log "pip install $torch_spec numpy (PyPI; nothing to do when the venv has it)"
+start=$SECONDS
+"$py" -m pip install --quiet "$torch_spec" numpy || fail "pip install $torch_spec"
+log "torch ready in $((SECONDS - start)) s"
 "$py" -c "import torch; print('check_torch_extension: torch', torch.__version__)"
 
 # ---- 2. libseqpar into a temporary prefix ----

@@ -1,14 +1,17 @@
 // seqpar._C: seqpar plans over a torch.distributed process group, for seqpar/_plans.py.
 //   Plan(group_name, scheme, batch, seq, heads_q, heads_kv, head_dim, dtype, causal, scale,
-//        ulysses_degree, ranks_per_node, local_seq)   collective; local_seq: the caller's shard
+//        ulysses_degree, ranks_per_node)                       collective
+//     .forward(q, k, v, out, lse, check_finite)               collective
+//     .backward(q, k, v, out, lse, dout, dq, dk, dv, check_finite)   collective
+//     .local_seq(), .workspace_bytes()
 //     .serves(group_name): whether the plan runs on that name's current process group
-//   choose_scheme(ranks, batch, seq, heads_q, heads_kv, head_dim, dtype, causal, backward,
-//                 ranks_per_node) -> (scheme, ulysses_degree)   seqpar's cost model, local
-//     .forward(q, k, v, out, lse) / .backward(q, k, v, out, lse, dout, dq, dk, dv) / .local_seq()
 //   layout_positions(scheme, ranks, rank, seq, heads_q, heads_kv, ulysses_degree,
 //                    ranks_per_node) -> int64 tensor
-// Tensors are contiguous CPU tensors checked by the Python side; every call into seqpar runs
-// with the GIL released (plans are collective: a rank blocked in one must not hold the GIL).
+//   choose_scheme(ranks, batch, seq, heads_q, heads_kv, head_dim, dtype, causal, backward,
+//                 ranks_per_node) -> (scheme, ulysses_degree)   seqpar's cost model, local
+// Tensors are CPU tensors of the dtype the Python side checked; their shapes and contiguity are
+// checked here. Every call into seqpar runs with the GIL released (plans are collective: a rank
+// blocked in one must not hold the GIL).
 #include <torch/extension.h>
 
 #include <map>
@@ -73,14 +76,21 @@ GroupCommunicator communicator_for(const std::string& group_name) {
   return entry;
 }
 
-// Whether every rank of `group` passes `ok` (a blocking all-reduce, MIN).
-bool all_ranks_ok(const c10::intrusive_ptr<c10d::ProcessGroup>& group, bool ok) {
-  at::Tensor flag = at::full({1}, ok ? 1 : 0, at::kInt);
-  std::vector<at::Tensor> tensors{flag};
+// Whether every rank of `group` passes each check: flags[i] becomes the minimum over the ranks
+// (a blocking all-reduce).
+void agree(const c10::intrusive_ptr<c10d::ProcessGroup>& group, std::vector<int>& flags) {
+  at::Tensor t = at::tensor(flags, at::kInt);
+  std::vector<at::Tensor> tensors{t};
   c10d::AllreduceOptions options;
   options.reduceOp = c10d::ReduceOp::MIN;
   group->allreduce(tensors, options)->wait();
-  return flag.item<int>() == 1;
+  for (size_t i = 0; i < flags.size(); ++i) flags[i] = t[static_cast<int64_t>(i)].item<int>();
+}
+
+bool all_finite(std::initializer_list<const at::Tensor*> tensors) {
+  for (const at::Tensor* t : tensors)
+    if (!at::isfinite(*t).all().item<bool>()) return false;
+  return true;
 }
 
 seqpar::PlanConfig config_for(const std::string& scheme, int64_t batch, int64_t seq,
@@ -100,15 +110,25 @@ seqpar::PlanConfig config_for(const std::string& scheme, int64_t batch, int64_t 
   config.device = seqpar::Device::kHost;
   config.ulysses_degree = ulysses_degree;
   config.ranks_per_node = ranks_per_node;
+  config.check_finite = false;  // TorchPlan checks, on every rank together (see there)
   return config;
 }
 
+// A plan on one rank, and the checks that keep the ranks in step: before a step the ranks agree
+// (one small all-reduce) that every rank's tensors have the plan's shapes and, with
+// check_finite, are finite, so a bad input fails the step on every rank instead of leaving the
+// others waiting in it; after a backward they agree on the gradients being finite.
 class TorchPlan {
  public:
   TorchPlan(const std::string& group_name, const std::string& scheme, int64_t batch, int64_t seq,
             int64_t heads_q, int64_t heads_kv, int64_t head_dim, const std::string& dtype,
-            bool causal, double scale, int ulysses_degree, int ranks_per_node, int64_t local_seq)
-      : group_(communicator_for(group_name)) {
+            bool causal, double scale, int ulysses_degree, int ranks_per_node)
+      : group_(communicator_for(group_name)),
+        scheme_(scheme),
+        batch_(batch),
+        heads_q_(heads_q),
+        heads_kv_(heads_kv),
+        head_dim_(head_dim) {
     const seqpar::PlanConfig config =
         config_for(scheme, batch, seq, heads_q, heads_kv, head_dim, dtype, causal, scale,
                    ulysses_degree, ranks_per_node);
@@ -119,25 +139,6 @@ class TorchPlan {
     }
     if (!made.is_ok()) raise(made.status(), "plan (" + scheme + ")");
     plan_ = std::make_unique<seqpar::Plan>(std::move(made).value());
-    // The caller's shard must have the plan's length on every rank; all ranks learn of a
-    // mismatch on any, so none goes on into a step the others will not join.
-    const bool fits = plan_->local_seq() == local_seq;
-    bool all_fit = false;
-    {
-      pybind11::gil_scoped_release release;
-      all_fit = all_ranks_ok(group_.group, fits);
-    }
-    if (!all_fit) {
-      const std::string at = "seqpar.torch.attention (" + scheme + ", seq_len " +
-                             std::to_string(seq) + ", rank " + std::to_string(plan_rank()) + "): ";
-      throw std::invalid_argument(
-          at + (fits ? "another rank's shard does not have the length its plan gives it"
-                     : "this rank holds " + std::to_string(local_seq) +
-                           " tokens but the plan "
-                           "gives it " +
-                           std::to_string(plan_->local_seq()) +
-                           " (shard with the scheme's layout; pass seq_len for uneven shards)"));
-    }
   }
 
   // Whether this plan runs on `group_name`'s current process group.
@@ -145,39 +146,87 @@ class TorchPlan {
     return c10d::is_process_group_registered(group_name) &&
            c10d::resolve_process_group(group_name).get() == group_.group.get();
   }
-  int plan_rank() const { return group_.comm->rank(); }
 
   void forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tensor& out,
-               at::Tensor& lse) {
+               at::Tensor& lse, bool check_finite) {
+    const bool shapes = is_q(q) && is_kv(k) && is_kv(v) && is_q(out) && is_lse(lse);
+    step_agreement("forward", shapes, !check_finite || !shapes || all_finite({&q, &k, &v}),
+                   "q, k or v");
     seqpar::ForwardArgs args{q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(),
                              lse.data_ptr<float>()};
-    seqpar::Status status;
-    {
-      pybind11::gil_scoped_release release;
-      status = plan_->forward(args);
-    }
-    if (!status.is_ok()) raise(status, "forward");
+    run("forward", [&] { return plan_->forward(args); });
   }
 
   void backward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                 const at::Tensor& out, const at::Tensor& lse, const at::Tensor& dout,
-                at::Tensor& dq, at::Tensor& dk, at::Tensor& dv) {
+                at::Tensor& dq, at::Tensor& dk, at::Tensor& dv, bool check_finite) {
+    const bool shapes = is_q(q) && is_kv(k) && is_kv(v) && is_q(out) && is_lse(lse) && is_q(dout) &&
+                        is_q(dq) && is_kv(dk) && is_kv(dv);
+    step_agreement("backward", shapes, !check_finite || !shapes || all_finite({&dout}),
+                   "the output gradient");
     seqpar::BackwardArgs args{q.data_ptr(),   k.data_ptr(),          v.data_ptr(),
                               out.data_ptr(), lse.data_ptr<float>(), dout.data_ptr(),
                               dq.data_ptr(),  dk.data_ptr(),         dv.data_ptr()};
-    seqpar::Status status;
-    {
-      pybind11::gil_scoped_release release;
-      status = plan_->backward(args);
-    }
-    if (!status.is_ok()) raise(status, "backward");
+    run("backward", [&] { return plan_->backward(args); });
+    if (check_finite) step_agreement("backward", true, all_finite({&dq, &dk, &dv}), "dq, dk or dv");
   }
 
   int64_t local_seq() const { return plan_->local_seq(); }
   int64_t workspace_bytes() const { return static_cast<int64_t>(plan_->workspace_bytes()); }
 
  private:
+  bool sized(const at::Tensor& t, std::vector<int64_t> shape) const {
+    return t.is_contiguous() && t.sizes().vec() == shape;
+  }
+  bool is_q(const at::Tensor& t) const {
+    return sized(t, {batch_, plan_->local_seq(), heads_q_, head_dim_});
+  }
+  bool is_kv(const at::Tensor& t) const {
+    return sized(t, {batch_, plan_->local_seq(), heads_kv_, head_dim_});
+  }
+  bool is_lse(const at::Tensor& t) const {
+    return t.scalar_type() == at::kFloat && sized(t, {batch_, heads_q_, plan_->local_seq()});
+  }
+
+  // Every rank learns whether any rank's tensors are misshapen or non-finite, and all raise.
+  void step_agreement(const char* step, bool shapes_ok, bool finite_ok, const char* what) {
+    std::vector<int> flags{shapes_ok ? 1 : 0, finite_ok ? 1 : 0};
+    {
+      pybind11::gil_scoped_release release;
+      agree(group_.group, flags);
+    }
+    const std::string at = "seqpar.torch.attention " + std::string(step) + " (" + scheme_ +
+                           ", rank " + std::to_string(group_.comm->rank()) + "): ";
+    if (flags[0] == 0) {
+      throw std::invalid_argument(
+          at + (shapes_ok ? "another rank's tensors do not have its plan's shapes"
+                          : "this rank's tensors do not have the plan's shapes (its shard holds " +
+                                std::to_string(plan_->local_seq()) +
+                                " tokens: shard with the scheme's layout; pass seq_len for "
+                                "uneven shards)"));
+    }
+    if (flags[1] == 0) {
+      throw std::invalid_argument(at +
+                                  (finite_ok
+                                       ? "another rank's " + std::string(what) + " holds NaN or Inf"
+                                       : std::string(what) + " holds NaN or Inf on this rank") +
+                                  " (check_finite=False lets them through)");
+    }
+  }
+
+  template <class Call>
+  void run(const char* step, Call&& call) {
+    seqpar::Status status;
+    {
+      pybind11::gil_scoped_release release;
+      status = call();
+    }
+    if (!status.is_ok()) raise(status, step);
+  }
+
   GroupCommunicator group_;
+  std::string scheme_;
+  int64_t batch_, heads_q_, heads_kv_, head_dim_;
   std::unique_ptr<seqpar::Plan> plan_;
 };
 
@@ -226,7 +275,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "seqpar plans over a torch.distributed process group (use seqpar.torch)";
   pybind11::class_<TorchPlan>(m, "Plan")
       .def(pybind11::init<const std::string&, const std::string&, int64_t, int64_t, int64_t,
-                          int64_t, int64_t, const std::string&, bool, double, int, int, int64_t>())
+                          int64_t, int64_t, const std::string&, bool, double, int, int>())
       .def("serves", &TorchPlan::serves)
       .def("forward", &TorchPlan::forward)
       .def("backward", &TorchPlan::backward)

@@ -18,9 +18,11 @@ using seqpar::StatusCode;
 
 namespace {
 
-constexpr int kTagCounterBits = 20;  // a tag is (communicator id << 20) | (message counter)
+// A tag is 2^30 | (communicator id << 18) | (message counter mod 2^18): a positive int.
+constexpr int kTagCounterBits = 18;
 constexpr uint32_t kTagCounterMask = (1u << kTagCounterBits) - 1;
-constexpr uint32_t kMaxCommId = (1u << (31 - kTagCounterBits)) - 1;  // tags stay positive ints
+constexpr uint32_t kTagBase = 1u << 30;
+constexpr uint32_t kMaxCommId = (1u << (30 - kTagCounterBits)) - 1;
 
 // A byte view of caller memory (host: this backend serves CPU plans), valid while the op is.
 at::Tensor bytes_at(const void* data, size_t bytes) {
@@ -71,17 +73,6 @@ void reduce_in_rank_order(at::Tensor dst, const std::vector<at::Tensor>& parts,
   dst.copy_(acc);
 }
 
-// Runs a c10d call, turning its exceptions into a Status that names the operation.
-template <class Body>
-Status guarded(const char* op, Body&& body) {
-  try {
-    return body();
-  } catch (const std::exception& e) {
-    return Status(StatusCode::kCommError,
-                  std::string("torch.distributed ") + op + " failed: " + e.what());
-  }
-}
-
 // The blocking exchange inside split() waits as long as seqpar's own operations:
 // SEQPAR_TIMEOUT_S seconds (default 300).
 int64_t split_timeout_ms() {
@@ -103,7 +94,7 @@ struct ProcessGroupBackend::Pending {
 };
 
 ProcessGroupBackend::ProcessGroupBackend(c10::intrusive_ptr<c10d::ProcessGroup> group)
-    : group_(std::move(group)) {
+    : group_(std::move(group)), shared_(std::make_shared<Shared>()) {
   members_.resize(static_cast<size_t>(group_->getSize()));
   std::iota(members_.begin(), members_.end(), 0);
   rank_ = group_->getRank();
@@ -112,26 +103,58 @@ ProcessGroupBackend::ProcessGroupBackend(c10::intrusive_ptr<c10d::ProcessGroup> 
 }
 
 ProcessGroupBackend::ProcessGroupBackend(c10::intrusive_ptr<c10d::ProcessGroup> group,
-                                         std::vector<int> members, int rank, uint32_t id)
-    : group_(std::move(group)), members_(std::move(members)), rank_(rank), id_(id) {
+                                         std::vector<int> members, int rank, uint32_t id,
+                                         std::shared_ptr<Shared> shared)
+    : group_(std::move(group)),
+      members_(std::move(members)),
+      rank_(rank),
+      id_(id),
+      shared_(std::move(shared)) {
   sent_.assign(members_.size(), 0);
   received_.assign(members_.size(), 0);
 }
 
+template <class Body>
+Status ProcessGroupBackend::run_op(const char* op, Body&& body) {
+  if (!shared_->failure.empty()) {
+    return Status(StatusCode::kAborted, std::string("torch.distributed ") + op +
+                                            ": refused, an earlier operation " +
+                                            "of this process group failed (" + shared_->failure +
+                                            "); make a new process group");
+  }
+  try {
+    Status status = body();
+    return status.is_ok() ? status : failed(std::move(status));
+  } catch (const std::exception& e) {
+    return failed(Status(StatusCode::kCommError,
+                         std::string("torch.distributed ") + op + " failed: " + e.what()));
+  }
+}
+
+Status ProcessGroupBackend::failed(Status status) {
+  if (shared_->failure.empty()) shared_->failure = status.message();
+  return status;
+}
+
+void ProcessGroupBackend::abort(const char* message) {
+  if (shared_->failure.empty()) shared_->failure = message != nullptr ? message : "aborted";
+}
+
+int ProcessGroupBackend::tag(uint32_t counter) const {
+  return static_cast<int>(kTagBase | (id_ << kTagCounterBits) | (counter & kTagCounterMask));
+}
+
 void ProcessGroupBackend::post_send(Pending& pending, const void* buffer, size_t bytes, int peer) {
   if (bytes == 0) return;  // both sides skip a 0-byte message (their sizes agree)
-  const int tag = static_cast<int>((id_ << kTagCounterBits) | (sent_[peer]++ & kTagCounterMask));
   std::vector<at::Tensor> tensors{bytes_at(buffer, bytes)};
-  pending.works.push_back(group_->send(tensors, members_[peer], tag));
+  pending.works.push_back(group_->send(tensors, members_[peer], tag(sent_[peer]++)));
   pending.keep.push_back(tensors[0]);
 }
 
 void ProcessGroupBackend::post_recv(Pending& pending, void* buffer, size_t bytes, int peer) {
   if (bytes == 0) return;
-  const int tag =
-      static_cast<int>((id_ << kTagCounterBits) | (received_[peer]++ & kTagCounterMask));
   std::vector<at::Tensor> tensors{bytes_at(buffer, bytes)};
-  pending.works.push_back(group_->recv(tensors, members_[peer], tag));
+  pending.works.push_back(group_->recv(tensors, members_[peer], tag(received_[peer]++)));
   pending.keep.push_back(tensors[0]);
 }
 
@@ -153,21 +176,15 @@ Status ProcessGroupBackend::run_blocking(std::unique_ptr<Pending> pending) {
 }
 
 Status ProcessGroupBackend::exchange(seqpar::Span<P2POp> ops, void** work) {
-  return guarded("send/recv", [&] {
-    auto pending = std::make_unique<Pending>();
-    // A rank's messages to itself are copies: the k-th send to self fills the k-th receive.
+  return run_op("send/recv", [&] {
+    // Checked whole before anything is posted. A rank's messages to itself are copies: the k-th
+    // send to self fills the k-th receive.
     std::vector<const P2POp*> self_sends, self_recvs;
     for (const P2POp& op : ops) {
       if (op.peer < 0 || op.peer >= size())
         return Status(StatusCode::kInvalidArgument,
                       "exchange: peer " + std::to_string(op.peer) + " outside the group");
-      if (op.peer == rank_) {
-        (op.kind == SEQPAR_P2P_SEND ? self_sends : self_recvs).push_back(&op);
-      } else if (op.kind == SEQPAR_P2P_SEND) {
-        post_send(*pending, op.buffer, op.bytes, op.peer);
-      } else {
-        post_recv(*pending, op.buffer, op.bytes, op.peer);
-      }
+      if (op.peer == rank_) (op.kind == SEQPAR_P2P_SEND ? self_sends : self_recvs).push_back(&op);
     }
     if (self_sends.size() != self_recvs.size())
       return Status(StatusCode::kInvalidArgument,
@@ -175,6 +192,16 @@ Status ProcessGroupBackend::exchange(seqpar::Span<P2POp> ops, void** work) {
     for (size_t i = 0; i < self_sends.size(); ++i) {
       if (self_sends[i]->bytes != self_recvs[i]->bytes)
         return Status(StatusCode::kInvalidArgument, "exchange: a self message's sizes differ");
+    }
+    auto pending = std::make_unique<Pending>();
+    for (const P2POp& op : ops) {
+      if (op.peer == rank_) continue;
+      if (op.kind == SEQPAR_P2P_SEND)
+        post_send(*pending, op.buffer, op.bytes, op.peer);
+      else
+        post_recv(*pending, op.buffer, op.bytes, op.peer);
+    }
+    for (size_t i = 0; i < self_sends.size(); ++i) {
       if (self_sends[i]->bytes > 0)
         std::memmove(self_recvs[i]->buffer, self_sends[i]->buffer, self_sends[i]->bytes);
     }
@@ -186,7 +213,7 @@ Status ProcessGroupBackend::all_to_all_v(const void* send, seqpar::Span<size_t> 
                                          seqpar::Span<size_t> send_offsets, void* recv,
                                          seqpar::Span<size_t> recv_bytes,
                                          seqpar::Span<size_t> recv_offsets, void** work) {
-  return guarded("all_to_all", [&] {
+  return run_op("all_to_all", [&] {
     auto pending = std::make_unique<Pending>();
     const auto* in = static_cast<const char*>(send);
     auto* out = static_cast<char*>(recv);
@@ -264,7 +291,7 @@ void ProcessGroupBackend::p2p_all_gather(Pending& pending, const void* send, voi
 
 Status ProcessGroupBackend::all_gather(const void* send, void* recv, size_t bytes_per_rank,
                                        void** work) {
-  return guarded("all_gather", [&] {
+  return run_op("all_gather", [&] {
     auto pending = std::make_unique<Pending>();
     if (!whole()) {
       p2p_all_gather(*pending, send, recv, bytes_per_rank);
@@ -287,7 +314,7 @@ Status ProcessGroupBackend::reduce_scatter(const void* send, void* recv, size_t 
                                            int32_t dtype, ReduceOp op, void** work) {
   auto type = scalar_type_of(dtype);
   if (!type.is_ok()) return type.status();
-  return guarded("reduce_scatter", [&] {
+  return run_op("reduce_scatter", [&] {
     auto pending = std::make_unique<Pending>();
     const size_t n = members_.size();
     const size_t slice_bytes = count_per_rank * at::elementSize(*type);
@@ -330,7 +357,7 @@ Status ProcessGroupBackend::all_reduce(const void* send, void* recv, size_t coun
                                        ReduceOp op, void** work) {
   auto type = scalar_type_of(dtype);
   if (!type.is_ok()) return type.status();
-  return guarded("all_reduce", [&] {
+  return run_op("all_reduce", [&] {
     auto pending = std::make_unique<Pending>();
     at::Tensor out = elements_at(recv, count, *type);
     if (whole()) {
@@ -357,7 +384,7 @@ Status ProcessGroupBackend::all_reduce(const void* send, void* recv, size_t coun
 Status ProcessGroupBackend::broadcast(void* buffer, size_t bytes, int root, void** work) {
   if (root < 0 || root >= size())
     return Status(StatusCode::kInvalidArgument, "broadcast: root outside the group");
-  return guarded("broadcast", [&] {
+  return run_op("broadcast", [&] {
     auto pending = std::make_unique<Pending>();
     if (whole()) {
       c10d::BroadcastOptions options;
@@ -376,7 +403,7 @@ Status ProcessGroupBackend::broadcast(void* buffer, size_t bytes, int root, void
 }
 
 Status ProcessGroupBackend::barrier(void** work) {
-  return guarded("barrier", [&] {
+  return run_op("barrier", [&] {
     auto pending = std::make_unique<Pending>();
     if (whole()) {
       pending->works.push_back(group_->barrier());
@@ -403,45 +430,53 @@ Status ProcessGroupBackend::wait(void* work, int64_t timeout_ms) {
         deadline - std::chrono::steady_clock::now());
     try {
       if (!w->wait(std::max(left, std::chrono::milliseconds(1))))
-        return Status(StatusCode::kCommError, "torch.distributed: an operation was aborted");
+        return failed(
+            Status(StatusCode::kCommError, "torch.distributed: an operation was aborted"));
     } catch (const std::exception& e) {
       const std::string what = e.what();
-      return Status(is_timeout(what) ? StatusCode::kTimeout : StatusCode::kCommError,
-                    "torch.distributed: " + what);
+      return failed(Status(is_timeout(what) ? StatusCode::kTimeout : StatusCode::kCommError,
+                           "torch.distributed: " + what));
     }
   }
-  return guarded("completion", [&] {
+  return run_op("completion", [&] {
     if (pending->on_complete) pending->on_complete();
     return Status::ok();
   });
 }
 
 void ProcessGroupBackend::discard(void* work) {
-  // The works stay referenced by c10d until they end; dropping ours only frees the staging once
-  // they do not need it: wait briefly, then let go.
+  // seqpar lets go of an operation only on an error path: the group is marked failed (its
+  // messages may be left unmatched). The works own gloo's transfer state over the caller's
+  // buffers, so give them a short common deadline to end before they are dropped.
   std::unique_ptr<Pending> pending(static_cast<Pending*>(work));
+  (void)failed(Status(StatusCode::kAborted, "an operation was abandoned after an error"));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1000);
   for (auto& w : pending->works) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     try {
-      (void)w->wait(std::chrono::milliseconds(1000));
+      (void)w->wait(std::max(left, std::chrono::milliseconds(1)));
     } catch (const std::exception&) {
     }
   }
 }
 
 seqpar::StatusOr<seqpar::CommBackend::Split> ProcessGroupBackend::split(int color, int key) {
-  // Everyone's (color, key), then the members of this rank's color ordered by (key, rank).
+  // Everyone's (color, key, next free communicator id), then the members of this rank's color
+  // ordered by (key, rank); the child's id is the largest its members propose, so it is new to
+  // each of them.
   const int n = size();
-  std::vector<int32_t> mine{color, key};
-  std::vector<int32_t> all(2 * static_cast<size_t>(n));
+  std::vector<int32_t> mine{color, key, static_cast<int32_t>(shared_->next_comm_id)};
+  std::vector<int32_t> all(3 * static_cast<size_t>(n));
   auto pending = std::make_unique<Pending>();
-  Status status = guarded("split", [&] {
+  Status status = run_op("split", [&] {
     if (whole()) {
-      at::Tensor in_t = bytes_at(mine.data(), sizeof(int32_t) * 2);
-      at::Tensor out_t = bytes_at(all.data(), sizeof(int32_t) * 2 * n);
+      at::Tensor in_t = bytes_at(mine.data(), sizeof(int32_t) * 3);
+      at::Tensor out_t = bytes_at(all.data(), sizeof(int32_t) * 3 * n);
       pending->works.push_back(group_->all_gather_single(out_t, in_t));
       pending->keep = {in_t, out_t};
     } else {
-      p2p_all_gather(*pending, mine.data(), all.data(), sizeof(int32_t) * 2);
+      p2p_all_gather(*pending, mine.data(), all.data(), sizeof(int32_t) * 3);
     }
     return Status::ok();
   });
@@ -449,25 +484,28 @@ seqpar::StatusOr<seqpar::CommBackend::Split> ProcessGroupBackend::split(int colo
   if (!status.is_ok()) return status;
   std::vector<int> ranks;
   for (int r = 0; r < n; ++r)
-    if (all[2 * r] == color) ranks.push_back(r);
+    if (all[3 * r] == color) ranks.push_back(r);
   std::stable_sort(ranks.begin(), ranks.end(),
-                   [&](int a, int b) { return all[2 * a + 1] < all[2 * b + 1]; });
+                   [&](int a, int b) { return all[3 * a + 1] < all[3 * b + 1]; });
   std::vector<int> members;
   int child_rank = -1;
+  uint32_t id = 0;
   for (int r : ranks) {
     if (r == rank_) child_rank = static_cast<int>(members.size());
     members.push_back(members_[r]);
+    id = std::max(id, static_cast<uint32_t>(all[3 * r + 2]));
   }
-  // The child's tag space: the same on its ranks (a split is collective, so splits_ agrees),
-  // and distinct from the parent's and, with high likelihood, from its other descendants'.
-  const uint64_t mixed = (uint64_t{id_} * 1000003u + uint64_t{splits_++} * 8191u +
-                          static_cast<uint64_t>(color) * 131u + 7u);
-  const auto id = static_cast<uint32_t>(1 + mixed % kMaxCommId);
+  if (id > kMaxCommId) {
+    return failed(
+        Status(StatusCode::kUnsupported, "split: more than " + std::to_string(kMaxCommId) +
+                                             " communicators split from one process group"));
+  }
+  shared_->next_comm_id = id + 1;
   Split split;
   split.rank = child_rank;
   split.size = static_cast<int>(members.size());
   split.backend = std::unique_ptr<ProcessGroupBackend>(
-      new ProcessGroupBackend(group_, std::move(members), child_rank, id));
+      new ProcessGroupBackend(group_, std::move(members), child_rank, id, shared_));
   return split;
 }
 

@@ -7,7 +7,14 @@
 //
 // Matching: seqpar issues operations in the same order on every rank; the k-th message from rank
 // a to rank b of a communicator gets tag (communicator id, k) on both sides, so messages match
-// whatever order the transport delivers them in.
+// whatever order the transport delivers them in. Tags lie at 2^30 and above, away from the small
+// tags a program's own dist.send / dist.recv on the same group use. A communicator's id is 0 for
+// the whole group; a split child takes the largest next id its members propose, so no two
+// communicators a rank belongs to share one.
+//
+// Failure: once an operation fails (an error, a timeout), messages may be left unmatched, so the
+// communicator and everything split from it refuse every later operation (kAborted, naming the
+// first failure): a new process group is needed (gloo's is unusable after a timeout anyway).
 #include <cstdint>
 #include <memory>
 #include <seqpar/seqpar.hpp>
@@ -36,6 +43,7 @@ class ProcessGroupBackend : public seqpar::CommBackend {
   seqpar::Status barrier(void** work) override;
   seqpar::Status wait(void* work, int64_t timeout_ms) override;
   void discard(void* work) override;
+  void abort(const char* message) override;
   bool can_split() const override { return true; }
   seqpar::StatusOr<Split> split(int color, int key) override;
 
@@ -44,9 +52,20 @@ class ProcessGroupBackend : public seqpar::CommBackend {
 
  private:
   struct Pending;  // posted c10d works, staging buffers, and what to do once they complete
+  // What a communicator shares with the ones split from it.
+  struct Shared {
+    std::string failure;        // the first failed operation ("": none)
+    uint32_t next_comm_id = 1;  // the smallest id this process can still give a split child
+  };
   // A subgroup: members[i] is the process-group rank of subgroup rank i.
   ProcessGroupBackend(c10::intrusive_ptr<c10d::ProcessGroup> group, std::vector<int> members,
-                      int rank, uint32_t id);
+                      int rank, uint32_t id, std::shared_ptr<Shared> shared);
+
+  // Runs an operation's body: refused once the group has failed; a failure marks it failed.
+  template <class Body>
+  seqpar::Status run_op(const char* op, Body&& body);
+  seqpar::Status failed(seqpar::Status status);  // records the first failure, returns status
+  int tag(uint32_t counter) const;
 
   bool whole() const { return id_ == 0; }
   void post_send(Pending& pending, const void* buffer, size_t bytes, int peer);
@@ -61,7 +80,7 @@ class ProcessGroupBackend : public seqpar::CommBackend {
   int rank_ = 0;
   uint32_t id_ = 0;  // tag space: 0 for the whole group, a split child's own otherwise
   std::vector<uint32_t> sent_, received_;  // messages so far, per peer (the tags' counters)
-  uint32_t splits_ = 0;                    // splits made from this communicator
+  std::shared_ptr<Shared> shared_;
 };
 
 }  // namespace seqpar_torch

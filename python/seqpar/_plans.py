@@ -35,7 +35,15 @@ def dtype_name(dtype: torch.dtype) -> str:
     return _DTYPES[dtype]
 
 
-_choices: dict = {}  # (group name, problem) -> SchemeChoice, the same on every rank
+_choices: dict = {}  # (group, problem) -> SchemeChoice, the same on every rank
+# (group, layout-deciding shape) -> the latest choice for it: what scheme="auto" runs, so the
+# plan and the caller's shards (layout=choose_scheme(...)) always agree.
+_auto: dict = {}
+
+
+def _layout_key(name: str, size: int, seq_len: int, heads_q: int, heads_kv: int, head_dim: int,
+                causal: bool, ranks_per_node: int) -> tuple:
+    return (name, size, seq_len, heads_q, heads_kv, head_dim, causal, ranks_per_node)
 
 
 def choose_scheme(group: dist.ProcessGroup, seq_len: int, heads_q: int, heads_kv: int,
@@ -44,24 +52,40 @@ def choose_scheme(group: dist.ProcessGroup, seq_len: int, heads_q: int, heads_kv
     """Rank 0's cost-model choice, broadcast to the group once per problem (then cached)."""
     from .torch import SchemeChoice
 
-    key = (group.group_name, seq_len, heads_q, heads_kv, head_dim, batch, causal, dtype, backward,
-           ranks_per_node)
-    if key in _choices:
-        return _choices[key]
     size = dist.get_world_size(group)
-    message = [None]
-    if dist.get_rank(group) == 0:
-        try:
-            message[0] = _C.choose_scheme(size, batch, seq_len, heads_q, heads_kv, head_dim, dtype,
-                                          causal, backward, ranks_per_node)
-        except (RuntimeError, ValueError) as error:
-            message[0] = str(error)
-    dist.broadcast_object_list(message, group=group, group_src=0)
-    if isinstance(message[0], str):
-        raise ValueError(f"seqpar.torch.choose_scheme (rank 0): {message[0]}")
-    choice = SchemeChoice(*message[0])
-    _choices[key] = choice
+    key = (group.group_name, size, seq_len, heads_q, heads_kv, head_dim, batch, causal, dtype,
+           backward, ranks_per_node)
+    if key not in _choices:
+        message = [None]
+        if dist.get_rank(group) == 0:
+            try:  # whatever happens, rank 0 reaches the broadcast the others wait in
+                message[0] = _C.choose_scheme(size, batch, seq_len, heads_q, heads_kv, head_dim,
+                                              dtype, causal, backward, ranks_per_node)
+            except Exception as error:  # noqa: BLE001 - reported on every rank below
+                message[0] = f"{type(error).__name__}: {error}"
+        dist.broadcast_object_list(message, group=group, group_src=0)
+        if isinstance(message[0], str):
+            raise ValueError(f"seqpar.torch.choose_scheme (rank 0): {message[0]}")
+        _choices[key] = SchemeChoice(*message[0])
+    choice = _choices[key]
+    _auto[_layout_key(group.group_name, size, seq_len, heads_q, heads_kv, head_dim, causal,
+                      ranks_per_node)] = choice
     return choice
+
+
+def auto_choice(name: str, seq_len: int, heads_q: int, heads_kv: int, head_dim: int,
+                causal: bool, ranks_per_node: int):
+    """The choice scheme="auto" runs: the latest choose_scheme() for this group and shape."""
+    size = dist.get_world_size(dist.distributed_c10d._resolve_process_group(name))
+    key = _layout_key(name, size, seq_len, heads_q, heads_kv, head_dim, causal, ranks_per_node)
+    if key not in _auto:
+        raise ValueError(
+            "seqpar.torch.attention: scheme='auto' runs the scheme seqpar.torch.choose_scheme() "
+            "chose for this problem, and it has not been called for it (seq_len "
+            f"{seq_len}, heads {heads_q}/{heads_kv}, head_dim {head_dim}, causal {causal}, "
+            f"ranks_per_node {ranks_per_node}): call it first and shard with "
+            "layout=<its result>, or pass a scheme")
+    return _auto[key]
 
 
 def layout_positions(scheme: str, ranks: int, rank: int, seq_len: int, heads_q: int,
@@ -98,21 +122,20 @@ def _check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
 
 def _plan(q: torch.Tensor, k: torch.Tensor, name: str, scheme: str, causal: bool, scale: float,
           seq_len: int, ulysses_degree: int, ranks_per_node: int):
-    key = (name, scheme, tuple(q.shape), k.shape[2], q.dtype, causal, scale, seq_len,
-           ulysses_degree, ranks_per_node)
+    b, _, hq, d = q.shape
+    if scheme == "auto":
+        choice = auto_choice(name, seq_len, hq, k.shape[2], d, causal, ranks_per_node)
+        scheme, ulysses_degree = choice.scheme, ulysses_degree or choice.ulysses_degree
+    # The key leaves out the local length (the plan decides it; a step checks it on every rank
+    # together), so every rank finds, or misses, the same plan.
+    key = (name, scheme, b, hq, k.shape[2], d, q.dtype, causal, scale, seq_len, ulysses_degree,
+           ranks_per_node)
     plan = _plans.get(key)
     if plan is not None and plan.serves(name):
         _plans.move_to_end(key)
         return plan
-    b, s_local, hq, d = q.shape
-    if scheme == "auto":
-        group = dist.distributed_c10d._resolve_process_group(name)
-        scheme, chosen_u = choose_scheme(group, seq_len, hq, k.shape[2], d, b, causal,
-                                         _DTYPES[q.dtype], True, ranks_per_node)
-        ulysses_degree = ulysses_degree or chosen_u
-    # Collective; fails on every rank when any rank's shard is not the length the plan gives it.
     plan = _C.Plan(name, scheme, b, seq_len, hq, k.shape[2], d, _DTYPES[q.dtype], causal, scale,
-                   ulysses_degree, ranks_per_node, s_local)
+                   ulysses_degree, ranks_per_node)  # collective
     _plans[key] = plan
     while len(_plans) > _MAX_PLANS:
         _plans.popitem(last=False)
@@ -122,7 +145,8 @@ def _plan(q: torch.Tensor, k: torch.Tensor, name: str, scheme: str, causal: bool
 @torch.library.custom_op("seqpar::attention_forward", mutates_args=())
 def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, group_name: str,
                       scheme: str, causal: bool, softmax_scale: float, seq_len: int,
-                      ulysses_degree: int, ranks_per_node: int) -> Tuple[torch.Tensor, torch.Tensor]:
+                      ulysses_degree: int, ranks_per_node: int,
+                      check_finite: bool) -> Tuple[torch.Tensor, torch.Tensor]:
     """out (B, S_local, Hq, D) in q's dtype, lse (B, Hq, S_local) float32."""
     _check_inputs(q, k, v)
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
@@ -130,13 +154,13 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, group_n
                  ranks_per_node)
     out = torch.empty_like(q)
     lse = q.new_empty((q.shape[0], q.shape[2], q.shape[1]), dtype=torch.float32)
-    plan.forward(q, k, v, out, lse)
+    plan.forward(q, k, v, out, lse, check_finite)
     return out, lse
 
 
 @attention_forward.register_fake
 def _(q, k, v, group_name, scheme, causal, softmax_scale, seq_len, ulysses_degree,
-      ranks_per_node):
+      ranks_per_node, check_finite):
     lse = q.new_empty((q.shape[0], q.shape[2], q.shape[1]), dtype=torch.float32)
     return torch.empty_like(q, memory_format=torch.contiguous_format), lse
 
@@ -145,20 +169,23 @@ def _(q, k, v, group_name, scheme, causal, softmax_scale, seq_len, ulysses_degre
 def attention_backward(dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                        out: torch.Tensor, lse: torch.Tensor, group_name: str, scheme: str,
                        causal: bool, softmax_scale: float, seq_len: int, ulysses_degree: int,
-                       ranks_per_node: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                       ranks_per_node: int,
+                       check_finite: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """dq, dk, dv in the shapes and dtype of q, k, v."""
+    _check_inputs(q, k, v)
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-    out, lse, dout = out.contiguous(), lse.contiguous(), dout.contiguous().to(q.dtype)
+    out, dout = out.contiguous().to(q.dtype), dout.contiguous().to(q.dtype)
+    lse = lse.contiguous().to(torch.float32)
     plan = _plan(q, k, group_name, scheme, causal, softmax_scale, seq_len, ulysses_degree,
                  ranks_per_node)
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    plan.backward(q, k, v, out, lse, dout, dq, dk, dv)
+    plan.backward(q, k, v, out, lse, dout, dq, dk, dv, check_finite)
     return dq, dk, dv
 
 
 @attention_backward.register_fake
 def _(dout, q, k, v, out, lse, group_name, scheme, causal, softmax_scale, seq_len,
-      ulysses_degree, ranks_per_node):
+      ulysses_degree, ranks_per_node, check_finite):
     return (torch.empty_like(q, memory_format=torch.contiguous_format),
             torch.empty_like(k, memory_format=torch.contiguous_format),
             torch.empty_like(v, memory_format=torch.contiguous_format))
@@ -168,7 +195,7 @@ def _setup_context(ctx, inputs, output):
     q, k, v = inputs[:3]
     out, lse = output
     ctx.save_for_backward(q, k, v, out, lse)
-    ctx.args = inputs[3:]  # group_name, scheme, causal, softmax_scale, seq_len, U, ranks_per_node
+    ctx.args = inputs[3:]  # group_name, scheme, ..., ranks_per_node, check_finite
     ctx.mark_non_differentiable(lse)
 
 

@@ -80,55 +80,61 @@ def choose_scheme(seq_len: int, heads_q: int, heads_kv: int, head_dim: int, *, b
                                 ranks_per_node)
 
 
-def positions(seq_len: int, *, layout: Union[str, SchemeChoice] = "zigzag", group: Optional[dist.ProcessGroup] = None,
-              rank: Optional[int] = None, heads_q: int = 1, heads_kv: int = 1,
+def positions(seq_len: int, *, layout: Union[str, SchemeChoice],
+              group: Optional[dist.ProcessGroup] = None, rank: Optional[int] = None,
+              heads_q: Optional[int] = None, heads_kv: Optional[int] = None,
               ulysses_degree: int = 0, ranks_per_node: int = 0) -> torch.Tensor:
     """The global token positions (int64, in local order) that ``rank`` (default: this rank)
     holds in ``layout``: a scheme's name (its layout), a SchemeChoice, or "contiguous",
     "striped", "zigzag". "hybrid"'s layout depends on its U x R grid: pass the heads_q,
-    heads_kv, ulysses_degree and ranks_per_node that ``attention`` gets."""
+    heads_kv (or the ulysses_degree) and ranks_per_node that ``attention`` gets; without them
+    it is refused rather than guessed."""
     group = _group_or_world(group)
     size = dist.get_world_size(group)
     if rank is None:
         rank = dist.get_rank(group)
-    scheme, ulysses_degree = _layout_scheme(layout, ulysses_degree)
+    scheme, ulysses_degree, heads_q, heads_kv = _layout_args(layout, ulysses_degree, heads_q,
+                                                             heads_kv)
     return _plans.layout_positions(scheme, size, rank, seq_len, heads_q, heads_kv,
                                    ulysses_degree, ranks_per_node)
 
 
 def shard(x: torch.Tensor, group: Optional[dist.ProcessGroup] = None,
-          layout: Union[str, SchemeChoice] = "zigzag", *,
-          seq_dim: int = 1, heads_q: Optional[int] = None, heads_kv: Optional[int] = None,
-          ulysses_degree: int = 0, ranks_per_node: int = 0) -> torch.Tensor:
+          layout: Optional[Union[str, SchemeChoice]] = None, *, seq_dim: int = 1,
+          heads_q: Optional[int] = None, heads_kv: Optional[int] = None, ulysses_degree: int = 0,
+          ranks_per_node: int = 0) -> torch.Tensor:
     """This rank's shard of ``x``, a global tensor that every rank holds whole: the rows along
     ``seq_dim`` that ``layout`` gives this rank, in local order (no communication).
-    ``layout``: a scheme's name, a SchemeChoice or "contiguous", "striped", "zigzag"; the
-    keywords as in
-    ``positions`` (heads default to x's dim 2: give both for "hybrid" with GQA)."""
+    ``layout`` (required): the scheme ``attention`` runs (its name or a SchemeChoice) or
+    "contiguous", "striped", "zigzag"; the keywords as in ``positions``."""
+    if layout is None:
+        raise ValueError("seqpar.torch.shard: pass layout=, the scheme attention() runs (a name "
+                         "or choose_scheme()'s result)")
     seq_dim = seq_dim % x.dim()
-    heads = x.shape[2] if x.dim() == 4 else 1
-    index = positions(x.shape[seq_dim], layout=layout, group=group,
-                      heads_q=heads_q or heads, heads_kv=heads_kv or heads,
-                      ulysses_degree=ulysses_degree, ranks_per_node=ranks_per_node)
+    index = positions(x.shape[seq_dim], layout=layout, group=group, heads_q=heads_q,
+                      heads_kv=heads_kv, ulysses_degree=ulysses_degree,
+                      ranks_per_node=ranks_per_node)
     return x.index_select(seq_dim, index.to(x.device))
 
 
 def unshard(x: torch.Tensor, group: Optional[dist.ProcessGroup] = None,
-            layout: Union[str, SchemeChoice] = "zigzag", *, seq_dim: int = 1, seq_len: Optional[int] = None, heads_q: Optional[int] = None,
+            layout: Optional[Union[str, SchemeChoice]] = None, *, seq_dim: int = 1,
+            seq_len: Optional[int] = None, heads_q: Optional[int] = None,
             heads_kv: Optional[int] = None, ulysses_degree: int = 0,
             ranks_per_node: int = 0) -> torch.Tensor:
-    """The global tensor from every rank's shard ``x`` (the inverse of ``shard``), on every
-    rank: an all_gather over ``group``. ``seq_len``: the global length (default: the local
-    length times the group's size). Not differentiable."""
+    """The global tensor from every rank's shard ``x`` (the inverse of ``shard``, the same
+    ``layout`` and keywords), on every rank: an all_gather over ``group``. ``seq_len``: the
+    global length (default: the local length times the group's size). Not differentiable."""
+    if layout is None:
+        raise ValueError("seqpar.torch.unshard: pass layout=, the one the shards were made with")
     group = _group_or_world(group)
     size = dist.get_world_size(group)
     seq_dim = seq_dim % x.dim()
     seq_len = seq_len if seq_len is not None else x.shape[seq_dim] * size
-    heads = x.shape[2] if x.dim() == 4 else 1
-    scheme, ulysses_degree = _layout_scheme(layout, ulysses_degree)
-    per_rank = [_plans.layout_positions(scheme, size, r, seq_len, heads_q or heads,
-                                        heads_kv or heads, ulysses_degree, ranks_per_node)
-                for r in range(size)]
+    scheme, ulysses_degree, heads_q, heads_kv = _layout_args(layout, ulysses_degree, heads_q,
+                                                             heads_kv)
+    per_rank = [_plans.layout_positions(scheme, size, r, seq_len, heads_q, heads_kv,
+                                        ulysses_degree, ranks_per_node) for r in range(size)]
     longest = max(p.numel() for p in per_rank)
     local = x.detach().movedim(seq_dim, 0).contiguous()
     if local.shape[0] < longest:  # uneven contiguous splits: pad to the longest shard
@@ -147,17 +153,24 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
               scheme: Union[str, SchemeChoice] = "auto",
               causal: bool = True, softmax_scale: Optional[float] = None,
               return_lse: bool = False, *, seq_len: Optional[int] = None,
-              ulysses_degree: int = 0, ranks_per_node: int = 0
+              ulysses_degree: int = 0, ranks_per_node: int = 0, check_finite: bool = True
               ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
     """Exact attention of this rank's queries against the whole sequence's keys and values.
 
     q: (B, S_local, Hq, D); k, v: (B, S_local, Hkv, D), this rank's shard in the scheme's layout
     (``shard(x, group, layout=scheme)``); float32, bfloat16 or float16, all three on the same
-    device. ``scheme``: a name in SCHEMES, a SchemeChoice, or "auto": ``choose_scheme``'s choice
-    for this problem (shard with ``layout=choose_scheme(...)``, called with the same problem). ``seq_len``: the global S (default S_local * group size).
-    ``ranks_per_node``: consecutive ranks sharing a node (0: all), so "tree" combines within
+    device. ``scheme``: a name in SCHEMES, a SchemeChoice, or "auto": the scheme
+    ``choose_scheme`` last chose for this group and shape (call it first, and shard with
+    ``layout=`` its result; without that call "auto" raises). ``seq_len``: the global S
+    (default S_local * group size). ``ranks_per_node``: consecutive ranks sharing a node (0: all), so "tree" combines within
     nodes first and "hybrid" keeps its head groups inside one; ``ulysses_degree``: hybrid's U
-    (0: the largest divisor of the node's ranks not above heads_q).
+    (0: the largest divisor of the node's ranks not above heads_q). ``check_finite``: fail the
+    step on every rank (ValueError) when any rank's q, k, v, output gradient or computed
+    gradients hold NaN or Inf; off, they go through (for loss scaling), but seqpar's CPU kernel
+    may turn a NaN logit into finite wrong values rather than NaN.
+    Every step also checks, on all ranks together (one small all-reduce), that each rank's
+    tensors have the plan's shapes, so a bad shard fails the step everywhere instead of leaving
+    the other ranks waiting.
     Returns out (B, S_local, Hq, D) in q's dtype, and with ``return_lse`` also the log-sum-exp
     lse (B, Hq, S_local), float32, natural log, without gradient.
 
@@ -180,7 +193,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     global_seq = int(seq_len) if seq_len is not None else q.shape[1] * dist.get_world_size(group)
     out, lse = torch.ops.seqpar.attention_forward(q, k, v, _plans.group_name(group), scheme,
                                                   causal, scale, global_seq, int(ulysses_degree),
-                                                  int(ranks_per_node))
+                                                  int(ranks_per_node), bool(check_finite))
     return (out, lse) if return_lse else out
 
 
@@ -216,19 +229,27 @@ class SeqparAttention(torch.nn.Module):
 _LAYOUT_NAMES = {"contiguous": "ring", "striped": "striped", "zigzag": "zigzag"}
 
 
-def _layout_scheme(layout: Union[str, SchemeChoice], ulysses_degree: int) -> Tuple[str, int]:
-    """(the scheme whose layout ``layout`` names, hybrid's U) for a layout kind, a scheme's own
-    name or a SchemeChoice."""
+def _layout_args(layout: Union[str, SchemeChoice], ulysses_degree: int,
+                 heads_q: Optional[int], heads_kv: Optional[int]) -> Tuple[str, int, int, int]:
+    """(scheme, U, heads_q, heads_kv) of a layout given as a layout kind, a scheme's name or a
+    SchemeChoice. Only hybrid's layout depends on the heads (through U): for it they, or U, must
+    be given; for the others any positive value gives the same layout."""
     if isinstance(layout, SchemeChoice):
-        return layout.scheme, layout.ulysses_degree or ulysses_degree
-    if layout in _LAYOUT_NAMES:
-        return _LAYOUT_NAMES[layout], ulysses_degree
-    if layout in SCHEMES:
-        return layout, ulysses_degree
-    if layout == "auto":
+        scheme, ulysses_degree = layout.scheme, layout.ulysses_degree or ulysses_degree
+    elif layout in _LAYOUT_NAMES:
+        scheme = _LAYOUT_NAMES[layout]
+    elif layout in SCHEMES:
+        scheme = layout
+    elif layout == "auto":
         raise ValueError("seqpar.torch: 'auto' is not a layout: the choice depends on the whole "
                          "problem; pass layout=choose_scheme(seq_len, heads_q, heads_kv, "
                          "head_dim, ...) instead")
-    raise ValueError(f"seqpar.torch: unknown layout {layout!r}; expected a scheme name "
-                     f"({', '.join(SCHEMES)}), a SchemeChoice or one of "
-                     f"{', '.join(_LAYOUT_NAMES)}")
+    else:
+        raise ValueError(f"seqpar.torch: unknown layout {layout!r}; expected a scheme name "
+                         f"({', '.join(SCHEMES)}), a SchemeChoice or one of "
+                         f"{', '.join(_LAYOUT_NAMES)}")
+    if scheme == "hybrid" and ulysses_degree == 0 and (heads_q is None or heads_kv is None):
+        raise ValueError("seqpar.torch: the hybrid layout depends on its Ulysses degree, which "
+                         "the plan picks from the heads: pass heads_q= and heads_kv= (those "
+                         "attention() gets, for k and v too) or ulysses_degree=")
+    return scheme, ulysses_degree, heads_q or 1, heads_kv or heads_q or 1

@@ -481,7 +481,7 @@ def opcheck_test():
         layout = dict(layout="zigzag", heads_q=4, heads_kv=2)
         q, k, v = (spt.shard(t, **layout).requires_grad_() for t in (p.q, p.k, p.v))
         args = (q, k, v, dist.group.WORLD.group_name, "zigzag", True, 1.0 / math.sqrt(D), S,
-                0, 0)
+                0, 0, True)
         torch.library.opcheck(torch.ops.seqpar.attention_forward.default, args,
                               test_utils=("test_schema", "test_faketensor"))
         return "test_schema, test_faketensor"
@@ -558,6 +558,41 @@ def error_tests(not_initialised):
             spt.attention(q, q, q, scheme="hybrid", ulysses_degree=3)
         return expect_error((RuntimeError, ValueError), r"divide", call)
 
+    def non_finite_on_one_rank(seed):
+        # A NaN in rank 1's q: every rank's step fails (none is left waiting in it), and with
+        # check_finite=False the same call goes through.
+        x = torch.randn(B, S, 4, D)
+        q = spt.shard(x, layout="zigzag")
+        kv = spt.shard(x[:, :, :2], layout="zigzag")
+        bad = q.clone()
+        if rank() == 1:
+            bad[0, 0, 0, 0] = float("nan")
+        detail = expect_error(ValueError, r"NaN or Inf",
+                              lambda: spt.attention(bad, kv, kv, scheme="zigzag"))
+        spt.attention(bad, kv, kv, scheme="zigzag", check_finite=False)
+        return detail
+
+    def shard_length_after_a_cached_plan(seed):
+        # The plan for this problem exists (a good step first); then rank 1's shard is too
+        # short: the cache must not let ranks diverge, every rank gets the error.
+        x = torch.randn(B, S, 4, D)
+        q = spt.shard(x, layout="ring")
+        kv = spt.shard(x[:, :, :2], layout="ring")
+        spt.attention(q, kv, kv, scheme="ring", seq_len=S)
+        short = (q[:, :-1], kv[:, :-1], kv[:, :-1]) if rank() == 1 else (q, kv, kv)
+        return expect_error(ValueError, r"shapes",
+                            lambda: spt.attention(*short, scheme="ring", seq_len=S))
+
+    def auto_without_choice(seed):
+        q, k, v = local_qkv(S // world())
+        return expect_error(ValueError, r"choose_scheme",
+                            lambda: spt.attention(q, k, v, scheme="auto", seq_len=S + 4 * world()))
+
+    def layouts_refused(seed):
+        x = torch.randn(B, S, 4, D)
+        expect_error(ValueError, r"layout=", lambda: spt.shard(x))
+        return expect_error(ValueError, r"heads_q=", lambda: spt.shard(x, layout="hybrid"))
+
     def no_process_group(seed):
         if isinstance(not_initialised, Exception):
             raise not_initialised
@@ -570,7 +605,11 @@ def error_tests(not_initialised):
             ("error shard length vs seq_len", shard_length),
             ("error hybrid ulysses_degree=3", bad_ulysses_degree),
             ("error not initialised (before init)", no_process_group),
-            ("error uneven shards without seq_len", uneven_without_seq_len)]
+            ("error uneven shards without seq_len", uneven_without_seq_len),
+            ("error NaN on one rank fails every rank", non_finite_on_one_rank),
+            ("error shard length after a cached plan", shard_length_after_a_cached_plan),
+            ("error auto without choose_scheme", auto_without_choice),
+            ("error shard without layout, hybrid without heads", layouts_refused)]
 
 
 def before_init():
